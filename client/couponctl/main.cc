@@ -1,0 +1,102 @@
+// couponctl: the command line of coupond. Online commands talk to a server through the
+// client library; offline commands (generate, publish, versions) work on files and a
+// model store directly. Flags are parsed here and copied into each command's inputs.
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "client/couponctl/commands.h"
+
+ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each RPC.");
+ABSL_FLAG(bool, json, false, "Print responses as JSON (score, model-info).");
+ABSL_FLAG(std::string, user, "", "score: the user id.");
+ABSL_FLAG(std::vector<std::string>, coupons, {}, "score: comma-separated candidate coupon ids (default: every active coupon).");
+ABSL_FLAG(uint32_t, top_k, 0, "score: return only the k most likely coupons (0: all).");
+ABSL_FLAG(int64_t, as_of, 0, "score: judge coupon validity at this Unix time (0: now).");
+ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(), "health: wait up to this long for SERVING.");
+ABSL_FLAG(std::string, store, "", "publish, versions: the model store directory.");
+ABSL_FLAG(std::string, factors, "", "publish: directory of factor files to publish.");
+ABSL_FLAG(uint64_t, version, 0, "publish: version number (0: newest + 1).");
+ABSL_FLAG(std::string, out, "", "generate: directory to write the synthetic platform's factor files to.");
+ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
+ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
+ABSL_FLAG(uint32_t, dimension, 16, "generate: latent dimension.");
+ABSL_FLAG(uint64_t, seed, 42, "generate: random seed.");
+ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows).");
+
+namespace {
+
+constexpr char kUsage[] =
+    "couponctl: command line of coupond, the coupon scoring service.\n"
+    "\n"
+    "usage: couponctl <command> [flags]\n"
+    "\n"
+    "online commands (talk to a running coupond at --server):\n"
+    "  score       --user U [--coupons a,b,c] [--top_k K] [--as_of T] [--json]\n"
+    "              redemption probabilities of one user, highest first\n"
+    "  model-info  [--json]            the model version the server answers with\n"
+    "  health      [--wait 30s]        grpc.health.v1 status; with --wait, until SERVING\n"
+    "\n"
+    "offline commands (work on files and a model store directory):\n"
+    "  generate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--seed S] [--now T]\n"
+    "              a synthetic platform with known true preferences, as factor files\n"
+    "  publish     --store DIR --factors DIR [--version V]\n"
+    "              publish factor files as a new model version (atomic bulk ingest)\n"
+    "  versions    --store DIR         the versions in a model store\n"
+    "\n"
+    "Factor file format: see README.md (\"Factor files\").";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() != 2) {
+    std::fprintf(stderr, "%s\n\n%s\n",
+                 args.size() < 2 ? "couponctl: missing command" : "couponctl: one command at a time",
+                 kUsage);
+    return 2;
+  }
+  const std::string command = args[1];
+  namespace cmd = coupond::couponctl;
+
+  cmd::OnlineFlags online;
+  online.client.target = absl::GetFlag(FLAGS_server);
+  online.client.timeout = absl::GetFlag(FLAGS_timeout);
+  online.json = absl::GetFlag(FLAGS_json);
+
+  if (command == "score") {
+    cmd::ScoreFlags f;
+    f.user = absl::GetFlag(FLAGS_user);
+    f.coupons = absl::GetFlag(FLAGS_coupons);
+    f.top_k = absl::GetFlag(FLAGS_top_k);
+    f.as_of = absl::GetFlag(FLAGS_as_of);
+    return cmd::Score(online, f);
+  }
+  if (command == "model-info") return cmd::ModelInfo(online);
+  if (command == "health") return cmd::Health(online, absl::GetFlag(FLAGS_wait));
+  if (command == "generate") {
+    cmd::GenerateFlags f;
+    f.out = absl::GetFlag(FLAGS_out);
+    f.options.num_users = absl::GetFlag(FLAGS_num_users);
+    f.options.num_coupons = absl::GetFlag(FLAGS_num_coupons);
+    f.options.dimension = absl::GetFlag(FLAGS_dimension);
+    f.options.seed = absl::GetFlag(FLAGS_seed);
+    f.options.now_unix_seconds = absl::GetFlag(FLAGS_now);
+    return cmd::Generate(f);
+  }
+  if (command == "publish") {
+    return cmd::Publish(absl::GetFlag(FLAGS_store), absl::GetFlag(FLAGS_factors),
+                        absl::GetFlag(FLAGS_version));
+  }
+  if (command == "versions") return cmd::Versions(absl::GetFlag(FLAGS_store));
+  std::fprintf(stderr, "couponctl: unknown command '%s'\n\n%s\n", command.c_str(), kUsage);
+  return 2;
+}

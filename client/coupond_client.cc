@@ -1,0 +1,99 @@
+#include "client/coupond_client.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace coupond::client {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+CoupondClient::CoupondClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
+    : options_(options),
+      channel_(std::move(channel)),
+      scoring_(v1::CouponScoring::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+absl::StatusOr<std::unique_ptr<CoupondClient>> CoupondClient::Create(const ClientOptions& options) {
+  if (options.target.empty()) return absl::InvalidArgumentError("target: empty");
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("timeout: must be positive");
+  }
+  auto channel = grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("target: cannot create a channel to '",
+                                                   options.target, "'"));
+  }
+  return std::unique_ptr<CoupondClient>(new CoupondClient(options, std::move(channel)));
+}
+
+namespace {
+
+void SetDeadline(grpc::ClientContext* context, absl::Duration timeout) {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ScoreResponse> CoupondClient::Score(const v1::ScoreRequest& request) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.timeout);
+  v1::ScoreResponse response;
+  if (absl::Status s = FromGrpcStatus(scoring_->Score(&context, request, &response)); !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetModelInfoResponse> CoupondClient::GetModelInfo(
+    const v1::GetModelInfoRequest& request) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.timeout);
+  v1::GetModelInfoResponse response;
+  if (absl::Status s = FromGrpcStatus(scoring_->GetModelInfo(&context, request, &response));
+      !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CoupondClient::CheckHealth(
+    const std::string& service) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.timeout);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  if (absl::Status s = FromGrpcStatus(health_->Check(&context, request, &response)); !s.ok()) {
+    return s;
+  }
+  return response.status();
+}
+
+absl::Status CoupondClient::WaitUntilServing(absl::Duration timeout,
+                                             const std::string& service) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last = "no answer";
+  while (true) {
+    auto status = CheckHealth(service);
+    if (status.ok() && *status == grpc::health::v1::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    last = status.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status)
+                       : status.status().ToString();
+    if (absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("server at '", options_.target,
+                                                  "' not SERVING after ",
+                                                  absl::FormatDuration(timeout), ": ", last));
+}
+
+}  // namespace coupond::client

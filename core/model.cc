@@ -1,0 +1,125 @@
+#include "core/model.h"
+
+#include <cmath>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+
+namespace coupond::core {
+namespace {
+
+absl::Status CheckIds(const std::vector<std::string>& ids, const char* field) {
+  absl::flat_hash_set<absl::string_view> seen;
+  seen.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string& id = ids[i];
+    if (id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: empty id"));
+    }
+    if (id.size() > kMaxIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: id is ", id.size(),
+                                                     " bytes, limit ", kMaxIdBytes));
+    }
+    if (!seen.insert(id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "]: duplicate id '", id, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFinite(const std::vector<float>& values, size_t row_width,
+                         const std::vector<std::string>& ids, const char* field) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      const size_t row = i / row_width;
+      return absl::InvalidArgumentError(absl::StrCat(field, ": non-finite value ", values[i],
+                                                     " for '", ids[row], "' (row ", row,
+                                                     ", column ", i % row_width, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSize(size_t actual, size_t expected, const char* field) {
+  if (actual != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": has ", actual, " values, expected ", expected));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateModelData(const ModelData& model) {
+  if (model.dimension < 1 || model.dimension > kMaxDimension) {
+    return absl::InvalidArgumentError(absl::StrCat("dimension: ", model.dimension,
+                                                   " is outside [1, ", kMaxDimension, "]"));
+  }
+  if (!std::isfinite(model.global_bias)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("global_bias: non-finite value ", model.global_bias));
+  }
+  const size_t d = model.dimension;
+  const size_t users = model.user_ids.size();
+  const size_t coupons = model.coupon_ids.size();
+  if (absl::Status s = CheckSize(model.user_bias.size(), users, "user_bias"); !s.ok()) return s;
+  if (absl::Status s = CheckSize(model.user_factors.size(), users * d, "user_factors"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckSize(model.coupon_bias.size(), coupons, "coupon_bias"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckSize(model.coupon_factors.size(), coupons * d, "coupon_factors");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckSize(model.coupon_attributes.size(), coupons, "coupon_attributes");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckIds(model.user_ids, "user_ids"); !s.ok()) return s;
+  if (absl::Status s = CheckIds(model.coupon_ids, "coupon_ids"); !s.ok()) return s;
+  if (absl::Status s = CheckFinite(model.user_bias, 1, model.user_ids, "user_bias"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckFinite(model.user_factors, d, model.user_ids, "user_factors");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckFinite(model.coupon_bias, 1, model.coupon_ids, "coupon_bias");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          CheckFinite(model.coupon_factors, d, model.coupon_ids, "coupon_factors");
+      !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < coupons; ++i) {
+    const CouponAttributes& a = model.coupon_attributes[i];
+    const std::string& id = model.coupon_ids[i];
+    if (!std::isfinite(a.face_value) || a.face_value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coupon_attributes.face_value: ", a.face_value, " for '", id, "' is not >= 0"));
+    }
+    if (a.stock < -1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coupon_attributes.stock: ", a.stock, " for '", id, "' (use -1 for unlimited)"));
+    }
+    if (a.valid_from_unix_seconds < 0 || a.valid_until_unix_seconds < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("coupon_attributes.valid_*: negative time for '", id, "'"));
+    }
+    if (a.valid_until_unix_seconds != 0 &&
+        a.valid_until_unix_seconds <= a.valid_from_unix_seconds) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coupon_attributes.valid_until: ", a.valid_until_unix_seconds, " for '", id,
+          "' is not after valid_from ", a.valid_from_unix_seconds));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coupond::core

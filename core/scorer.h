@@ -1,0 +1,64 @@
+#ifndef COUPOND_CORE_SCORER_H_
+#define COUPOND_CORE_SCORER_H_
+
+// Scoring one user against a set of coupons with a model snapshot:
+//   p(u, c) = sigmoid(b + b_u + b_c + <x_u, y_c>).
+// Pure computation: no I/O, no allocation beyond the result.
+
+#include <cmath>
+#include <cstdint>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/types/span.h"
+#include "core/snapshot.h"
+
+namespace coupond::core {
+
+struct ScoreQuery {
+  absl::string_view user_id;
+  // Candidate coupon ids; empty means every coupon active at `as_of_unix_seconds`.
+  // REQUIRES: no duplicates (the caller validates).
+  absl::Span<const absl::string_view> coupon_ids;
+  // Time at which coupon activity (validity window, stock) is judged.
+  int64_t as_of_unix_seconds = 0;
+  // Keep only the `top_k` most likely coupons; 0 keeps all.
+  uint32_t top_k = 0;
+};
+
+struct ScoredCoupon {
+  uint32_t coupon_row = 0;  // row in the snapshot
+  double logit = 0.0;
+  double probability = 0.0;
+};
+
+struct ScoreResult {
+  // False when the user is not in the model and the population prior was used
+  // (user bias and factors taken at their prior mean, zero).
+  bool known_user = false;
+  // By descending probability, ties by ascending coupon id; at most top_k entries.
+  std::vector<ScoredCoupon> scores;
+  // Indices into ScoreQuery::coupon_ids of ids the model does not know, in query order.
+  std::vector<uint32_t> unknown_coupons;
+  // Indices into ScoreQuery::coupon_ids of known coupons that are not active.
+  std::vector<uint32_t> inactive_coupons;
+  // Active candidates scored before top_k was applied.
+  size_t candidates_scored = 0;
+};
+
+// Numerically stable logistic function.
+inline double Sigmoid(double z) {
+  if (z >= 0) {
+    const double e = std::exp(-z);
+    return 1.0 / (1.0 + e);
+  }
+  const double e = std::exp(z);
+  return e / (1.0 + e);
+}
+
+// Thread-safe (reads only the immutable snapshot).
+ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query);
+
+}  // namespace coupond::core
+
+#endif  // COUPOND_CORE_SCORER_H_

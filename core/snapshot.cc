@@ -1,0 +1,75 @@
+#include "core/snapshot.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/status_macros.h"
+
+namespace coupond::core {
+
+absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Create(
+    ModelData model, ModelVersionInfo info) {
+  COUPOND_RETURN_IF_ERROR(ValidateModelData(model));
+  if (info.dimension != model.dimension || info.num_users != model.num_users() ||
+      info.num_coupons != model.num_coupons()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model version ", info.version, ": manifest says dimension ", info.dimension, ", ",
+        info.num_users, " users, ", info.num_coupons, " coupons; data has dimension ",
+        model.dimension, ", ", model.num_users(), " users, ", model.num_coupons(), " coupons"));
+  }
+  info.global_bias = model.global_bias;
+
+  // make_shared cannot reach the private constructor.
+  std::shared_ptr<ModelSnapshot> s(new ModelSnapshot());
+  s->info_ = std::move(info);
+  COUPOND_ASSIGN_OR_RETURN(s->coupon_factors_,
+                           FactorMatrix::Create(model.coupon_factors, model.num_coupons(),
+                                                model.dimension));
+  s->user_ids_ = std::move(model.user_ids);
+  s->user_bias_ = std::move(model.user_bias);
+  s->user_factors_ = std::move(model.user_factors);
+  s->coupon_ids_ = std::move(model.coupon_ids);
+  s->coupon_bias_ = std::move(model.coupon_bias);
+  s->coupon_attributes_ = std::move(model.coupon_attributes);
+
+  // The maps hold views into the id vectors, which are never modified after this point.
+  s->user_index_.reserve(s->user_ids_.size());
+  for (size_t i = 0; i < s->user_ids_.size(); ++i) {
+    s->user_index_.emplace(s->user_ids_[i], static_cast<uint32_t>(i));
+  }
+  s->coupon_index_.reserve(s->coupon_ids_.size());
+  for (size_t i = 0; i < s->coupon_ids_.size(); ++i) {
+    s->coupon_index_.emplace(s->coupon_ids_[i], static_cast<uint32_t>(i));
+  }
+  s->built_at_ = absl::Now();
+  return std::shared_ptr<const ModelSnapshot>(std::move(s));
+}
+
+std::optional<uint32_t> ModelSnapshot::FindUser(absl::string_view user_id) const {
+  auto it = user_index_.find(user_id);
+  if (it == user_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint32_t> ModelSnapshot::FindCoupon(absl::string_view coupon_id) const {
+  auto it = coupon_index_.find(coupon_id);
+  if (it == coupon_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+size_t ModelSnapshot::memory_bytes() const {
+  size_t bytes = user_bias_.capacity() * sizeof(float) +
+                 user_factors_.capacity() * sizeof(float) +
+                 coupon_bias_.capacity() * sizeof(float) +
+                 coupon_attributes_.capacity() * sizeof(CouponAttributes) +
+                 coupon_factors_.memory_bytes();
+  for (const std::string& id : user_ids_) bytes += sizeof(std::string) + id.capacity();
+  for (const std::string& id : coupon_ids_) bytes += sizeof(std::string) + id.capacity();
+  // Swiss tables: one control byte plus one slot per bucket.
+  bytes += user_index_.capacity() * (1 + sizeof(std::pair<absl::string_view, uint32_t>));
+  bytes += coupon_index_.capacity() * (1 + sizeof(std::pair<absl::string_view, uint32_t>));
+  return bytes;
+}
+
+}  // namespace coupond::core

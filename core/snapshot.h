@@ -1,0 +1,92 @@
+#ifndef COUPOND_CORE_SNAPSHOT_H_
+#define COUPOND_CORE_SNAPSHOT_H_
+
+// An immutable, query-ready model version. The server holds one (via shared_ptr) per loaded
+// version; every request takes a reference for its whole duration, so a newer version can
+// be swapped in without disturbing requests in flight.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/kernel.h"
+#include "core/model.h"
+
+namespace coupond::core {
+
+// What the store's manifest records about a version.
+struct ModelVersionInfo {
+  uint64_t version = 0;
+  uint32_t dimension = 0;
+  uint64_t num_users = 0;
+  uint64_t num_coupons = 0;
+  double global_bias = 0.0;
+  int64_t created_unix_seconds = 0;
+  // XXH3-64 over the version's stored rows (see storage/model_store.h).
+  uint64_t checksum = 0;
+  std::string description;
+};
+
+// Thread-safe: all methods are const and the object never changes after Create.
+class ModelSnapshot {
+ public:
+  // Validates `model` (ValidateModelData) and builds the lookup tables and the kernel's
+  // coupon layout. `info` describes the version; its counts and dimension must match.
+  static absl::StatusOr<std::shared_ptr<const ModelSnapshot>> Create(
+      ModelData model, ModelVersionInfo info);
+
+  const ModelVersionInfo& info() const { return info_; }
+  uint32_t dimension() const { return info_.dimension; }
+  double global_bias() const { return info_.global_bias; }
+  // When Create finished building this snapshot (the server reports it as the load time).
+  absl::Time built_at() const { return built_at_; }
+
+  size_t num_users() const { return user_ids_.size(); }
+  std::optional<uint32_t> FindUser(absl::string_view user_id) const;
+  // REQUIRES: row < num_users().
+  const float* user_factors(uint32_t row) const {
+    return user_factors_.data() + size_t{row} * info_.dimension;
+  }
+  float user_bias(uint32_t row) const { return user_bias_[row]; }
+
+  size_t num_coupons() const { return coupon_ids_.size(); }
+  std::optional<uint32_t> FindCoupon(absl::string_view coupon_id) const;
+  // REQUIRES: row < num_coupons() for the accessors below.
+  const std::string& coupon_id(uint32_t row) const { return coupon_ids_[row]; }
+  float coupon_bias(uint32_t row) const { return coupon_bias_[row]; }
+  const CouponAttributes& coupon_attributes(uint32_t row) const {
+    return coupon_attributes_[row];
+  }
+  // Coupon factors in the kernel's padded layout.
+  const FactorMatrix& coupon_factors() const { return coupon_factors_; }
+
+  // Approximate heap bytes held by the snapshot.
+  size_t memory_bytes() const;
+
+ private:
+  ModelSnapshot() = default;
+
+  ModelVersionInfo info_;
+  absl::Time built_at_;
+  std::vector<std::string> user_ids_;
+  std::vector<float> user_bias_;
+  std::vector<float> user_factors_;
+  absl::flat_hash_map<absl::string_view, uint32_t> user_index_;  // views into user_ids_
+
+  std::vector<std::string> coupon_ids_;
+  std::vector<float> coupon_bias_;
+  std::vector<CouponAttributes> coupon_attributes_;
+  FactorMatrix coupon_factors_;
+  absl::flat_hash_map<absl::string_view, uint32_t> coupon_index_;  // views into coupon_ids_
+};
+
+}  // namespace coupond::core
+
+#endif  // COUPOND_CORE_SNAPSHOT_H_

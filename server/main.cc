@@ -1,0 +1,85 @@
+// coupond: the online coupon scoring server. Parses flags, starts the server, waits for
+// SIGTERM or SIGINT, drains, exits. Everything else lives in the server library.
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:8980", "Address to serve on, host:port (port 0: any free port).");
+ABSL_FLAG(std::string, store, "", "Model store directory (RocksDB), written by `couponctl publish`. Required.");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
+          "How often the store is checked for a newer model version.");
+ABSL_FLAG(uint32_t, expected_dimension, 0, "Refuse model versions of another latent dimension (0: any).");
+ABSL_FLAG(uint32_t, max_candidates, 10000, "Most coupon ids one Score request may name.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM, how long in-flight calls may finish before they are cancelled.");
+ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+
+namespace {
+
+int Run() {
+  const std::string store = absl::GetFlag(FLAGS_store);
+  if (store.empty()) {
+    std::fprintf(stderr, "coupond: --store is required (see --help)\n");
+    return 2;
+  }
+  const spdlog::level::level_enum level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
+  spdlog::set_level(level);
+
+  // Block the stop signals before any thread exists, so that every thread (gRPC's
+  // included) inherits the mask and only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  coupond::server::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.model.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  options.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+
+  auto server = coupond::server::CoupondServer::Start(
+      coupond::server::NewStoreModelSource(store, absl::GetFlag(FLAGS_expected_dimension)),
+      options);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    // Written to a temporary name and renamed, so a reader never sees a partial file.
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      spdlog::critical("cannot write --port_file {}", port_file);
+      return 1;
+    }
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*server)->Shutdown();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "coupond: gRPC coupon scoring server.\n"
+      "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
+      "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection.");
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

@@ -1,0 +1,119 @@
+#include "server/model_manager.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "spdlog/spdlog.h"
+#include "storage/model_store.h"
+
+namespace coupond::server {
+namespace {
+
+class StoreModelSource final : public ModelSource {
+ public:
+  StoreModelSource(std::string path, uint32_t expected_dimension)
+      : path_(std::move(path)), expected_dimension_(expected_dimension) {}
+
+  absl::StatusOr<core::ModelVersionInfo> Latest() override {
+    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    return store->LatestVersion();
+  }
+
+  absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Load(uint64_t version) override {
+    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    storage::ReadOptions options;
+    options.expected_dimension = expected_dimension_;
+    return store->LoadSnapshot(version, options);
+  }
+
+  std::string Describe() const override { return absl::StrCat("model store '", path_, "'"); }
+
+ private:
+  const std::string path_;
+  const uint32_t expected_dimension_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelSource> NewStoreModelSource(std::string store_path,
+                                                 uint32_t expected_dimension) {
+  return std::make_unique<StoreModelSource>(std::move(store_path), expected_dimension);
+}
+
+ModelManager::ModelManager(std::unique_ptr<ModelSource> source,
+                           const ModelManagerOptions& options)
+    : options_(options), source_(std::move(source)) {}
+
+absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(
+    std::unique_ptr<ModelSource> source, const ModelManagerOptions& options) {
+  if (source == nullptr) return absl::InvalidArgumentError("ModelManager: source is null");
+  if (options.poll_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("ModelManager: poll_interval must be positive");
+  }
+  return std::unique_ptr<ModelManager>(new ModelManager(std::move(source), options));
+}
+
+ModelManager::~ModelManager() { StopPolling(); }
+
+void ModelManager::StopPolling() {
+  absl::MutexLock lock(&stop_mu_);
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (poller_.joinable()) poller_.join();
+}
+
+absl::Status ModelManager::PollOnce() {
+  absl::MutexLock lock(&poll_mu_);
+  absl::StatusOr<core::ModelVersionInfo> latest = source_->Latest();
+  if (!latest.ok()) return latest.status();
+  const std::shared_ptr<const core::ModelSnapshot> current = Current();
+  if (current != nullptr && latest->version <= current->info().version) {
+    return absl::OkStatus();
+  }
+  if (latest->version == failed_version_) {
+    return absl::OkStatus();  // already reported; wait for a newer version
+  }
+
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> next = source_->Load(latest->version);
+  if (!next.ok()) {
+    failed_version_ = latest->version;
+    return absl::Status(next.status().code(),
+                        absl::StrCat("rejected model version ", latest->version, " from ",
+                                     source_->Describe(), ": ", next.status().message()));
+  }
+  const std::shared_ptr<const core::ModelSnapshot> loaded = *std::move(next);
+  current_.store(loaded, std::memory_order_release);
+  spdlog::info("loaded model version {} ({} users, {} coupons, dimension {}, {:.1f} MiB) from {} "
+               "in {:.1f} ms",
+               loaded->info().version, loaded->num_users(), loaded->num_coupons(),
+               loaded->dimension(), loaded->memory_bytes() / 1048576.0, source_->Describe(),
+               absl::ToDoubleMilliseconds(absl::Now() - start));
+  if (on_load_) on_load_(*loaded);
+  return absl::OkStatus();
+}
+
+void ModelManager::StartPolling(LoadCallback on_load) {
+  on_load_ = std::move(on_load);
+  poller_ = std::thread([this] { PollLoop(); });
+}
+
+void ModelManager::PollLoop() {
+  std::string last_error;
+  do {
+    const absl::Status s = PollOnce();
+    // Log each distinct problem once, not every poll interval.
+    if (!s.ok() && std::string(s.message()) != last_error) {
+      last_error = std::string(s.message());
+      if (absl::IsNotFound(s)) {
+        spdlog::warn("no model to serve yet: {}", last_error);
+      } else {
+        spdlog::error("{}", last_error);
+      }
+    } else if (s.ok()) {
+      last_error.clear();
+    }
+  } while (!stop_.WaitForNotificationWithTimeout(options_.poll_interval));
+}
+
+}  // namespace coupond::server

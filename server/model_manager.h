@@ -1,0 +1,94 @@
+#ifndef COUPOND_SERVER_MODEL_MANAGER_H_
+#define COUPOND_SERVER_MODEL_MANAGER_H_
+
+// Keeps the server's current model snapshot: finds the newest complete version in a model
+// source, loads it off the request path, and publishes it with one atomic pointer swap.
+// Requests take a shared_ptr to the snapshot for their whole duration, so a swap never
+// disturbs a request in flight, and an old snapshot is freed when its last reader lets go.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "core/snapshot.h"
+
+namespace coupond::server {
+
+// Where model versions come from. Implementations must be safe to call from the manager's
+// polling thread (one call at a time).
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+  // Manifest of the newest complete version; NotFound when there is none yet.
+  virtual absl::StatusOr<core::ModelVersionInfo> Latest() = 0;
+  // Loads and verifies one version.
+  virtual absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Load(uint64_t version) = 0;
+  // For log lines, e.g. the store's path.
+  virtual std::string Describe() const = 0;
+};
+
+// A ModelSource over a RocksDB model store directory. Opens the store read-only for each
+// call, so it sees versions published by another process (couponctl publish) after it
+// started, and never holds RocksDB's lock.
+std::unique_ptr<ModelSource> NewStoreModelSource(std::string store_path,
+                                                 uint32_t expected_dimension = 0);
+
+struct ModelManagerOptions {
+  // How often the source is polled for a newer version. Default 5 s.
+  absl::Duration poll_interval = absl::Seconds(5);
+};
+
+// Thread-safe.
+class ModelManager {
+ public:
+  // Called on the polling thread after each successful load, with the new snapshot.
+  using LoadCallback = std::function<void(const core::ModelSnapshot&)>;
+
+  static absl::StatusOr<std::unique_ptr<ModelManager>> Create(std::unique_ptr<ModelSource> source,
+                                                              const ModelManagerOptions& options);
+  // Stops the polling thread (if started); waits for a load in progress to finish.
+  ~ModelManager();
+
+  // The snapshot to answer with, or null before the first successful load. Lock-free for
+  // readers apart from the shared_ptr control block.
+  std::shared_ptr<const core::ModelSnapshot> Current() const {
+    return current_.load(std::memory_order_acquire);
+  }
+
+  // Loads the source's newest version if it is newer than the current one. OK when nothing
+  // newer exists or the newer version was loaded; the load error otherwise (the current
+  // snapshot is kept). A version that failed once is not retried until a newer one appears.
+  absl::Status PollOnce();
+
+  // Starts polling every poll_interval on a background thread, beginning now.
+  // `on_load` may be empty. REQUIRES: called at most once.
+  void StartPolling(LoadCallback on_load);
+  // Stops the polling thread and waits for it; idempotent. Current() stays valid.
+  void StopPolling();
+
+ private:
+  ModelManager(std::unique_ptr<ModelSource> source, const ModelManagerOptions& options);
+  void PollLoop();
+
+  const ModelManagerOptions options_;
+  absl::Mutex poll_mu_;  // one load at a time
+  std::unique_ptr<ModelSource> source_ ABSL_GUARDED_BY(poll_mu_);
+  uint64_t failed_version_ ABSL_GUARDED_BY(poll_mu_) = 0;
+  LoadCallback on_load_;  // set before the thread starts, then only read by it
+  std::atomic<std::shared_ptr<const core::ModelSnapshot>> current_;
+  absl::Mutex stop_mu_;  // serialises StopPolling callers
+  absl::Notification stop_;
+  std::thread poller_;
+};
+
+}  // namespace coupond::server
+
+#endif  // COUPOND_SERVER_MODEL_MANAGER_H_

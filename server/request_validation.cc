@@ -1,0 +1,78 @@
+#include "server/request_validation.h"
+
+#include "absl/strings/string_view.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "core/model.h"
+
+namespace coupond::server {
+namespace {
+
+// Ids are echoed in error messages; keep the echo short and printable.
+std::string Quote(absl::string_view id) {
+  constexpr size_t kMaxEcho = 64;
+  std::string out;
+  for (char c : id.substr(0, kMaxEcho)) {
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  if (id.size() > kMaxEcho) out += "...";
+  return absl::StrCat("'", out, "'");
+}
+
+absl::Status CheckRequestId(const std::string& request_id, const RequestLimits& limits) {
+  if (request_id.size() > limits.max_request_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id: ", request_id.size(),
+                                                   " bytes, limit ",
+                                                   limits.max_request_id_bytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = CheckRequestId(request.request_id(), limits); !s.ok()) return s;
+  if (request.user_id().empty()) {
+    return absl::InvalidArgumentError("user_id: required");
+  }
+  if (request.user_id().size() > core::kMaxIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user_id: ", request.user_id().size(), " bytes, limit ", core::kMaxIdBytes));
+  }
+  if (request.as_of_unix_seconds() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "as_of_unix_seconds: ", request.as_of_unix_seconds(), " is negative"));
+  }
+  const auto& ids = request.coupon_ids();
+  if (static_cast<size_t>(ids.size()) > limits.max_candidates) {
+    return absl::InvalidArgumentError(absl::StrCat("coupon_ids: ", ids.size(),
+                                                   " candidates, limit ",
+                                                   limits.max_candidates));
+  }
+  absl::flat_hash_map<absl::string_view, int> first_index;
+  first_index.reserve(ids.size());
+  for (int i = 0; i < ids.size(); ++i) {
+    const std::string& id = ids[i];
+    if (id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("coupon_ids[", i, "]: empty id"));
+    }
+    if (id.size() > core::kMaxIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("coupon_ids[", i, "]: ", id.size(),
+                                                     " bytes, limit ", core::kMaxIdBytes));
+    }
+    auto [it, inserted] = first_index.emplace(id, i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("coupon_ids[", i, "]: duplicate of coupon_ids[",
+                                                     it->second, "] (", Quote(id), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,
+                                         const RequestLimits& limits) {
+  return CheckRequestId(request.request_id(), limits);
+}
+
+}  // namespace coupond::server

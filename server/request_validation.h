@@ -1,0 +1,28 @@
+#ifndef COUPOND_SERVER_REQUEST_VALIDATION_H_
+#define COUPOND_SERVER_REQUEST_VALIDATION_H_
+
+// Validation of incoming requests, before any model is touched. Every failure is
+// InvalidArgument with a message that starts with the offending field's name (as in the
+// .proto), e.g. "coupon_ids[3]: duplicate of coupon_ids[0] ('c1')".
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "coupond/v1/coupon_scoring.pb.h"
+
+namespace coupond::server {
+
+struct RequestLimits {
+  // Most candidate coupon ids one Score request may name. Default 10,000.
+  size_t max_candidates = 10000;
+  // Longest request_id, in bytes. Default 128.
+  size_t max_request_id_bytes = 128;
+};
+
+absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);
+absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,
+                                         const RequestLimits& limits);
+
+}  // namespace coupond::server
+
+#endif  // COUPOND_SERVER_REQUEST_VALIDATION_H_

@@ -1,0 +1,106 @@
+#include "server/scoring_service.h"
+
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "core/scorer.h"
+#include "server/status_util.h"
+#include "spdlog/spdlog.h"
+
+namespace coupond::server {
+namespace {
+
+std::string NewRequestId() {
+  thread_local absl::InsecureBitGen gen;
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(gen));
+}
+
+absl::Status NoModel() {
+  return absl::UnavailableError("no model version loaded yet; retry later");
+}
+
+}  // namespace
+
+absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
+                                     v1::ScoreResponse* response) const {
+  response->set_request_id(request.request_id().empty() ? NewRequestId()
+                                                        : request.request_id());
+  if (absl::Status s = ValidateScoreRequest(request, limits_); !s.ok()) return s;
+  const std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
+  if (model == nullptr) return NoModel();
+
+  std::vector<absl::string_view> candidates(request.coupon_ids().begin(),
+                                           request.coupon_ids().end());
+  core::ScoreQuery query;
+  query.user_id = request.user_id();
+  query.coupon_ids = candidates;
+  query.as_of_unix_seconds = request.as_of_unix_seconds() != 0 ? request.as_of_unix_seconds()
+                                                               : absl::ToUnixSeconds(absl::Now());
+  query.top_k = request.top_k();
+  const core::ScoreResult result = core::ScoreCoupons(*model, query);
+
+  response->set_model_version(model->info().version);
+  response->set_user_resolution(result.known_user ? v1::USER_RESOLUTION_KNOWN_USER
+                                                  : v1::USER_RESOLUTION_POPULATION_PRIOR);
+  response->set_candidates_scored(static_cast<uint32_t>(result.candidates_scored));
+  response->mutable_scores()->Reserve(static_cast<int>(result.scores.size()));
+  for (const core::ScoredCoupon& s : result.scores) {
+    v1::CouponScore* out = response->add_scores();
+    out->set_coupon_id(model->coupon_id(s.coupon_row));
+    out->set_probability(s.probability);
+    out->set_logit(s.logit);
+  }
+  for (uint32_t i : result.unknown_coupons) response->add_unknown_coupon_ids(request.coupon_ids(static_cast<int>(i)));
+  for (uint32_t i : result.inactive_coupons) response->add_inactive_coupon_ids(request.coupon_ids(static_cast<int>(i)));
+  return absl::OkStatus();
+}
+
+absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& request,
+                                            v1::GetModelInfoResponse* response) const {
+  response->set_request_id(request.request_id().empty() ? NewRequestId()
+                                                        : request.request_id());
+  if (absl::Status s = ValidateGetModelInfoRequest(request, limits_); !s.ok()) return s;
+  const std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
+  if (model == nullptr) return NoModel();
+  const core::ModelVersionInfo& info = model->info();
+  v1::ModelInfo* out = response->mutable_model();
+  out->set_version(info.version);
+  out->set_dimension(info.dimension);
+  out->set_num_users(info.num_users);
+  out->set_num_coupons(info.num_coupons);
+  out->set_global_bias(info.global_bias);
+  out->set_created_unix_seconds(info.created_unix_seconds);
+  out->set_checksum(absl::StrFormat("%016x", info.checksum));
+  out->set_loaded_unix_seconds(absl::ToUnixSeconds(model->built_at()));
+  out->set_description(info.description);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,
+                                                const v1::ScoreRequest* request,
+                                                v1::ScoreResponse* response) {
+  const absl::Time start = absl::Now();
+  const absl::Status status = DoScore(*request, response);
+  spdlog::debug("Score request_id={} status={} scores={} took_us={:.0f}", response->request_id(),
+                absl::StatusCodeToString(status.code()), response->scores_size(),
+                absl::ToDoubleMicroseconds(absl::Now() - start));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ScoringService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                       const v1::GetModelInfoRequest* request,
+                                                       v1::GetModelInfoResponse* response) {
+  const absl::Status status = DoGetModelInfo(*request, response);
+  spdlog::debug("GetModelInfo request_id={} status={}", response->request_id(),
+                absl::StatusCodeToString(status.code()));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace coupond::server

@@ -1,0 +1,80 @@
+#include "server/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/kernel.h"
+#include "core/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "spdlog/spdlog.h"
+
+namespace coupond::server {
+namespace {
+
+constexpr char kServiceName[] = "coupond.v1.CouponScoring";
+
+void SetHealth(grpc::Server* server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);  // the server as a whole ("")
+  health->SetServingStatus(kServiceName, serving);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
+    std::unique_ptr<ModelSource> source, const ServerOptions& options) {
+  std::unique_ptr<CoupondServer> s(new CoupondServer());
+  s->options_ = options;
+  COUPOND_ASSIGN_OR_RETURN(s->models_, ModelManager::Create(std::move(source), options.model));
+  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.limits);
+
+  // Debian links with --as-needed: without this call grpc++_reflection is dropped and
+  // reflection silently disappears.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::EnableDefaultHealthCheckService(true);
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on '", options.listen_address, "' (in use, or invalid)"));
+  }
+  // gRPC's default health service starts out SERVING; say the truth before the first model.
+  SetHealth(s->server_.get(), false);
+
+  grpc::Server* server = s->server_.get();
+  s->models_->StartPolling([server](const core::ModelSnapshot&) { SetHealth(server, true); });
+  spdlog::info("coupond listening on port {} (kernel target {}), health NOT_SERVING until a "
+               "model loads",
+               s->port_, core::KernelTargetName());
+  return s;
+}
+
+CoupondServer::~CoupondServer() { Shutdown(); }
+
+void CoupondServer::Shutdown() {
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  spdlog::info("shutting down: draining in-flight calls for up to {}",
+               absl::FormatDuration(options_.shutdown_grace));
+  // Tell load balancers first, then stop accepting and drain.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  models_->StopPolling();
+  spdlog::info("shut down");
+}
+
+void CoupondServer::Wait() { server_->Wait(); }
+
+}  // namespace coupond::server

@@ -1,0 +1,67 @@
+#ifndef COUPOND_SERVER_SERVER_H_
+#define COUPOND_SERVER_SERVER_H_
+
+// The coupond server: the CouponScoring service, the standard grpc.health.v1 service and
+// server reflection on one gRPC server, fed by a ModelManager.
+//
+// Health: NOT_SERVING (for "" and "coupond.v1.CouponScoring") until the first model version
+// has loaded, SERVING after, NOT_SERVING again once shutdown begins.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "server/model_manager.h"
+#include "server/request_validation.h"
+#include "server/scoring_service.h"
+
+namespace coupond::server {
+
+struct ServerOptions {
+  // host:port to listen on; port 0 picks a free port (see CoupondServer::port()).
+  // Default "0.0.0.0:8980".
+  std::string listen_address = "0.0.0.0:8980";
+  ModelManagerOptions model;
+  RequestLimits limits;
+  // On Shutdown, how long in-flight requests may take before they are cancelled.
+  // Default 10 s.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+// Thread-safe.
+class CoupondServer {
+ public:
+  // Binds, starts serving (health NOT_SERVING) and starts polling `source` for models.
+  // Unavailable if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<CoupondServer>> Start(std::unique_ptr<ModelSource> source,
+                                                              const ServerOptions& options);
+  // Shuts down (gracefully) if not done yet.
+  ~CoupondServer();
+
+  // The bound port.
+  int port() const { return port_; }
+  const ModelManager& models() const { return *models_; }
+
+  // Stops accepting calls, marks health NOT_SERVING, lets in-flight calls finish for up to
+  // shutdown_grace, then cancels the rest. Idempotent.
+  void Shutdown();
+  // Blocks until the server has shut down.
+  void Wait();
+
+ private:
+  CoupondServer() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<ModelManager> models_;
+  std::unique_ptr<ScoringService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace coupond::server
+
+#endif  // COUPOND_SERVER_SERVER_H_

@@ -1,0 +1,97 @@
+#ifndef COUPOND_STORAGE_MODEL_STORE_H_
+#define COUPOND_STORAGE_MODEL_STORE_H_
+
+// The model store: a RocksDB database holding numbered model versions.
+//
+// Layout (all keys in the default column family, bytewise order; <v> is the version as 20
+// zero-padded decimal digits, so versions sort numerically):
+//   d/<v>/c/<coupon_id>  coupon row: f32 bias, f32 x dim factors, f64 face value,
+//                        i64 valid_from, i64 valid_until, i64 stock (little-endian)
+//   d/<v>/u/<user_id>    user row: f32 bias, f32 x dim factors (little-endian)
+//   m/<v>                manifest: "key=value" lines (format, version, dimension, counts,
+//                        global bias, creation time, checksum, description)
+// A version is written as one SST file (SstFileWriter) and added with IngestExternalFile,
+// so its rows and manifest become visible together or not at all: a reader never sees a
+// manifest whose rows are missing, whatever the writer's fate.
+//
+// The checksum is XXH3-64 over every data key and value of the version in key order; a read
+// recomputes it. Reads verify everything a manifest promises (counts, dimension, value
+// sizes, finite numbers, checksum) and return DataLoss naming the first violation.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model.h"
+#include "core/snapshot.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace coupond::storage {
+
+struct PublishOptions {
+  // Version number to publish as. 0 (default): one more than the newest version present.
+  // A non-zero version must be greater than every version present.
+  uint64_t version = 0;
+  // Recorded as the manifest's creation time. 0 (default): the current time.
+  int64_t created_unix_seconds = 0;
+};
+
+struct ReadOptions {
+  // When non-zero, a version of another dimension is rejected (FailedPrecondition).
+  // Default 0: any dimension.
+  uint32_t expected_dimension = 0;
+};
+
+// Thread-compatible: one ModelStore per thread, or external synchronisation. Any number of
+// read-only stores (in this or other processes) may be open beside one writable store.
+class ModelStore {
+ public:
+  // Opens (creating if missing) the store at `path` for publishing. Takes RocksDB's lock:
+  // only one writable store per path at a time.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> OpenForWrite(const std::string& path);
+  // Opens the store at `path` read-only; it sees the versions complete at the time of the
+  // call. NotFound if there is no store at `path`.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> OpenForRead(const std::string& path);
+
+  ~ModelStore();
+  ModelStore(const ModelStore&) = delete;
+  ModelStore& operator=(const ModelStore&) = delete;
+
+  // Validates `model` (core::ValidateModelData) and writes it as a new version, visible
+  // atomically. Returns the manifest as written. Requires a store opened for write.
+  absl::StatusOr<core::ModelVersionInfo> Publish(const core::ModelData& model,
+                                                 const PublishOptions& options = {});
+
+  // Manifests of every complete version, oldest first. Unparsable manifests are DataLoss.
+  absl::StatusOr<std::vector<core::ModelVersionInfo>> ListVersions() const;
+  // The newest version's manifest; NotFound when the store holds none.
+  absl::StatusOr<core::ModelVersionInfo> LatestVersion() const;
+
+  // Reads and verifies one version. NotFound if it does not exist; DataLoss if its rows
+  // disagree with its manifest in any way (see the file comment).
+  absl::StatusOr<core::ModelData> ReadVersion(uint64_t version,
+                                              const ReadOptions& options = {}) const;
+  // Reads a version and builds the immutable snapshot the server serves.
+  absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> LoadSnapshot(
+      uint64_t version, const ReadOptions& options = {}) const;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  ModelStore(std::string path, std::unique_ptr<rocksdb::DB> db, bool writable);
+
+  absl::StatusOr<core::ModelVersionInfo> ReadManifest(uint64_t version) const;
+
+  std::string path_;
+  std::unique_ptr<rocksdb::DB> db_;
+  bool writable_;
+};
+
+}  // namespace coupond::storage
+
+#endif  // COUPOND_STORAGE_MODEL_STORE_H_
