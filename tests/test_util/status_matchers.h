@@ -28,6 +28,13 @@ MATCHER_P2(StatusIs, code, message_matcher,
          ::testing::Matches(message_matcher)(std::string(s.message()));
 }
 
+// EXPECT_THAT(status_or_statusor, StatusIs(absl::StatusCode::kNotFound))
+MATCHER_P(StatusIs, code, "has code " + absl::StatusCodeToString(code)) {
+  const absl::Status& s = ::coupond::testing::GetStatus(arg);
+  *result_listener << "status is " << s;
+  return s.code() == code;
+}
+
 MATCHER(IsOk, "is OK") {
   const absl::Status& s = ::coupond::testing::GetStatus(arg);
   *result_listener << "status is " << s;

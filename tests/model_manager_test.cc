@@ -1,0 +1,118 @@
+// ModelManager over a real RocksDB store: first load, swaps to newer versions, readers
+// keep their snapshot across a swap, and a damaged version is refused while the old one
+// keeps serving.
+
+#include "server/model_manager.h"
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "storage/keys.h"
+#include "storage/model_store.h"
+#include "tests/test_util/models.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
+
+namespace coupond::server {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::coupond::testing::TempDir;
+using ::coupond::testing::TinyModel;
+using ::testing::HasSubstr;
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ModelManager> NewManager(absl::Duration poll = absl::Seconds(60)) {
+    ModelManagerOptions options;
+    options.poll_interval = poll;
+    auto m = ModelManager::Create(NewStoreModelSource(store_.path()), options);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return *std::move(m);
+  }
+  uint64_t Publish(uint32_t users) {
+    auto store = storage::ModelStore::OpenForWrite(store_.path());
+    EXPECT_TRUE(store.ok()) << store.status();
+    auto info = (*store)->Publish(TinyModel(users, 4, 3));
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info->version;
+  }
+  TempDir store_;
+};
+
+TEST_F(ModelManagerTest, NothingToServeBeforeTheFirstVersion) {
+  auto manager = NewManager();
+  EXPECT_EQ(manager->Current(), nullptr);
+  EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(manager->Current(), nullptr);
+}
+
+TEST_F(ModelManagerTest, LoadsNewestAndSwapsWithoutDisturbingReaders) {
+  auto manager = NewManager();
+  Publish(2);
+  ASSERT_OK(manager->PollOnce());
+  std::shared_ptr<const core::ModelSnapshot> in_flight = manager->Current();
+  ASSERT_NE(in_flight, nullptr);
+  EXPECT_EQ(in_flight->info().version, 1u);
+
+  Publish(3);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Current()->info().version, 2u);
+  // The request that started on version 1 still holds it, intact.
+  EXPECT_EQ(in_flight->info().version, 1u);
+  EXPECT_EQ(in_flight->num_users(), 2u);
+  // And it is freed when that reader lets go.
+  std::weak_ptr<const core::ModelSnapshot> old = in_flight;
+  in_flight.reset();
+  EXPECT_TRUE(old.expired());
+
+  ASSERT_OK(manager->PollOnce());  // nothing newer: no reload
+  EXPECT_EQ(manager->Current()->info().version, 2u);
+}
+
+TEST_F(ModelManagerTest, DamagedVersionIsRefusedAndTheOldOneKeepsServing) {
+  auto manager = NewManager();
+  Publish(2);
+  ASSERT_OK(manager->PollOnce());
+  const uint64_t bad = Publish(3);
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), store_.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Delete({}, storage::internal::UserKey(bad, "u1")).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kDataLoss,
+                                            HasSubstr("rejected model version 2")));
+  EXPECT_EQ(manager->Current()->info().version, 1u);
+  EXPECT_OK(manager->PollOnce());  // the same bad version is not retried every poll
+  Publish(4);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Current()->info().version, 3u);
+}
+
+TEST_F(ModelManagerTest, PollingThreadPicksUpAVersionPublishedLater) {
+  auto manager = NewManager(absl::Milliseconds(20));
+  absl::Notification loaded;
+  manager->StartPolling([&](const core::ModelSnapshot& s) {
+    if (s.info().version == 1 && !loaded.HasBeenNotified()) loaded.Notify();
+  });
+  Publish(5);
+  ASSERT_TRUE(loaded.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(manager->Current()->num_users(), 5u);
+  manager->StopPolling();
+  manager->StopPolling();  // idempotent
+}
+
+TEST(ModelManagerCreateTest, RejectsBadOptions) {
+  ModelManagerOptions options;
+  options.poll_interval = absl::ZeroDuration();
+  EXPECT_THAT(ModelManager::Create(NewStoreModelSource("/nonexistent"), options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("poll_interval")));
+  EXPECT_THAT(ModelManager::Create(nullptr, ModelManagerOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace coupond::server

@@ -1,0 +1,343 @@
+// The RocksDB model store against a real RocksDB directory: round trips, atomic
+// visibility of versions, and every kind of damaged version the reader must refuse.
+
+#include "storage/model_store.h"
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <filesystem>
+#include <limits>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "storage/keys.h"
+#include "tests/test_util/models.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
+
+namespace coupond::storage {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::coupond::testing::TempDir;
+using ::coupond::testing::TinyModel;
+using ::testing::HasSubstr;
+
+void ExpectSameModel(const core::ModelData& a, const core::ModelData& b) {
+  // The store returns rows sorted by id; TinyModel ids ("u0", "u1", ...) are compared as sets.
+  ASSERT_EQ(a.dimension, b.dimension);
+  EXPECT_EQ(a.global_bias, b.global_bias);
+  EXPECT_EQ(a.description, b.description);
+  ASSERT_EQ(a.num_users(), b.num_users());
+  ASSERT_EQ(a.num_coupons(), b.num_coupons());
+  const uint32_t d = a.dimension;
+  for (size_t i = 0; i < a.num_users(); ++i) {
+    const auto it = std::find(b.user_ids.begin(), b.user_ids.end(), a.user_ids[i]);
+    ASSERT_NE(it, b.user_ids.end()) << a.user_ids[i];
+    const size_t j = it - b.user_ids.begin();
+    EXPECT_EQ(a.user_bias[i], b.user_bias[j]);
+    EXPECT_TRUE(std::equal(a.user_factors.begin() + i * d, a.user_factors.begin() + (i + 1) * d,
+                           b.user_factors.begin() + j * d));
+  }
+  for (size_t i = 0; i < a.num_coupons(); ++i) {
+    const auto it = std::find(b.coupon_ids.begin(), b.coupon_ids.end(), a.coupon_ids[i]);
+    ASSERT_NE(it, b.coupon_ids.end()) << a.coupon_ids[i];
+    const size_t j = it - b.coupon_ids.begin();
+    EXPECT_EQ(a.coupon_bias[i], b.coupon_bias[j]);
+    EXPECT_EQ(a.coupon_attributes[i], b.coupon_attributes[j]);
+    EXPECT_TRUE(std::equal(a.coupon_factors.begin() + i * d,
+                           a.coupon_factors.begin() + (i + 1) * d,
+                           b.coupon_factors.begin() + j * d));
+  }
+}
+
+class ModelStoreTest : public ::testing::Test {
+ protected:
+  std::string path() const { return dir_.Sub("store"); }
+
+  // Publishes `model` and returns its version.
+  uint64_t PublishModel(const core::ModelData& model) {
+    auto store = ModelStore::OpenForWrite(path());
+    EXPECT_TRUE(store.ok()) << store.status();
+    auto info = (*store)->Publish(model);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? info->version : 0;
+  }
+
+  // Opens the store's RocksDB directly, as a damaged disk or a buggy writer would.
+  void Tamper(const std::function<void(rocksdb::DB*)>& damage) {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    damage(db.get());
+    ASSERT_TRUE(db->Close().ok());
+  }
+
+  absl::StatusOr<core::ModelData> Read(uint64_t version, ReadOptions options = {}) {
+    auto store = ModelStore::OpenForRead(path());
+    if (!store.ok()) return store.status();
+    return (*store)->ReadVersion(version, options);
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(ModelStoreTest, RoundTripsAVersion) {
+  const core::ModelData model = coupond::testing::TinyModel(50, 20, 7);
+  const uint64_t v = PublishModel(model);
+  EXPECT_EQ(v, 1u);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  ExpectSameModel(model, back);
+
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(core::ModelVersionInfo info, store->LatestVersion());
+  EXPECT_EQ(info.version, 1u);
+  EXPECT_EQ(info.dimension, 7u);
+  EXPECT_EQ(info.num_users, 50u);
+  EXPECT_EQ(info.num_coupons, 20u);
+  EXPECT_EQ(info.description, "tiny test model");
+  EXPECT_NE(info.checksum, 0u);
+  EXPECT_GT(info.created_unix_seconds, 0);
+}
+
+TEST_F(ModelStoreTest, KeepsOlderVersionsAndNumbersUpwards) {
+  PublishModel(TinyModel(3, 3, 2));
+  PublishModel(TinyModel(4, 3, 5));
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto versions, store->ListVersions());
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].version, 1u);
+  EXPECT_EQ(versions[1].version, 2u);
+  EXPECT_EQ(versions[1].dimension, 5u);
+  ASSERT_OK_AND_ASSIGN(core::ModelData v1, store->ReadVersion(1));
+  ExpectSameModel(TinyModel(3, 3, 2), v1);
+}
+
+TEST_F(ModelStoreTest, ExplicitVersionMustBeNewer) {
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForWrite(path()));
+  PublishOptions options;
+  options.version = 10;
+  ASSERT_OK_AND_ASSIGN(auto info, store->Publish(TinyModel(1, 1, 1), options));
+  EXPECT_EQ(info.version, 10u);
+  EXPECT_THAT(store->Publish(TinyModel(1, 1, 1), options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not newer")));
+  ASSERT_OK_AND_ASSIGN(info, store->Publish(TinyModel(1, 1, 1)));
+  EXPECT_EQ(info.version, 11u);
+}
+
+TEST_F(ModelStoreTest, RefusesToPublishInvalidModelAndWritesNothing) {
+  core::ModelData bad = TinyModel(2, 2, 3);
+  bad.user_factors[0] = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForWrite(path()));
+  EXPECT_THAT(store->Publish(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            HasSubstr("non-finite")));
+  ASSERT_OK_AND_ASSIGN(auto versions, store->ListVersions());
+  EXPECT_TRUE(versions.empty());
+}
+
+TEST_F(ModelStoreTest, ReadOnlyStoreCannotPublish) {
+  PublishModel(TinyModel(1, 1, 1));
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  EXPECT_THAT(store->Publish(TinyModel(1, 1, 1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("read-only")));
+}
+
+TEST_F(ModelStoreTest, MissingStoreAndMissingVersionAreNotFound) {
+  EXPECT_THAT(ModelStore::OpenForRead(dir_.Sub("nothing-here")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no RocksDB database")));
+  PublishModel(TinyModel(1, 1, 1));
+  EXPECT_THAT(Read(2), StatusIs(absl::StatusCode::kNotFound, HasSubstr("no version 2")));
+  // An empty store has no latest version.
+  TempDir other;
+  ASSERT_OK(ModelStore::OpenForWrite(other.path()).status());
+  ASSERT_OK_AND_ASSIGN(auto empty, ModelStore::OpenForRead(other.path()));
+  EXPECT_THAT(empty->LatestVersion(), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// A reader reopening the store while versions are being published must only ever see
+// complete versions: each listed version reads back and verifies.
+TEST_F(ModelStoreTest, VersionsBecomeVisibleAtomically) {
+  PublishModel(TinyModel(1, 1, 1));  // the store exists before the reader starts
+  std::atomic<bool> done{false};
+  std::atomic<int> checks{0};
+  std::atomic<int> failures{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      auto store = ModelStore::OpenForRead(path());
+      if (!store.ok()) {
+        ++failures;
+        continue;
+      }
+      auto latest = (*store)->LatestVersion();
+      if (!latest.ok()) {
+        ++failures;
+        continue;
+      }
+      auto data = (*store)->ReadVersion(latest->version);
+      if (!data.ok() || data->num_users() != latest->num_users) ++failures;
+      ++checks;
+    }
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForWrite(path()));
+    for (uint32_t i = 0; i < 15; ++i) {
+      ASSERT_OK(store->Publish(TinyModel(200 + 50 * i, 30, 8)).status());
+    }
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(checks.load(), 0);
+}
+
+TEST_F(ModelStoreTest, StaleIngestFileOfACrashedPublisherIsInvisibleAndCleaned) {
+  PublishModel(TinyModel(2, 2, 2));
+  // A publisher that died after writing its SST file but before ingesting it.
+  const std::filesystem::path stale = std::filesystem::path(path()) / "ingest" / "version-2.sst";
+  std::filesystem::create_directories(stale.parent_path());
+  { std::ofstream(stale) << "half-written"; }
+  ASSERT_OK_AND_ASSIGN(auto reader, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto latest, reader->LatestVersion());
+  EXPECT_EQ(latest.version, 1u);
+  reader.reset();
+  ASSERT_OK_AND_ASSIGN(auto writer, ModelStore::OpenForWrite(path()));
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  ASSERT_OK_AND_ASSIGN(auto info, writer->Publish(TinyModel(2, 2, 2)));
+  EXPECT_EQ(info.version, 2u);
+}
+
+// --- damaged versions: each must be a clear DataLoss (or NotFound), never a crash ---
+
+TEST_F(ModelStoreTest, TruncatedRowIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::UserKey(v, "u1"), &value).ok());
+    value.resize(value.size() - 3);
+    ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u1"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("user 'u1': value is 17 bytes, expected 20")));
+}
+
+TEST_F(ModelStoreTest, MissingRowIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Delete({}, internal::CouponKey(v, "c2")).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("has 2 coupon rows, the manifest says 3")));
+}
+
+TEST_F(ModelStoreTest, ExtraRowIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::UserKey(v, "u0"), &value).ok());
+    ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u9"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("more user rows")));
+}
+
+TEST_F(ModelStoreTest, RowOfAnotherDimensionIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::CouponKey(v, "c0"), &value).ok());
+    value.insert(4, std::string(sizeof(float), '\0'));  // one factor too many
+    ASSERT_TRUE(db->Put({}, internal::CouponKey(v, "c0"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("written with another dimension")));
+}
+
+TEST_F(ModelStoreTest, ManifestOfAnotherDimensionIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string manifest;
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
+    const size_t at = manifest.find("dimension=4");
+    ASSERT_NE(at, std::string::npos);
+    manifest.replace(at, 11, "dimension=5");
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), manifest).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("expected")));
+}
+
+TEST_F(ModelStoreTest, ReaderCanRequireADimension) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  ReadOptions options;
+  options.expected_dimension = 8;
+  EXPECT_THAT(Read(v, options), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         HasSubstr("has dimension 4, the reader requires 8")));
+  options.expected_dimension = 4;
+  EXPECT_OK(Read(v, options).status());
+}
+
+TEST_F(ModelStoreTest, NonFiniteNumberIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::UserKey(v, "u2"), &value).ok());
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::memcpy(value.data() + 8, &nan, sizeof(nan));
+    ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u2"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("user 'u2': non-finite number")));
+}
+
+TEST_F(ModelStoreTest, FlippedBitIsCaughtByTheChecksum) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::CouponKey(v, "c1"), &value).ok());
+    value[6] ^= 0x01;  // a finite factor stays finite, but changes
+    ASSERT_TRUE(db->Put({}, internal::CouponKey(v, "c1"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("checksum")));
+}
+
+TEST_F(ModelStoreTest, GarbledManifestIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(3, 3, 4));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), "format=1\nversion=1\n").ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("missing fields")));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), std::string("\xff\x00\x01", 3)).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST_F(ModelStoreTest, DamagedAttributesAreDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(1, 2, 2));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::CouponKey(v, "c0"), &value).ok());
+    const int64_t stock = -7;
+    std::memcpy(value.data() + value.size() - sizeof(int64_t), &stock, sizeof(stock));
+    ASSERT_TRUE(db->Put({}, internal::CouponKey(v, "c0"), value).ok());
+  });
+  // The checksum catches it first; either way the version is refused.
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST_F(ModelStoreTest, LoadSnapshotServesTheStoredNumbers) {
+  const core::ModelData model = TinyModel(4, 6, 3);
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(v));
+  EXPECT_EQ(snapshot->info().version, v);
+  const std::optional<uint32_t> row = snapshot->FindUser("u3");
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(snapshot->user_bias(*row), model.user_bias[3]);
+}
+
+}  // namespace
+}  // namespace coupond::storage

@@ -1,0 +1,99 @@
+// Request validation: every malformed field is INVALID_ARGUMENT naming the field; valid
+// edge cases (unknown ids, huge top_k) pass through.
+
+#include "server/request_validation.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/status_matchers.h"
+
+namespace coupond::server {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+
+v1::ScoreRequest Valid() {
+  v1::ScoreRequest r;
+  r.set_user_id("u1");
+  r.add_coupon_ids("c1");
+  r.add_coupon_ids("c2");
+  return r;
+}
+
+TEST(ValidateScoreRequestTest, AcceptsValidRequests) {
+  const RequestLimits limits;
+  EXPECT_OK(ValidateScoreRequest(Valid(), limits));
+  v1::ScoreRequest r = Valid();
+  r.clear_coupon_ids();  // every active coupon
+  r.set_top_k(4'000'000'000u);
+  r.set_request_id(std::string(128, 'r'));
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+  r.set_user_id("never-seen-user");  // unknown users are a scoring matter, not invalid
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+}
+
+TEST(ValidateScoreRequestTest, UserIdIsRequiredAndBounded) {
+  v1::ScoreRequest r = Valid();
+  r.clear_user_id();
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("user_id: required")));
+  r.set_user_id(std::string(257, 'u'));
+  EXPECT_THAT(ValidateScoreRequest(r, {}),
+              StatusIs(kInvalid, StartsWith("user_id: 257 bytes, limit 256")));
+}
+
+TEST(ValidateScoreRequestTest, CouponIdsMustBeNonEmptyShortAndUnique) {
+  v1::ScoreRequest r = Valid();
+  r.add_coupon_ids("");
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("coupon_ids[2]: empty")));
+  r = Valid();
+  r.add_coupon_ids(std::string(300, 'c'));
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("coupon_ids[2]: 300 bytes")));
+  r = Valid();
+  r.add_coupon_ids("c1");
+  EXPECT_THAT(ValidateScoreRequest(r, {}),
+              StatusIs(kInvalid, StartsWith("coupon_ids[2]: duplicate of coupon_ids[0] ('c1')")));
+}
+
+TEST(ValidateScoreRequestTest, DuplicateEchoIsShortAndPrintable) {
+  v1::ScoreRequest r = Valid();
+  const std::string weird = std::string("\x01\x02", 2) + std::string(200, 'z');
+  r.add_coupon_ids(weird);
+  r.add_coupon_ids(weird);
+  const absl::Status s = ValidateScoreRequest(r, {});
+  EXPECT_THAT(s, StatusIs(kInvalid, HasSubstr("'??zzz")));
+  EXPECT_LT(s.message().size(), 150u);
+}
+
+TEST(ValidateScoreRequestTest, TooManyCandidates) {
+  RequestLimits limits;
+  limits.max_candidates = 3;
+  v1::ScoreRequest r = Valid();
+  r.add_coupon_ids("c3");
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+  r.add_coupon_ids("c4");
+  EXPECT_THAT(ValidateScoreRequest(r, limits),
+              StatusIs(kInvalid, StartsWith("coupon_ids: 4 candidates, limit 3")));
+}
+
+TEST(ValidateScoreRequestTest, RequestIdAndTimeAreChecked) {
+  v1::ScoreRequest r = Valid();
+  r.set_request_id(std::string(129, 'r'));
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("request_id")));
+  r = Valid();
+  r.set_as_of_unix_seconds(-1);
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("as_of_unix_seconds")));
+}
+
+TEST(ValidateGetModelInfoRequestTest, ChecksRequestId) {
+  v1::GetModelInfoRequest r;
+  EXPECT_OK(ValidateGetModelInfoRequest(r, {}));
+  r.set_request_id(std::string(500, 'x'));
+  EXPECT_THAT(ValidateGetModelInfoRequest(r, {}), StatusIs(kInvalid, StartsWith("request_id")));
+}
+
+}  // namespace
+}  // namespace coupond::server

@@ -1,0 +1,221 @@
+// ScoreCoupons against a plain double-precision reference, and its contract for unknown
+// users, unknown and inactive coupons, ordering and top_k.
+
+#include "core/scorer.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/models.h"
+#include "tests/test_util/status_matchers.h"
+
+namespace coupond::core {
+namespace {
+
+using ::coupond::testing::ReferenceLogit;
+using ::coupond::testing::ReferenceProbability;
+using ::coupond::testing::TinyModel;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+std::shared_ptr<const ModelSnapshot> Snapshot(const ModelData& m) {
+  ModelVersionInfo info;
+  info.version = 7;
+  info.dimension = m.dimension;
+  info.num_users = m.num_users();
+  info.num_coupons = m.num_coupons();
+  auto s = ModelSnapshot::Create(m, info);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *s;
+}
+
+std::vector<std::string> Ids(const ModelSnapshot& s, const ScoreResult& r) {
+  std::vector<std::string> ids;
+  for (const ScoredCoupon& c : r.scores) ids.push_back(s.coupon_id(c.coupon_row));
+  return ids;
+}
+
+// Every known user, every coupon, over dimensions that exercise vector tails.
+TEST(ScoreCouponsTest, MatchesDoubleReference) {
+  for (uint32_t dim : {1u, 3u, 16u, 17u, 64u, 100u}) {
+    const ModelData m = TinyModel(5, 37, dim);
+    const auto snap = Snapshot(m);
+    for (int u = 0; u < 5; ++u) {
+      ScoreQuery q;
+      const std::string user = m.user_ids[u];
+      q.user_id = user;
+      const ScoreResult r = ScoreCoupons(*snap, q);
+      ASSERT_TRUE(r.known_user);
+      ASSERT_EQ(r.scores.size(), 37u);
+      EXPECT_EQ(r.candidates_scored, 37u);
+      double magnitude = 0;
+      for (uint32_t k = 0; k < dim; ++k) magnitude += std::abs(m.user_factors[u * dim + k]);
+      for (const ScoredCoupon& s : r.scores) {
+        const double tol = 1e-5 * (1 + magnitude);
+        EXPECT_NEAR(s.logit, ReferenceLogit(m, u, s.coupon_row), tol) << "dim " << dim;
+        EXPECT_NEAR(s.probability, ReferenceProbability(m, u, s.coupon_row), tol);
+      }
+    }
+  }
+}
+
+TEST(ScoreCouponsTest, SortsByDescendingProbability) {
+  const ModelData m = TinyModel(2, 50, 8);
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "u1";
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  ASSERT_EQ(r.scores.size(), 50u);
+  for (size_t i = 1; i < r.scores.size(); ++i) {
+    EXPECT_GE(r.scores[i - 1].probability, r.scores[i].probability);
+  }
+}
+
+TEST(ScoreCouponsTest, TiesBreakByAscendingCouponId) {
+  ModelData m = TinyModel(1, 4, 2);
+  // Identical coupons: the same logit for everyone.
+  for (int c = 0; c < 4; ++c) {
+    m.coupon_bias[c] = 0.5f;
+    m.coupon_factors[c * 2] = 0.25f;
+    m.coupon_factors[c * 2 + 1] = -0.5f;
+  }
+  m.coupon_ids = {"d", "b", "c", "a"};
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "u0";
+  EXPECT_THAT(Ids(*snap, ScoreCoupons(*snap, q)), ElementsAre("a", "b", "c", "d"));
+  q.top_k = 2;  // the boundary tie is resolved by id too
+  EXPECT_THAT(Ids(*snap, ScoreCoupons(*snap, q)), ElementsAre("a", "b"));
+}
+
+TEST(ScoreCouponsTest, UnknownUserGetsPopulationPrior) {
+  const ModelData m = TinyModel(3, 6, 4);
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "nobody";
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  EXPECT_FALSE(r.known_user);
+  ASSERT_EQ(r.scores.size(), 6u);
+  for (const ScoredCoupon& s : r.scores) {
+    // Biases only: global + coupon.
+    EXPECT_NEAR(s.logit, m.global_bias + m.coupon_bias[s.coupon_row], 1e-6);
+    EXPECT_NEAR(s.probability, ReferenceProbability(m, -1, s.coupon_row), 1e-6);
+  }
+}
+
+TEST(ScoreCouponsTest, ReportsUnknownAndInactiveCandidatesInRequestOrder) {
+  ModelData m = TinyModel(1, 4, 3);
+  m.coupon_attributes[1].stock = 0;                      // out of stock
+  m.coupon_attributes[2].valid_until_unix_seconds = 50;  // expired at t=100
+  const auto snap = Snapshot(m);
+  const std::vector<absl::string_view> ids = {"zz", "c1", "c3", "c2", "c0", "yy"};
+  ScoreQuery q;
+  q.user_id = "u0";
+  q.coupon_ids = ids;
+  q.as_of_unix_seconds = 100;
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  EXPECT_THAT(r.unknown_coupons, ElementsAre(0u, 5u));
+  EXPECT_THAT(r.inactive_coupons, ElementsAre(1u, 3u));
+  EXPECT_EQ(r.candidates_scored, 2u);
+  std::vector<std::string> scored = Ids(*snap, r);
+  std::sort(scored.begin(), scored.end());
+  EXPECT_THAT(scored, ElementsAre("c0", "c3"));
+}
+
+TEST(ScoreCouponsTest, EmptyCandidateListMeansEveryActiveCoupon) {
+  ModelData m = TinyModel(1, 5, 3);
+  m.coupon_attributes[0].valid_from_unix_seconds = 1000;  // not yet valid at t=100
+  m.coupon_attributes[4].stock = 0;
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "u0";
+  q.as_of_unix_seconds = 100;
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  std::vector<std::string> scored = Ids(*snap, r);
+  std::sort(scored.begin(), scored.end());
+  EXPECT_THAT(scored, ElementsAre("c1", "c2", "c3"));
+  EXPECT_THAT(r.unknown_coupons, IsEmpty());
+  EXPECT_THAT(r.inactive_coupons, IsEmpty());  // only named candidates are reported
+}
+
+TEST(ScoreCouponsTest, TopKKeepsTheBestAndToleratesHugeK) {
+  const ModelData m = TinyModel(2, 30, 5);
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "u0";
+  const ScoreResult all = ScoreCoupons(*snap, q);
+  q.top_k = 3;
+  const ScoreResult top = ScoreCoupons(*snap, q);
+  ASSERT_EQ(top.scores.size(), 3u);
+  EXPECT_EQ(top.candidates_scored, 30u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(top.scores[i].coupon_row, all.scores[i].coupon_row);
+  q.top_k = 4'000'000'000u;
+  EXPECT_EQ(ScoreCoupons(*snap, q).scores.size(), 30u);
+}
+
+TEST(ScoreCouponsTest, NamedCandidatesInAnyOrderScoreLikeTheFullScan) {
+  const ModelData m = TinyModel(1, 20, 9);
+  const auto snap = Snapshot(m);
+  std::vector<std::string> names;
+  for (int c = 19; c >= 0; --c) names.push_back(absl::StrCat("c", c));
+  const std::vector<absl::string_view> ids(names.begin(), names.end());
+  ScoreQuery named;
+  named.user_id = "u0";
+  named.coupon_ids = ids;
+  ScoreQuery scan;
+  scan.user_id = "u0";
+  const ScoreResult a = ScoreCoupons(*snap, named);
+  const ScoreResult b = ScoreCoupons(*snap, scan);
+  ASSERT_EQ(a.scores.size(), b.scores.size());
+  for (size_t i = 0; i < a.scores.size(); ++i) {
+    EXPECT_EQ(a.scores[i].coupon_row, b.scores[i].coupon_row);
+    EXPECT_DOUBLE_EQ(a.scores[i].logit, b.scores[i].logit);
+  }
+}
+
+TEST(ScoreCouponsTest, ModelWithNoActiveCouponsScoresNothing) {
+  ModelData m = TinyModel(1, 3, 2);
+  for (auto& a : m.coupon_attributes) a.stock = 0;
+  const auto snap = Snapshot(m);
+  ScoreQuery q;
+  q.user_id = "u0";
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  EXPECT_THAT(r.scores, IsEmpty());
+  EXPECT_EQ(r.candidates_scored, 0u);
+}
+
+TEST(SigmoidTest, StableAtExtremes) {
+  EXPECT_DOUBLE_EQ(Sigmoid(0), 0.5);
+  EXPECT_EQ(Sigmoid(1000), 1.0);
+  EXPECT_EQ(Sigmoid(-1000), 0.0);
+  EXPECT_GT(Sigmoid(-700), 0.0);  // no underflow to 0 through exp overflow
+}
+
+TEST(ModelSnapshotTest, RejectsManifestThatDisagreesWithData) {
+  const ModelData m = TinyModel(2, 3, 4);
+  ModelVersionInfo info;
+  info.version = 1;
+  info.dimension = 5;
+  info.num_users = 2;
+  info.num_coupons = 3;
+  EXPECT_THAT(ModelSnapshot::Create(m, info),
+              ::coupond::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                           ::testing::HasSubstr("dimension")));
+}
+
+TEST(ModelSnapshotTest, LooksUpIds) {
+  const auto snap = Snapshot(TinyModel(3, 3, 2));
+  EXPECT_EQ(snap->FindUser("u2"), 2u);
+  EXPECT_EQ(snap->FindUser("u3"), std::nullopt);
+  EXPECT_EQ(snap->FindCoupon("c0"), 0u);
+  EXPECT_EQ(snap->FindCoupon(""), std::nullopt);
+  EXPECT_GT(snap->memory_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace coupond::core

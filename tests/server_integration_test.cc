@@ -1,0 +1,263 @@
+// Integration: the real coupond binary on an ephemeral port, over a real RocksDB store,
+// called through the generated client exactly as a storefront backend would.
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/coupond_client.h"
+#include "gmock/gmock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "storage/model_store.h"
+#include "tests/test_util/models.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
+
+extern char** environ;
+
+namespace coupond {
+namespace {
+
+using ::coupond::testing::ReferenceLogit;
+using ::coupond::testing::ReferenceProbability;
+using ::coupond::testing::StatusIs;
+using ::coupond::testing::TempDir;
+using ::coupond::testing::TinyModel;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::StartsWith;
+
+constexpr char kService[] = "coupond.v1.CouponScoring";
+
+// The coupond process, started with a fresh store directory and killed if the test fails.
+class CoupondProcess {
+ public:
+  explicit CoupondProcess(const std::string& store, const std::string& port_file) {
+    std::vector<std::string> args = {COUPOND_SERVER_BINARY,
+                                     "--store=" + store,
+                                     "--listen=127.0.0.1:0",
+                                     "--port_file=" + port_file,
+                                     "--poll_interval=100ms",
+                                     "--max_candidates=50",
+                                     "--shutdown_grace=2s",
+                                     "--log_level=warn"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    spawned_ = posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) == 0;
+  }
+  ~CoupondProcess() {
+    if (running()) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool spawned() const { return spawned_; }
+  bool running() const { return spawned_ && !exited_; }
+
+  // Sends `sig` and waits up to `timeout` for the exit status; -1 on timeout.
+  int StopWith(int sig, absl::Duration timeout) {
+    kill(pid_, sig);
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  bool spawned_ = false;
+  bool exited_ = false;
+};
+
+int WaitForPort(const std::string& port_file, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::ifstream in(port_file);
+    int port = 0;
+    if (in >> port && port > 0) return port;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return 0;
+}
+
+class ServerIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = TinyModel(40, 30, 24);
+    model_.coupon_attributes[5].stock = 0;  // never active
+    server_ = std::make_unique<CoupondProcess>(dir_.Sub("store"), dir_.Sub("port"));
+    ASSERT_TRUE(server_->spawned()) << "cannot start " << COUPOND_SERVER_BINARY;
+    const int port = WaitForPort(dir_.Sub("port"), absl::Seconds(30));
+    ASSERT_GT(port, 0) << "coupond did not report its port";
+    target_ = absl::StrCat("127.0.0.1:", port);
+    client::ClientOptions options;
+    options.target = target_;
+    ASSERT_OK_AND_ASSIGN(client_, client::CoupondClient::Create(options));
+  }
+
+  void PublishModel() {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+    ASSERT_OK(store->Publish(model_).status());
+  }
+
+  void PublishAndWaitUntilServing() {
+    PublishModel();
+    ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
+  }
+
+  v1::ScoreRequest Request(const std::string& user, std::vector<std::string> coupons = {}) {
+    v1::ScoreRequest r;
+    r.set_user_id(user);
+    for (auto& c : coupons) r.add_coupon_ids(c);
+    return r;
+  }
+
+  TempDir dir_;
+  core::ModelData model_;
+  std::unique_ptr<CoupondProcess> server_;
+  std::string target_;
+  std::unique_ptr<client::CoupondClient> client_;
+};
+
+TEST_F(ServerIntegrationTest, HealthGoesFromNotServingToServingWhenAModelArrives) {
+  // The store does not even exist yet: the server runs, but says it cannot serve.
+  ASSERT_OK_AND_ASSIGN(auto overall, client_->CheckHealth(""));
+  EXPECT_EQ(overall, HealthCheckResponse::NOT_SERVING);
+  ASSERT_OK_AND_ASSIGN(auto service, client_->CheckHealth(kService));
+  EXPECT_EQ(service, HealthCheckResponse::NOT_SERVING);
+  EXPECT_THAT(client_->Score(Request("u1")),
+              StatusIs(absl::StatusCode::kUnavailable, StartsWith("no model version loaded")));
+  EXPECT_THAT(client_->GetModelInfo(), StatusIs(absl::StatusCode::kUnavailable));
+
+  PublishAndWaitUntilServing();
+  ASSERT_OK_AND_ASSIGN(service, client_->CheckHealth(kService));
+  EXPECT_EQ(service, HealthCheckResponse::SERVING);
+}
+
+TEST_F(ServerIntegrationTest, ScoresMatchTheDoublePrecisionReference) {
+  PublishAndWaitUntilServing();
+  for (int u : {0, 7, 39}) {
+    v1::ScoreRequest request = Request(model_.user_ids[u]);
+    request.set_request_id(absl::StrCat("req-", u));
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, client_->Score(request));
+    EXPECT_EQ(r.request_id(), absl::StrCat("req-", u));
+    EXPECT_EQ(r.model_version(), 1u);
+    EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER);
+    ASSERT_EQ(r.scores_size(), 29);  // 30 coupons, one out of stock
+    EXPECT_EQ(r.candidates_scored(), 29u);
+    double previous = 2.0;
+    for (const v1::CouponScore& s : r.scores()) {
+      const uint32_t c = std::stoul(s.coupon_id().substr(1));
+      EXPECT_NE(c, 5u) << "an out-of-stock coupon was scored";
+      EXPECT_NEAR(s.probability(), ReferenceProbability(model_, u, c), 1e-5);
+      EXPECT_NEAR(s.logit(), ReferenceLogit(model_, u, c), 1e-4);
+      EXPECT_LE(s.probability(), previous);  // sorted, highest first
+      previous = s.probability();
+    }
+  }
+}
+
+TEST_F(ServerIntegrationTest, UnknownUserGetsThePopulationPriorAndUnknownCouponsAreReported) {
+  PublishAndWaitUntilServing();
+  v1::ScoreRequest request = Request("stranger", {"c3", "nope", "c5", "c1"});
+  request.set_top_k(1);
+  ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, client_->Score(request));
+  EXPECT_FALSE(r.request_id().empty());  // generated by the server
+  EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_POPULATION_PRIOR);
+  EXPECT_THAT(r.unknown_coupon_ids(), ElementsAre("nope"));
+  EXPECT_THAT(r.inactive_coupon_ids(), ElementsAre("c5"));
+  EXPECT_EQ(r.candidates_scored(), 2u);
+  ASSERT_EQ(r.scores_size(), 1);
+  const double p1 = ReferenceProbability(model_, -1, 1), p3 = ReferenceProbability(model_, -1, 3);
+  EXPECT_EQ(r.scores(0).coupon_id(), p1 >= p3 ? "c1" : "c3");
+  EXPECT_NEAR(r.scores(0).probability(), std::max(p1, p3), 1e-6);
+}
+
+TEST_F(ServerIntegrationTest, BadRequestsAreInvalidArgumentNamingTheField) {
+  PublishAndWaitUntilServing();
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_THAT(client_->Score(Request("")), StatusIs(kInvalid, StartsWith("user_id")));
+  EXPECT_THAT(client_->Score(Request(std::string(1000, 'u'))),
+              StatusIs(kInvalid, StartsWith("user_id")));
+  EXPECT_THAT(client_->Score(Request("u1", {"c1", "c2", "c1"})),
+              StatusIs(kInvalid, StartsWith("coupon_ids[2]: duplicate")));
+  EXPECT_THAT(client_->Score(Request("u1", {"c1", ""})),
+              StatusIs(kInvalid, StartsWith("coupon_ids[1]: empty")));
+  std::vector<std::string> many;
+  for (int i = 0; i < 51; ++i) many.push_back(absl::StrCat("c", i));
+  EXPECT_THAT(client_->Score(Request("u1", many)),
+              StatusIs(kInvalid, StartsWith("coupon_ids: 51 candidates, limit 50")));
+  v1::ScoreRequest r = Request("u1");
+  r.set_as_of_unix_seconds(-5);
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("as_of_unix_seconds")));
+  r = Request("u1");
+  r.set_request_id(std::string(200, 'r'));
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("request_id")));
+  // The server is unharmed.
+  EXPECT_OK(client_->Score(Request("u1")).status());
+}
+
+TEST_F(ServerIntegrationTest, GetModelInfoDescribesTheServedVersion) {
+  PublishAndWaitUntilServing();
+  ASSERT_OK_AND_ASSIGN(v1::GetModelInfoResponse r, client_->GetModelInfo());
+  EXPECT_EQ(r.model().version(), 1u);
+  EXPECT_EQ(r.model().dimension(), 24u);
+  EXPECT_EQ(r.model().num_users(), 40u);
+  EXPECT_EQ(r.model().num_coupons(), 30u);
+  EXPECT_EQ(r.model().checksum().size(), 16u);
+  EXPECT_EQ(r.model().description(), "tiny test model");
+  EXPECT_GT(r.model().loaded_unix_seconds(), 0);
+}
+
+TEST_F(ServerIntegrationTest, ReflectionListsTheService) {
+  auto channel = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  auto stream = stub->ServerReflectionInfo(&context);
+  grpc::reflection::v1alpha::ServerReflectionRequest list;
+  list.set_list_services("");
+  ASSERT_TRUE(stream->Write(list));
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> services;
+  for (const auto& s : response.list_services_response().service()) services.push_back(s.name());
+  EXPECT_THAT(services, Contains(kService));
+
+  // grpcurl also needs the descriptors: ask for the file that defines the service.
+  grpc::reflection::v1alpha::ServerReflectionRequest file;
+  file.set_file_containing_symbol(kService);
+  ASSERT_TRUE(stream->Write(file));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(ServerIntegrationTest, SigtermShutsDownGracefully) {
+  PublishAndWaitUntilServing();
+  EXPECT_EQ(server_->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  EXPECT_THAT(client_->Score(Request("u1")), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+}  // namespace
+}  // namespace coupond
