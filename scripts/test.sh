@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine (apt packages, idempotent), builds coupond and runs
+# every test twice: in the Release build (-O3, warnings as errors) and in a Debug build
+# under AddressSanitizer + UndefinedBehaviorSanitizer. This is the README's test command
+# and what CI runs.
+#
+# usage: scripts/test.sh [--release-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+jobs=$(nproc)
+run_preset() {
+  local preset=$1
+  echo "=== ${preset}: configure, build, test ==="
+  cmake --preset "${preset}" >/dev/null
+  cmake --build --preset "${preset}" -j "${jobs}"
+  ctest --preset "${preset}" -j "${jobs}"
+}
+
+run_preset ci-release
+if [[ "${1:-}" != "--release-only" ]]; then
+  # halt_on_error: the first report fails the test; detect_leaks: LeakSanitizer is on.
+  export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  run_preset debug-asan
+fi
+echo "=== all tests passed ==="
