@@ -1,5 +1,6 @@
 #include "client/coupond_client.h"
 
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -59,6 +60,43 @@ absl::StatusOr<v1::GetModelInfoResponse> CoupondClient::GetModelInfo(
   v1::GetModelInfoResponse response;
   if (absl::Status s = FromGrpcStatus(scoring_->GetModelInfo(&context, request, &response));
       !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
+absl::StatusOr<v1::AssignSummary> CoupondClient::Assign(
+    const v1::AssignRequest& request, absl::Duration timeout,
+    const std::function<absl::Status(const v1::AssignResponse&)>& on_message) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, timeout);
+  std::unique_ptr<grpc::ClientReader<v1::AssignResponse>> reader =
+      scoring_->Assign(&context, request);
+  v1::AssignResponse message;
+  std::optional<v1::AssignSummary> summary;
+  absl::Status callback_status;
+  while (reader->Read(&message)) {
+    if (message.has_summary()) summary = message.summary();
+    if (callback_status.ok()) callback_status = on_message(message);
+    if (!callback_status.ok()) {
+      context.TryCancel();
+      break;
+    }
+  }
+  const absl::Status status = FromGrpcStatus(reader->Finish());
+  if (!callback_status.ok()) return callback_status;
+  if (!status.ok()) return status;
+  if (!summary.has_value()) {
+    return absl::DataLossError("Assign stream ended without a summary");
+  }
+  return *std::move(summary);
+}
+
+absl::StatusOr<v1::DecideResponse> CoupondClient::Decide(const v1::DecideRequest& request) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.timeout);
+  v1::DecideResponse response;
+  if (absl::Status s = FromGrpcStatus(scoring_->Decide(&context, request, &response)); !s.ok()) {
     return s;
   }
   return response;

@@ -4,6 +4,7 @@
 // A small C++ client for a coupond server: typed calls with deadlines, results as
 // absl::StatusOr (the server's gRPC status code and message carried over unchanged).
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,16 @@ class CoupondClient {
   absl::StatusOr<v1::ScoreResponse> Score(const v1::ScoreRequest& request) const;
   absl::StatusOr<v1::GetModelInfoResponse> GetModelInfo(
       const v1::GetModelInfoRequest& request = {}) const;
+
+  // Runs Assign, handing each streamed message to `on_message` as it arrives (chunks of
+  // assignments, the last one with the summary). Returns the final summary. The call's
+  // deadline is `timeout` (solves of large populations take longer than one Score: pass a
+  // generous one). An error from `on_message` cancels the call and is returned.
+  absl::StatusOr<v1::AssignSummary> Assign(
+      const v1::AssignRequest& request, absl::Duration timeout,
+      const std::function<absl::Status(const v1::AssignResponse&)>& on_message) const;
+
+  absl::StatusOr<v1::DecideResponse> Decide(const v1::DecideRequest& request) const;
 
   // The grpc.health.v1 status of `service` ("" is the server as a whole).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(

@@ -50,7 +50,8 @@ class ModelSnapshot {
 
   size_t num_users() const { return user_ids_.size(); }
   std::optional<uint32_t> FindUser(absl::string_view user_id) const;
-  // REQUIRES: row < num_users().
+  // REQUIRES: row < num_users() for the accessors below.
+  const std::string& user_id(uint32_t row) const { return user_ids_[row]; }
   const float* user_factors(uint32_t row) const {
     return user_factors_.data() + size_t{row} * info_.dimension;
   }

@@ -62,7 +62,29 @@ if "${couponctl}" score --server "${server}" --user u0000042 --coupons c00001,c0
 fi
 
 echo
-echo "=== 5. stop it (SIGTERM: graceful drain) ==="
+echo "=== 5. plan a budgeted campaign: 30 coupons, budget 5,000, every user ==="
+coupons=$(seq -f '{"coupon_id": "c%05g"}' 1 30 | paste -sd, -)
+cat > "${work}/campaign.json" <<JSON
+{"campaign": {"campaign_id": "spring-sale", "budget": 5000,
+              "coupons": [${coupons}]},
+ "all_users": {}}
+JSON
+echo "\$ couponctl assign --server ... --campaign campaign.json --out assignment.csv --prices_out prices.json"
+"${couponctl}" assign --server "${server}" --campaign "${work}/campaign.json" \
+  --out "${work}/assignment.csv" --prices_out "${work}/prices.json"
+echo
+echo "The same campaign beside two naive policies, on the same (here: true) probabilities:"
+"${couponctl}" assign --store "${work}/store" --campaign "${work}/campaign.json" \
+  --out "${work}/assignment-inprocess.csv" --compare_baselines > "${work}/comparison.txt"
+sed -n '1,5p' "${work}/comparison.txt"
+echo
+user=$(awk -F, 'NR > 1 && $3 > best { best = $3; user = $1 } END { print user }' "${work}/assignment.csv")
+echo "\$ couponctl decide --user ${user} --campaign campaign.json --prices prices.json   (online, stateless)"
+"${couponctl}" decide --server "${server}" --user "${user}" --campaign "${work}/campaign.json" \
+  --prices "${work}/prices.json"
+
+echo
+echo "=== 6. stop it (SIGTERM: graceful drain) ==="
 kill -TERM "${pid}"
 wait "${pid}"
 trap - EXIT

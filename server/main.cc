@@ -19,6 +19,8 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
           "How often the store is checked for a newer model version.");
 ABSL_FLAG(uint32_t, expected_dimension, 0, "Refuse model versions of another latent dimension (0: any).");
 ABSL_FLAG(uint32_t, max_candidates, 10000, "Most coupon ids one Score request may name.");
+ABSL_FLAG(int, max_concurrent_assigns, 2, "Assign calls solved at the same time; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, assign_threads, 0, "Solver threads per Assign call (0: one per hardware thread).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may finish before they are cancelled.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
@@ -46,7 +48,9 @@ int Run() {
   coupond::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.model.poll_interval = absl::GetFlag(FLAGS_poll_interval);
-  options.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  options.service.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
+  options.service.max_concurrent_assigns = absl::GetFlag(FLAGS_max_concurrent_assigns);
+  options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
   auto server = coupond::server::CoupondServer::Start(

@@ -70,6 +70,41 @@ absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const Request
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::Status CheckCampaignSize(const v1::Campaign& campaign, const RequestLimits& limits) {
+  if (static_cast<size_t>(campaign.coupons_size()) > limits.max_campaign_coupons) {
+    return absl::InvalidArgumentError(absl::StrCat("campaign.coupons: ", campaign.coupons_size(),
+                                                   " coupons, limit ",
+                                                   limits.max_campaign_coupons));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = CheckRequestId(request.request_id(), limits); !s.ok()) return s;
+  if (absl::Status s = CheckCampaignSize(request.campaign(), limits); !s.ok()) return s;
+  if (request.has_users() &&
+      static_cast<size_t>(request.users().user_ids_size()) > limits.max_population) {
+    return absl::InvalidArgumentError(absl::StrCat("users.user_ids: ",
+                                                   request.users().user_ids_size(),
+                                                   " users, limit ", limits.max_population));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const RequestLimits& limits) {
+  if (absl::Status s = CheckRequestId(request.request_id(), limits); !s.ok()) return s;
+  if (request.user_id().empty()) return absl::InvalidArgumentError("user_id: required");
+  if (request.user_id().size() > core::kMaxIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "user_id: ", request.user_id().size(), " bytes, limit ", core::kMaxIdBytes));
+  }
+  return CheckCampaignSize(request.campaign(), limits);
+}
+
 absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,
                                          const RequestLimits& limits) {
   return CheckRequestId(request.request_id(), limits);

@@ -15,11 +15,19 @@ namespace coupond::server {
 struct RequestLimits {
   // Most candidate coupon ids one Score request may name. Default 10,000.
   size_t max_candidates = 10000;
+  // Most coupons one campaign may hold. Default 10,000.
+  size_t max_campaign_coupons = 10000;
+  // Most users an explicit Assign population may list. Default 10,000,000.
+  size_t max_population = 10'000'000;
   // Longest request_id, in bytes. Default 128.
   size_t max_request_id_bytes = 128;
 };
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);
+// Request-level checks of Assign and Decide (ids, sizes); the campaign itself is validated
+// against the model by core::CampaignPlan::Create.
+absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const RequestLimits& limits);
+absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const RequestLimits& limits);
 absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,
                                          const RequestLimits& limits);
 

@@ -4,8 +4,11 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "api/convert.h"
+#include "core/campaign.h"
 #include "core/scorer.h"
 #include "server/status_util.h"
 #include "spdlog/spdlog.h"
@@ -22,13 +25,16 @@ absl::Status NoModel() {
   return absl::UnavailableError("no model version loaded yet; retry later");
 }
 
+std::string RequestIdOrNew(const std::string& request_id) {
+  return request_id.empty() ? NewRequestId() : request_id;
+}
+
 }  // namespace
 
 absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
                                      v1::ScoreResponse* response) const {
-  response->set_request_id(request.request_id().empty() ? NewRequestId()
-                                                        : request.request_id());
-  if (absl::Status s = ValidateScoreRequest(request, limits_); !s.ok()) return s;
+  response->set_request_id(RequestIdOrNew(request.request_id()));
+  if (absl::Status s = ValidateScoreRequest(request, options_.limits); !s.ok()) return s;
   const std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
   if (model == nullptr) return NoModel();
 
@@ -60,9 +66,8 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
 
 absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& request,
                                             v1::GetModelInfoResponse* response) const {
-  response->set_request_id(request.request_id().empty() ? NewRequestId()
-                                                        : request.request_id());
-  if (absl::Status s = ValidateGetModelInfoRequest(request, limits_); !s.ok()) return s;
+  response->set_request_id(RequestIdOrNew(request.request_id()));
+  if (absl::Status s = ValidateGetModelInfoRequest(request, options_.limits); !s.ok()) return s;
   const std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
   if (model == nullptr) return NoModel();
   const core::ModelVersionInfo& info = model->info();
@@ -77,6 +82,82 @@ absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& reque
   out->set_loaded_unix_seconds(absl::ToUnixSeconds(model->built_at()));
   out->set_description(info.description);
   return absl::OkStatus();
+}
+
+absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
+                                      v1::DecideResponse* response) const {
+  response->set_request_id(RequestIdOrNew(request.request_id()));
+  if (absl::Status s = ValidateDecideRequest(request, options_.limits); !s.ok()) return s;
+  std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
+  if (model == nullptr) return NoModel();
+  response->set_model_version(model->info().version);
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  core::Population one;
+  one.user_ids.push_back(request.user_id());
+  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan = core::CampaignPlan::Create(
+      model, api::CampaignFromProto(request.campaign(), now), std::move(one));
+  if (!plan.ok()) return plan.status();
+  absl::StatusOr<core::AssignmentPrices> prices = api::PricesFromProto(request.prices(), **plan);
+  if (!prices.ok()) return prices.status();
+  response->set_user_resolution((*plan)->known_user(0) ? v1::USER_RESOLUTION_KNOWN_USER
+                                                       : v1::USER_RESOLUTION_POPULATION_PRIOR);
+  std::vector<double> probabilities((*plan)->coupons().size());
+  if (absl::Status s = (*plan)->Fill(0, 1, absl::MakeSpan(probabilities)); !s.ok()) return s;
+  absl::StatusOr<std::vector<core::CouponChoice>> chosen = core::ChooseCoupons(
+      (*plan)->coupons(), *prices, probabilities,
+      static_cast<int>((*plan)->spec().max_coupons_per_user));
+  if (!chosen.ok()) return chosen.status();
+  for (const core::CouponChoice& c : *chosen) {
+    v1::CouponDecision* out = response->add_chosen();
+    out->set_coupon_id((*plan)->coupons()[c.coupon].id);
+    out->set_probability(probabilities[c.coupon]);
+    out->set_score(c.score);
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
+    grpc::CallbackServerContext* /*context*/, const v1::AssignRequest* request) {
+  const std::string request_id = RequestIdOrNew(request->request_id());
+  if (absl::Status s = ValidateAssignRequest(*request, options_.limits); !s.ok()) {
+    return new AssignReactor(ToGrpcStatus(s));
+  }
+  std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
+  if (model == nullptr) return new AssignReactor(ToGrpcStatus(NoModel()));
+  absl::StatusOr<core::Population> population = api::PopulationFromProto(*request);
+  if (!population.ok()) return new AssignReactor(ToGrpcStatus(population.status()));
+  // Building the plan validates the campaign against the model; it is linear in the
+  // campaign and the explicit population, and cheap next to the solve.
+  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan = core::CampaignPlan::Create(
+      model, api::CampaignFromProto(request->campaign(), absl::ToUnixSeconds(absl::Now())),
+      *std::move(population));
+  if (!plan.ok()) return new AssignReactor(ToGrpcStatus(plan.status()));
+  const core::AssignmentOptions solver = api::SolverOptionsFromProto(
+      request->solver(), (*plan)->spec().max_coupons_per_user, options_.assign_threads);
+  if (absl::Status s = core::ValidateAssignmentInput((*plan)->coupons(), (*plan)->spec().budget,
+                                                     solver);
+      !s.ok()) {
+    return new AssignReactor(ToGrpcStatus(s));
+  }
+  if (!assign_jobs_.TryStart()) {
+    return new AssignReactor(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat(options_.max_concurrent_assigns, " Assign calls are already running; retry later")));
+  }
+  const uint32_t chunk = request->chunk_size() != 0 ? request->chunk_size()
+                                                    : options_.assign_chunk_size;
+  return new AssignReactor(request_id, *std::move(plan), solver, chunk, &assign_jobs_);
+}
+
+grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* context,
+                                                 const v1::DecideRequest* request,
+                                                 v1::DecideResponse* response) {
+  const absl::Status status = DoDecide(*request, response);
+  spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
+                absl::StatusCodeToString(status.code()), response->chosen_size());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,

@@ -7,16 +7,30 @@
 
 #include "absl/status/status.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
+#include "server/assign_reactor.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
 
 namespace coupond::server {
 
-// Thread-safe. `models` must outlive the service.
+struct ScoringServiceOptions {
+  RequestLimits limits;
+  // Assign calls solved at the same time; more are refused with RESOURCE_EXHAUSTED.
+  // Default 2.
+  int max_concurrent_assigns = 2;
+  // Solver threads per Assign call. 0 (default): one per hardware thread.
+  int assign_threads = 0;
+  // Assignments per streamed Assign message when the request does not say. Default 10,000.
+  uint32_t assign_chunk_size = 10000;
+};
+
+// Thread-safe. `models` must outlive the service. The destructor waits for running Assign
+// solves (the server cancels them at shutdown).
 class ScoringService final : public v1::CouponScoring::CallbackService {
  public:
-  ScoringService(const ModelManager* models, const RequestLimits& limits)
-      : models_(models), limits_(limits) {}
+  ScoringService(const ModelManager* models, const ScoringServiceOptions& options)
+      : models_(models), options_(options), assign_jobs_(options.max_concurrent_assigns) {}
+  ~ScoringService() override { assign_jobs_.WaitForNone(); }
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
                                   const v1::ScoreRequest* request,
@@ -24,15 +38,22 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const v1::GetModelInfoRequest* request,
                                          v1::GetModelInfoResponse* response) override;
+  grpc::ServerWriteReactor<v1::AssignResponse>* Assign(grpc::CallbackServerContext* context,
+                                                       const v1::AssignRequest* request) override;
+  grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
+                                   const v1::DecideRequest* request,
+                                   v1::DecideResponse* response) override;
 
   // The handlers' logic without the gRPC plumbing (also what the tests call).
   absl::Status DoScore(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
   absl::Status DoGetModelInfo(const v1::GetModelInfoRequest& request,
                               v1::GetModelInfoResponse* response) const;
+  absl::Status DoDecide(const v1::DecideRequest& request, v1::DecideResponse* response) const;
 
  private:
   const ModelManager* const models_;
-  const RequestLimits limits_;
+  const ScoringServiceOptions options_;
+  AssignJobs assign_jobs_;
 };
 
 }  // namespace coupond::server

@@ -30,7 +30,7 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   std::unique_ptr<CoupondServer> s(new CoupondServer());
   s->options_ = options;
   COUPOND_ASSIGN_OR_RETURN(s->models_, ModelManager::Create(std::move(source), options.model));
-  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.limits);
+  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service);
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
   // reflection silently disappears.

@@ -24,7 +24,7 @@ struct ServerOptions {
   // Default "0.0.0.0:8980".
   std::string listen_address = "0.0.0.0:8980";
   ModelManagerOptions model;
-  RequestLimits limits;
+  ScoringServiceOptions service;
   // On Shutdown, how long in-flight requests may take before they are cancelled.
   // Default 10 s.
   absl::Duration shutdown_grace = absl::Seconds(10);

@@ -8,6 +8,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -251,6 +253,121 @@ TEST_F(ServerIntegrationTest, ReflectionListsTheService) {
   EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+v1::AssignRequest Campaign(double budget) {
+  v1::AssignRequest request;
+  request.set_request_id("plan-1");
+  v1::Campaign* c = request.mutable_campaign();
+  c->set_campaign_id("spring");
+  c->set_budget(budget);
+  for (const char* id : {"c1", "c2", "c3", "c5"}) c->add_coupons()->set_coupon_id(id);
+  c->mutable_coupons(1)->set_stock(3);
+  request.mutable_all_users();
+  request.set_chunk_size(4);
+  return request;
+}
+
+TEST_F(ServerIntegrationTest, AssignStreamsAFeasibleAssignmentAndItsSummary) {
+  PublishAndWaitUntilServing();
+  const v1::AssignRequest request = Campaign(/*budget=*/20.0);
+  int messages = 0;
+  std::vector<v1::Assignment> assignments;
+  ASSERT_OK_AND_ASSIGN(
+      v1::AssignSummary summary,
+      client_->Assign(request, absl::Seconds(60), [&](const v1::AssignResponse& m) {
+        ++messages;
+        EXPECT_EQ(m.request_id(), "plan-1");
+        EXPECT_LE(m.assignments_size(), 4);
+        assignments.insert(assignments.end(), m.assignments().begin(), m.assignments().end());
+        return absl::OkStatus();
+      }));
+  EXPECT_EQ(summary.model_version(), 1u);
+  EXPECT_EQ(summary.users_considered(), 40u);
+  EXPECT_EQ(summary.assignments(), assignments.size());
+  EXPECT_GT(assignments.size(), 0u);
+  EXPECT_GE(messages, static_cast<int>((assignments.size() + 3) / 4));
+  // Feasible: spend within budget (recomputed from the model), stock kept, one per user,
+  // the out-of-stock coupon c5 never given.
+  double spend = 0;
+  std::map<std::string, int> per_coupon;
+  std::set<std::string> users;
+  for (const v1::Assignment& a : assignments) {
+    const int u = std::stoi(a.user_id().substr(1));
+    const int c = std::stoi(a.coupon_id().substr(1));
+    EXPECT_NEAR(a.probability(), ReferenceProbability(model_, u, c), 1e-5);
+    spend += a.probability() * model_.coupon_attributes[c].face_value;
+    ++per_coupon[a.coupon_id()];
+    EXPECT_TRUE(users.insert(a.user_id()).second) << "two coupons for " << a.user_id();
+  }
+  EXPECT_LE(spend, 20.0 + 1e-6);
+  EXPECT_NEAR(spend, summary.expected_spend(), 1e-6);
+  EXPECT_LE(per_coupon["c2"], 3);
+  EXPECT_EQ(per_coupon.count("c5"), 0u);
+  EXPECT_GE(summary.dual_bound(), summary.expected_value() - 1e-9);
+  EXPECT_EQ(summary.prices().campaign_id(), "spring");
+}
+
+TEST_F(ServerIntegrationTest, AssignRejectsBadCampaignsAndHandlesDegenerateOnes) {
+  PublishAndWaitUntilServing();
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  auto no_op = [](const v1::AssignResponse&) { return absl::OkStatus(); };
+  v1::AssignRequest r = Campaign(-1);
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.budget")));
+  r = Campaign(10);
+  r.mutable_campaign()->add_coupons()->set_coupon_id("c1");
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.coupons[4].coupon_id: duplicate")));
+  r = Campaign(10);
+  r.mutable_campaign()->mutable_coupons(0)->set_coupon_id("unknown");
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.coupons[0].coupon_id: 'unknown' is not in")));
+  r = Campaign(10);
+  r.mutable_campaign()->set_max_coupons_per_user(0);
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.max_coupons_per_user")));
+  r = Campaign(10);
+  r.mutable_campaign()->clear_coupons();
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.coupons")));
+  r = Campaign(10);
+  r.clear_all_users();
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("population: required")));
+  // Budget 0 with paid coupons: an empty assignment, not an error.
+  ASSERT_OK_AND_ASSIGN(v1::AssignSummary zero, client_->Assign(Campaign(0), absl::Seconds(30), no_op));
+  EXPECT_EQ(zero.assignments(), 0u);
+  EXPECT_EQ(zero.expected_spend(), 0.0);
+}
+
+TEST_F(ServerIntegrationTest, DecideUsesTheCampaignPrices) {
+  PublishAndWaitUntilServing();
+  v1::DecideRequest request;
+  request.set_user_id("u3");
+  *request.mutable_campaign() = Campaign(10).campaign();
+  // Price 0: the user gets its highest value coupon among the eligible ones.
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse free, client_->Decide(request));
+  ASSERT_EQ(free.chosen_size(), 1);
+  double best = -1;
+  std::string best_id;
+  for (int c : {1, 2, 3}) {
+    const double p = ReferenceProbability(model_, 3, c);
+    if (p > best) best = p, best_id = absl::StrCat("c", c);
+  }
+  EXPECT_EQ(free.chosen(0).coupon_id(), best_id);
+  EXPECT_NEAR(free.chosen(0).probability(), best, 1e-6);
+  // A budget price that makes every coupon cost more than it brings: nothing.
+  request.mutable_prices()->set_budget_price(1.0);
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse none, client_->Decide(request));
+  EXPECT_EQ(none.chosen_size(), 0);
+  request.mutable_prices()->set_budget_price(-1.0);
+  EXPECT_THAT(client_->Decide(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 StartsWith("prices.budget_price")));
+  request.mutable_prices()->set_budget_price(0);
+  (*request.mutable_prices()->mutable_stock_prices())["zz"] = 1.0;
+  EXPECT_THAT(client_->Decide(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 StartsWith("prices.stock_prices['zz']")));
 }
 
 TEST_F(ServerIntegrationTest, SigtermShutsDownGracefully) {

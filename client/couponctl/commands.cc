@@ -1,12 +1,19 @@
 #include "client/couponctl/commands.h"
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "api/convert.h"
+#include "core/assignment.h"
+#include "core/assignment_baselines.h"
+#include "core/campaign.h"
 #include "pipeline/factor_files.h"
 #include "storage/model_store.h"
 
@@ -38,7 +45,180 @@ std::string FormatTime(int64_t unix_seconds) {
                           absl::UTCTimeZone());
 }
 
+// Reads a JSON file into a message (the proto3 JSON mapping, field names as in the .proto).
+absl::Status ReadJson(const std::string& path, google::protobuf::Message* message) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto status = google::protobuf::util::JsonStringToMessage(text.str(), message);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", status.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteJson(const std::string& path, const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+    return absl::InternalError("cannot print JSON");
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << json;
+  out.flush();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+void PrintSummary(const v1::AssignSummary& s) {
+  std::printf("campaign '%s' on model version %llu\n", s.campaign_id().c_str(),
+              static_cast<unsigned long long>(s.model_version()));
+  std::printf("  users considered      %llu (unknown to the model: %llu)\n",
+              static_cast<unsigned long long>(s.users_considered()),
+              static_cast<unsigned long long>(s.unknown_users()));
+  std::printf("  users given a coupon  %llu (%llu assignments)\n",
+              static_cast<unsigned long long>(s.users_assigned()),
+              static_cast<unsigned long long>(s.assignments()));
+  std::printf("  expected redemptions  %.2f\n", s.expected_redemptions());
+  std::printf("  expected value        %.2f\n", s.expected_value());
+  std::printf("  expected spend        %.2f of budget %.2f\n", s.expected_spend(), s.budget());
+  std::printf("  dual bound            %.2f (relative gap %.2e, %s after %u passes)\n",
+              s.dual_bound(), s.relative_gap(), s.converged() ? "converged" : "iteration limit",
+              s.passes());
+  std::printf("  budget price lambda   %.6f\n", s.prices().budget_price());
+  std::printf("  solve time            %.3f s\n", s.solve_seconds());
+  for (const v1::CouponIssue& c : s.coupons()) {
+    if (c.issued() == 0) continue;
+    const auto mu = s.prices().stock_prices().find(c.coupon_id());
+    std::printf("    %-16s issued %8llu  expected redemptions %9.2f  stock price %.4f\n",
+                c.coupon_id().c_str(), static_cast<unsigned long long>(c.issued()),
+                c.expected_redemptions(), mu == s.prices().stock_prices().end() ? 0.0 : mu->second);
+  }
+}
+
+// Solves in-process against the newest version of a model store (no server needed).
+int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
+                    std::ofstream& csv, v1::AssignSummary* summary) {
+  auto store = storage::ModelStore::OpenForRead(flags.store);
+  if (!store.ok()) return Fail(store.status());
+  auto latest = (*store)->LatestVersion();
+  if (!latest.ok()) return Fail(latest.status());
+  auto snapshot = (*store)->LoadSnapshot(latest->version);
+  if (!snapshot.ok()) return Fail(snapshot.status());
+  auto population = api::PopulationFromProto(request);
+  if (!population.ok()) return Fail(population.status());
+  auto plan = core::CampaignPlan::Create(
+      *snapshot, api::CampaignFromProto(request.campaign(), absl::ToUnixSeconds(absl::Now())),
+      *std::move(population));
+  if (!plan.ok()) return Fail(plan.status());
+  const core::AssignmentOptions options = api::SolverOptionsFromProto(
+      request.solver(), (*plan)->spec().max_coupons_per_user, /*threads=*/0);
+  const absl::Time start = absl::Now();
+  auto result = core::SolveAssignment((*plan)->coupons(), (*plan)->spec().budget, **plan, options);
+  if (!result.ok()) return Fail(result.status());
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  for (const core::AssignedCoupon& a : result->assignments) {
+    csv << (*plan)->user_id(a.user) << ',' << (*plan)->coupons()[a.coupon].id << ','
+        << absl::StrFormat("%.9g", a.probability) << '\n';
+  }
+  *summary = api::SummaryToProto(*result, **plan, seconds);
+  if (flags.compare_baselines) {
+    auto greedy = core::GreedyHighestProbabilityPolicy((*plan)->coupons(), (*plan)->spec().budget, **plan);
+    auto random = core::RandomPolicy((*plan)->coupons(), (*plan)->spec().budget, **plan, 42);
+    if (!greedy.ok()) return Fail(greedy.status());
+    if (!random.ok()) return Fail(random.status());
+    std::printf("policy comparison on the same probabilities (ground truth on the synthetic platform):\n");
+    std::printf("  %-58s %12s %12s %12s\n", "policy", "redemptions", "value", "spend");
+    std::printf("  %-58s %12.2f %12.2f %12.2f\n", "coupond (Lagrangian + repair)",
+                summary->expected_redemptions(), summary->expected_value(), summary->expected_spend());
+    for (const core::PolicyOutcome& o : {*greedy, *random}) {
+      std::printf("  %-58s %12.2f %12.2f %12.2f\n", o.policy.c_str(), o.expected_redemptions,
+                  o.expected_value, o.expected_spend);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+int Assign(const OnlineFlags& online, const AssignFlags& flags) {
+  if (flags.campaign.empty()) return Usage("assign: --campaign is required");
+  if (flags.out.empty()) return Usage("assign: --out is required");
+  if (flags.compare_baselines && flags.store.empty()) {
+    return Usage("assign: --compare_baselines needs --store (it runs the policies in-process)");
+  }
+  v1::AssignRequest request;
+  if (absl::Status s = ReadJson(flags.campaign, &request); !s.ok()) return Fail(s);
+  std::ofstream csv(flags.out, std::ios::binary | std::ios::trunc);
+  if (!csv) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", flags.out)));
+  csv << "user_id,coupon_id,probability\n";
+  v1::AssignSummary summary;
+  if (!flags.store.empty()) {
+    if (int rc = AssignInProcess(request, flags, csv, &summary); rc != 0) return rc;
+  } else {
+    auto client = client::CoupondClient::Create(online.client);
+    if (!client.ok()) return Fail(client.status());
+    auto result = (*client)->Assign(request, flags.timeout, [&](const v1::AssignResponse& m) {
+      for (const v1::Assignment& a : m.assignments()) {
+        csv << a.user_id() << ',' << a.coupon_id() << ','
+            << absl::StrFormat("%.9g", a.probability()) << '\n';
+      }
+      return csv ? absl::OkStatus() : absl::DataLossError(absl::StrCat("error writing ", flags.out));
+    });
+    if (!result.ok()) return Fail(result.status());
+    summary = *std::move(result);
+  }
+  csv.flush();
+  if (!csv) return Fail(absl::DataLossError(absl::StrCat("error writing ", flags.out)));
+  if (!flags.prices_out.empty()) {
+    if (absl::Status s = WriteJson(flags.prices_out, summary.prices()); !s.ok()) return Fail(s);
+  }
+  if (online.json) {
+    PrintJson(summary);
+  } else {
+    PrintSummary(summary);
+    std::printf("assignment written to %s\n", flags.out.c_str());
+  }
+  return 0;
+}
+
+int Decide(const OnlineFlags& online, const DecideFlags& flags) {
+  if (flags.user.empty()) return Usage("decide: --user is required");
+  if (flags.campaign.empty() || flags.prices.empty()) {
+    return Usage("decide: --campaign and --prices are required");
+  }
+  v1::AssignRequest campaign_file;
+  if (absl::Status s = ReadJson(flags.campaign, &campaign_file); !s.ok()) return Fail(s);
+  v1::DecideRequest request;
+  request.set_user_id(flags.user);
+  *request.mutable_campaign() = campaign_file.campaign();
+  if (absl::Status s = ReadJson(flags.prices, request.mutable_prices()); !s.ok()) return Fail(s);
+  auto client = client::CoupondClient::Create(online.client);
+  if (!client.ok()) return Fail(client.status());
+  auto response = (*client)->Decide(request);
+  if (!response.ok()) return Fail(response.status());
+  if (online.json) {
+    PrintJson(*response);
+    return 0;
+  }
+  std::printf("model version %llu, user %s (%s): ",
+              static_cast<unsigned long long>(response->model_version()), flags.user.c_str(),
+              response->user_resolution() == v1::USER_RESOLUTION_KNOWN_USER ? "known user"
+                                                                            : "population prior");
+  if (response->chosen_size() == 0) {
+    std::printf("no coupon (no positive budget-adjusted score)\n");
+  } else {
+    std::printf("\n");
+    for (const v1::CouponDecision& c : response->chosen()) {
+      std::printf("  %-16s probability %.4f  score %.5f\n", c.coupon_id().c_str(),
+                  c.probability(), c.score());
+    }
+  }
+  return 0;
+}
 
 int Score(const OnlineFlags& online, const ScoreFlags& flags) {
   if (flags.user.empty()) return Usage("score: --user is required");

@@ -31,7 +31,24 @@ struct GenerateFlags {
   core::SyntheticPlatformOptions options;
 };
 
+struct AssignFlags {
+  std::string campaign;    // JSON file: a coupond.v1.AssignRequest
+  std::string out;         // CSV of the assignment
+  std::string prices_out;  // JSON file for the campaign's prices (optional)
+  std::string store;       // solve in-process against this model store (else: the server)
+  bool compare_baselines = false;
+  absl::Duration timeout = absl::Minutes(10);
+};
+
+struct DecideFlags {
+  std::string user;
+  std::string campaign;  // JSON file: an AssignRequest (its campaign is used)
+  std::string prices;    // JSON file: CampaignPrices, as written by assign --prices_out
+};
+
 int Score(const OnlineFlags& online, const ScoreFlags& flags);
+int Assign(const OnlineFlags& online, const AssignFlags& flags);
+int Decide(const OnlineFlags& online, const DecideFlags& flags);
 int ModelInfo(const OnlineFlags& online);
 int Health(const OnlineFlags& online, absl::Duration wait);
 int Generate(const GenerateFlags& flags);

@@ -21,10 +21,15 @@ ABSL_FLAG(std::vector<std::string>, coupons, {}, "score: comma-separated candida
 ABSL_FLAG(uint32_t, top_k, 0, "score: return only the k most likely coupons (0: all).");
 ABSL_FLAG(int64_t, as_of, 0, "score: judge coupon validity at this Unix time (0: now).");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(), "health: wait up to this long for SERVING.");
-ABSL_FLAG(std::string, store, "", "publish, versions: the model store directory.");
+ABSL_FLAG(std::string, store, "", "publish, versions: the model store directory; assign: solve in-process against it.");
 ABSL_FLAG(std::string, factors, "", "publish: directory of factor files to publish.");
 ABSL_FLAG(uint64_t, version, 0, "publish: version number (0: newest + 1).");
-ABSL_FLAG(std::string, out, "", "generate: directory to write the synthetic platform's factor files to.");
+ABSL_FLAG(std::string, out, "", "generate: directory for the factor files; assign: the assignment CSV.");
+ABSL_FLAG(std::string, campaign, "", "assign, decide: JSON file holding a coupond.v1.AssignRequest (campaign and population).");
+ABSL_FLAG(std::string, prices, "", "decide: JSON file with the campaign's prices (from assign --prices_out).");
+ABSL_FLAG(std::string, prices_out, "", "assign: write the campaign's prices (JSON) here, for decide.");
+ABSL_FLAG(bool, compare_baselines, false, "assign --store: also evaluate two naive policies on the same probabilities.");
+ABSL_FLAG(absl::Duration, assign_timeout, absl::Minutes(10), "assign: deadline of the Assign call.");
 ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
 ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
 ABSL_FLAG(uint32_t, dimension, 16, "generate: latent dimension.");
@@ -43,6 +48,11 @@ constexpr char kUsage[] =
     "              redemption probabilities of one user, highest first\n"
     "  model-info  [--json]            the model version the server answers with\n"
     "  health      [--wait 30s]        grpc.health.v1 status; with --wait, until SERVING\n"
+    "  assign      --campaign FILE.json --out FILE.csv [--prices_out P.json] [--store DIR [--compare_baselines]]\n"
+    "              budget-constrained assignment of a campaign (on the server, or in-process\n"
+    "              against a model store with --store)\n"
+    "  decide      --user U --campaign FILE.json --prices P.json\n"
+    "              the online decision for one user from the campaign's prices\n"
     "\n"
     "offline commands (work on files and a model store directory):\n"
     "  generate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--seed S] [--now T]\n"
@@ -79,6 +89,23 @@ int main(int argc, char** argv) {
     f.top_k = absl::GetFlag(FLAGS_top_k);
     f.as_of = absl::GetFlag(FLAGS_as_of);
     return cmd::Score(online, f);
+  }
+  if (command == "assign") {
+    cmd::AssignFlags f;
+    f.campaign = absl::GetFlag(FLAGS_campaign);
+    f.out = absl::GetFlag(FLAGS_out);
+    f.prices_out = absl::GetFlag(FLAGS_prices_out);
+    f.store = absl::GetFlag(FLAGS_store);
+    f.compare_baselines = absl::GetFlag(FLAGS_compare_baselines);
+    f.timeout = absl::GetFlag(FLAGS_assign_timeout);
+    return cmd::Assign(online, f);
+  }
+  if (command == "decide") {
+    cmd::DecideFlags f;
+    f.user = absl::GetFlag(FLAGS_user);
+    f.campaign = absl::GetFlag(FLAGS_campaign);
+    f.prices = absl::GetFlag(FLAGS_prices);
+    return cmd::Decide(online, f);
   }
   if (command == "model-info") return cmd::ModelInfo(online);
   if (command == "health") return cmd::Health(online, absl::GetFlag(FLAGS_wait));

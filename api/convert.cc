@@ -1,0 +1,137 @@
+#include "api/convert.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+
+namespace coupond::api {
+
+core::CampaignSpec CampaignFromProto(const v1::Campaign& campaign, int64_t now_unix_seconds) {
+  core::CampaignSpec spec;
+  spec.campaign_id = campaign.campaign_id();
+  spec.budget = campaign.budget();
+  spec.max_coupons_per_user =
+      campaign.has_max_coupons_per_user() ? int64_t{campaign.max_coupons_per_user()} : 1;
+  spec.as_of_unix_seconds =
+      campaign.as_of_unix_seconds() != 0 ? campaign.as_of_unix_seconds() : now_unix_seconds;
+  spec.coupons.reserve(campaign.coupons_size());
+  for (const v1::CampaignCoupon& c : campaign.coupons()) {
+    core::CampaignCouponSpec coupon;
+    coupon.coupon_id = c.coupon_id();
+    if (c.has_value_weight()) coupon.weight = c.value_weight();
+    if (c.has_stock()) coupon.stock = c.stock();
+    coupon.eligible_user_ids.assign(c.eligible_user_ids().begin(), c.eligible_user_ids().end());
+    spec.coupons.push_back(std::move(coupon));
+  }
+  return spec;
+}
+
+absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& request) {
+  core::Population population;
+  switch (request.population_case()) {
+    case v1::AssignRequest::kUsers:
+      population.user_ids.assign(request.users().user_ids().begin(),
+                                 request.users().user_ids().end());
+      return population;
+    case v1::AssignRequest::kAllUsers:
+      if (request.all_users().segments_size() > 0) {
+        return absl::InvalidArgumentError(
+            "all_users.segments: segment filters are not supported yet (the model has no "
+            "segments); leave it empty");
+      }
+      population.all_users = true;
+      return population;
+    default:
+      return absl::InvalidArgumentError("population: required (users or all_users)");
+  }
+}
+
+absl::StatusOr<core::AssignmentPrices> PricesFromProto(const v1::CampaignPrices& prices,
+                                                       const core::CampaignPlan& plan) {
+  core::AssignmentPrices out;
+  if (!std::isfinite(prices.budget_price()) || prices.budget_price() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prices.budget_price: ", prices.budget_price(), " is not a finite value >= 0"));
+  }
+  out.budget_price = prices.budget_price();
+  absl::flat_hash_map<absl::string_view, size_t> index;
+  for (size_t j = 0; j < plan.coupons().size(); ++j) index.emplace(plan.coupons()[j].id, j);
+  out.stock_prices.assign(plan.coupons().size(), 0.0);
+  for (const auto& [coupon_id, price] : prices.stock_prices()) {
+    const std::string field = absl::StrCat("prices.stock_prices['", coupon_id.substr(0, 64), "']");
+    auto it = index.find(coupon_id);
+    if (it == index.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": not a coupon of the campaign"));
+    }
+    if (!std::isfinite(price) || price < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", price, " is not a finite value >= 0"));
+    }
+    out.stock_prices[it->second] = price;
+  }
+  return out;
+}
+
+v1::CampaignPrices PricesToProto(const core::AssignmentPrices& prices,
+                                 const core::CampaignPlan& plan) {
+  v1::CampaignPrices out;
+  out.set_campaign_id(plan.spec().campaign_id);
+  out.set_model_version(plan.model().info().version);
+  out.set_budget_price(prices.budget_price);
+  for (size_t j = 0; j < prices.stock_prices.size() && j < plan.coupons().size(); ++j) {
+    if (prices.stock_prices[j] != 0.0) {
+      (*out.mutable_stock_prices())[plan.coupons()[j].id] = prices.stock_prices[j];
+    }
+  }
+  return out;
+}
+
+v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
+                                 const core::CampaignPlan& plan, double solve_seconds) {
+  v1::AssignSummary s;
+  s.set_campaign_id(plan.spec().campaign_id);
+  s.set_model_version(plan.model().info().version);
+  s.set_users_considered(plan.num_users());
+  s.set_unknown_users(plan.unknown_users());
+  s.set_assignments(result.assignments.size());
+  double redemptions = 0;
+  std::vector<double> per_coupon(plan.coupons().size(), 0.0);
+  uint64_t users_assigned = 0;
+  for (size_t i = 0; i < result.assignments.size(); ++i) {
+    const core::AssignedCoupon& a = result.assignments[i];
+    redemptions += a.probability;
+    per_coupon[a.coupon] += a.probability;
+    if (i == 0 || result.assignments[i - 1].user != a.user) ++users_assigned;
+  }
+  s.set_users_assigned(users_assigned);
+  s.set_expected_redemptions(redemptions);
+  s.set_expected_value(result.primal_value);
+  s.set_expected_spend(result.expected_spend);
+  s.set_budget(plan.spec().budget);
+  s.set_dual_bound(result.dual_bound);
+  s.set_relative_gap(result.relative_gap);
+  s.set_converged(result.converged);
+  s.set_passes(static_cast<uint32_t>(result.passes));
+  *s.mutable_prices() = PricesToProto(result.prices, plan);
+  for (size_t j = 0; j < plan.coupons().size(); ++j) {
+    v1::CouponIssue* issue = s.add_coupons();
+    issue->set_coupon_id(plan.coupons()[j].id);
+    issue->set_issued(j < result.issued.size() ? result.issued[j] : 0);
+    issue->set_expected_redemptions(per_coupon[j]);
+  }
+  s.set_solve_seconds(solve_seconds);
+  return s;
+}
+
+core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,
+                                               int64_t max_coupons_per_user, int threads) {
+  core::AssignmentOptions out;
+  out.max_coupons_per_user = static_cast<int>(max_coupons_per_user);
+  out.threads = threads;
+  if (options.max_iterations() != 0) out.max_iterations = static_cast<int>(options.max_iterations());
+  if (options.tolerance() != 0) out.tolerance = options.tolerance();
+  return out;
+}
+
+}  // namespace coupond::api

@@ -1,0 +1,44 @@
+#ifndef COUPOND_API_CONVERT_H_
+#define COUPOND_API_CONVERT_H_
+
+// The mapping between the wire contract (coupond.v1 messages) and core's types, in one
+// place, for the two edges that need it: the server's handlers and couponctl's offline
+// commands (which run the same computation against a model store, without a server).
+// Conversions copy fields; numeric validation is core's (CampaignPlan::Create and the
+// solver), with field names that match the .proto.
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "core/assignment.h"
+#include "core/campaign.h"
+#include "coupond/v1/coupon_scoring.pb.h"
+
+namespace coupond::api {
+
+// `now_unix_seconds` replaces an unset (0) as_of_unix_seconds.
+core::CampaignSpec CampaignFromProto(const v1::Campaign& campaign, int64_t now_unix_seconds);
+
+// InvalidArgument when no population is set or a segment filter is given (the model has
+// no segments yet).
+absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& request);
+
+// Prices in the plan's coupon order. InvalidArgument naming the field for a price that is
+// negative or non-finite, or a coupon that is not in the campaign.
+absl::StatusOr<core::AssignmentPrices> PricesFromProto(const v1::CampaignPrices& prices,
+                                                       const core::CampaignPlan& plan);
+
+v1::CampaignPrices PricesToProto(const core::AssignmentPrices& prices,
+                                 const core::CampaignPlan& plan);
+
+// The summary of a solve; `solve_seconds` is the caller's measurement.
+v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
+                                 const core::CampaignPlan& plan, double solve_seconds);
+
+// Solver options from the request (0 fields take the solver's defaults).
+core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,
+                                               int64_t max_coupons_per_user, int threads);
+
+}  // namespace coupond::api
+
+#endif  // COUPOND_API_CONVERT_H_

@@ -1,0 +1,102 @@
+#ifndef COUPOND_CORE_CAMPAIGN_H_
+#define COUPOND_CORE_CAMPAIGN_H_
+
+// A campaign resolved against a model snapshot: the bridge between what a campaign planner
+// writes (coupon ids, weights, stock, eligibility, budget, a population) and what the
+// assignment solver consumes (core/assignment.h). The plan is also the solver's
+// ProbabilityOracle: it scores users on demand with the SIMD kernel, so memory stays linear
+// in the population, never population x coupons.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/assignment.h"
+#include "core/snapshot.h"
+
+namespace coupond::core {
+
+struct CampaignCouponSpec {
+  // A coupon of the model; unique within the campaign.
+  std::string coupon_id;
+  // w_j. Default 1. Finite, >= 0.
+  double weight = 1.0;
+  // s_j. Unset: the model's stock attribute (unlimited when -1).
+  std::optional<int64_t> stock;
+  // When non-empty, only these users may receive the coupon.
+  std::vector<std::string> eligible_user_ids;
+};
+
+struct CampaignSpec {
+  // Optional, at most 128 bytes.
+  std::string campaign_id;
+  std::vector<CampaignCouponSpec> coupons;
+  // B. Finite, >= 0.
+  double budget = 0.0;
+  // k. >= 1. Default 1.
+  int64_t max_coupons_per_user = 1;
+  // Coupons inactive at this time are not eligible for anyone.
+  int64_t as_of_unix_seconds = 0;
+};
+
+// Who may receive coupons: every user of the model, or an explicit list of ids (ids the
+// model does not know are planned with the population prior).
+struct Population {
+  bool all_users = false;
+  std::vector<std::string> user_ids;  // when !all_users; unique, non-empty
+};
+
+// Thread-safe after Create (Fill is const and may run concurrently; Cancel may be called
+// from any thread).
+class CampaignPlan final : public ProbabilityOracle {
+ public:
+  // Validates `spec` and `population` against `model`. InvalidArgument naming the field
+  // (campaign.coupons[i].coupon_id, campaign.budget, users.user_ids[i], ...) on bad input,
+  // including coupon ids the model does not know.
+  static absl::StatusOr<std::unique_ptr<CampaignPlan>> Create(
+      std::shared_ptr<const ModelSnapshot> model, const CampaignSpec& spec,
+      Population population);
+
+  // ProbabilityOracle: p_uj from the model, or kNotEligible where the coupon is inactive at
+  // the campaign's time or restricted to other users. Cancelled once Cancel() was called.
+  size_t num_users() const override { return users_.size(); }
+  absl::Status Fill(size_t first_user, size_t count, absl::Span<double> out) const override;
+
+  // The campaign's coupons as the solver wants them (face values from the model).
+  absl::Span<const AssignmentCoupon> coupons() const { return coupons_; }
+  const CampaignSpec& spec() const { return spec_; }
+  const ModelSnapshot& model() const { return *model_; }
+  // Id of the population's user `i`.
+  absl::string_view user_id(size_t i) const;
+  bool known_user(size_t i) const { return users_[i] >= 0; }
+  size_t unknown_users() const { return unknown_users_; }
+
+  // Makes every later Fill fail with Cancelled, which aborts a solve in progress.
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+
+ private:
+  CampaignPlan() = default;
+
+  std::shared_ptr<const ModelSnapshot> model_;
+  CampaignSpec spec_;
+  std::vector<AssignmentCoupon> coupons_;
+  std::vector<uint32_t> coupon_rows_;  // snapshot rows of the campaign's coupons
+  std::vector<bool> coupon_active_;
+  // Per campaign coupon: population indices allowed (empty optional: everyone).
+  std::vector<std::optional<absl::flat_hash_set<uint32_t>>> eligible_;
+  std::vector<int64_t> users_;             // snapshot row per population user, -1 unknown
+  std::vector<std::string> explicit_ids_;  // the ids when the population is a list
+  size_t unknown_users_ = 0;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace coupond::core
+
+#endif  // COUPOND_CORE_CAMPAIGN_H_
