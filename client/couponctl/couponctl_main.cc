@@ -39,7 +39,7 @@ ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix ti
 namespace {
 
 constexpr char kUsage[] =
-    "couponctl: command line of coupond, the coupon scoring service.\n"
+    "the command line of coupond, the coupon scoring service.\n"
     "\n"
     "usage: couponctl <command> [flags]\n"
     "\n"

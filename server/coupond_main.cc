@@ -81,7 +81,7 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "coupond: gRPC coupon scoring server.\n"
+      "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
       "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection.");
   absl::ParseCommandLine(argc, argv);
