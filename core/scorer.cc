@@ -1,34 +1,33 @@
 #include "core/scorer.h"
 
-#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/kernel.h"
 
 namespace coupond::core {
-namespace {
-
-// Orders by descending probability (equivalently logit), ties by ascending coupon id, so
-// responses are deterministic.
-struct ByScoreThenId {
-  const ModelSnapshot* model;
-  bool operator()(const ScoredCoupon& a, const ScoredCoupon& b) const {
-    if (a.logit != b.logit) return a.logit > b.logit;
-    return model->coupon_id(a.coupon_row) < model->coupon_id(b.coupon_row);
-  }
-};
-
-}  // namespace
 
 ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   ScoreResult result;
 
   // Candidate rows: either the requested ones that are known and active, or every active row.
+  // Their biases are collected on the way (bias[i] for rows[i]): the snapshot does not
+  // expose its bias array, and this loop touches every candidate anyway.
   std::vector<uint32_t> rows;
+  std::vector<float> bias;
   if (query.coupon_ids.empty()) {
     rows.reserve(model.num_coupons());
+    bias.reserve(model.num_coupons());
     for (uint32_t r = 0; r < model.num_coupons(); ++r) {
-      if (model.coupon_attributes(r).IsActiveAt(query.as_of_unix_seconds)) rows.push_back(r);
+      if (model.coupon_attributes(r).IsActiveAt(query.as_of_unix_seconds)) {
+        rows.push_back(r);
+        bias.push_back(model.coupon_bias(r));
+      }
     }
   } else {
     rows.reserve(query.coupon_ids.size());
+    bias.reserve(query.coupon_ids.size());
     for (uint32_t i = 0; i < query.coupon_ids.size(); ++i) {
       const std::optional<uint32_t> row = model.FindCoupon(query.coupon_ids[i]);
       if (!row.has_value()) {
@@ -37,6 +36,7 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
         result.inactive_coupons.push_back(i);
       } else {
         rows.push_back(*row);
+        bias.push_back(model.coupon_bias(*row));
       }
     }
   }
@@ -44,32 +44,34 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
 
   const std::optional<uint32_t> user = model.FindUser(query.user_id);
   result.known_user = user.has_value();
-  const double offset = model.global_bias() + (user ? model.user_bias(*user) : 0.0);
+  if (rows.empty()) return result;
 
-  std::vector<float> dots(rows.size(), 0.0f);
-  if (user.has_value() && !rows.empty()) {
-    // When every coupon is active and none was named, rows is exactly 0..n-1.
-    const bool all_rows = query.coupon_ids.empty() && rows.size() == model.num_coupons();
-    if (all_rows) {
-      // Every row, in order: the kernel streams the matrix without the index indirection.
-      DotAll(model.user_factors(*user), model.coupon_factors(), dots.data());
-    } else {
-      DotRows(model.user_factors(*user), model.coupon_factors(), rows, dots.data());
-    }
+  // The fused kernel computes logit = offset + b_c + <x_u, y_c> in float and keeps the
+  // top_k best, ordered by descending logit and, on exact ties (at the k-th place too), by
+  // ascending coupon id. An unknown user takes the population prior: b_u = 0 and x_u = 0
+  // (x == nullptr). NaN logits (corrupt factors) rank last.
+  const float offset =
+      static_cast<float>(model.global_bias() + (user ? model.user_bias(*user) : 0.0));
+  const float* x = user ? model.user_factors(*user) : nullptr;
+  // When every coupon is active and none was named, rows is exactly 0..n-1.
+  const bool all_rows = query.coupon_ids.empty() && rows.size() == model.num_coupons();
+  // bias is then indexed by row as well.
+  const CandidateRows candidates =
+      all_rows ? CandidateRows::All() : CandidateRows::List(rows, bias);
+  std::vector<ScoredRow> top;
+  ScoreTopK(
+      x, offset, model.coupon_factors(), all_rows ? bias.data() : nullptr, candidates,
+      query.top_k,
+      [&model](uint32_t a, uint32_t b) { return model.coupon_id(a) < model.coupon_id(b); },
+      &top);
+
+  // The probability is the header's double-precision Sigmoid of the reported logit, so
+  // probability == Sigmoid(logit) exactly; it is computed for the <= top_k survivors only.
+  result.scores.reserve(top.size());
+  for (const ScoredRow& s : top) {
+    const double logit = s.logit;
+    result.scores.push_back(ScoredCoupon{s.row, logit, Sigmoid(logit)});
   }
-
-  result.scores.resize(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const double logit = offset + model.coupon_bias(rows[i]) + dots[i];
-    result.scores[i] = ScoredCoupon{rows[i], logit, Sigmoid(logit)};
-  }
-
-  const ByScoreThenId order{&model};
-  const size_t k = query.top_k == 0 ? result.scores.size()
-                                    : std::min<size_t>(query.top_k, result.scores.size());
-  std::partial_sort(result.scores.begin(), result.scores.begin() + k, result.scores.end(),
-                    order);
-  result.scores.resize(k);
   return result;
 }
 
