@@ -41,7 +41,11 @@ int Run(uint32_t users, uint32_t coupons, uint32_t dim, int repetitions) {
   if (!data.ok()) return std::fprintf(stderr, "%s\n", data.status().ToString().c_str()), 1;
   // Stock on every fifth coupon, so that stock prices are exercised too.
   for (size_t j = 0; j < coupons; j += 5) data->coupon_attributes[j].stock = users / 200;
-  ModelVersionInfo info{1, dim, users, coupons, 0, 0, 0, "bench"};
+  ModelVersionInfo info;
+  info.version = 1;
+  info.dimension = dim;
+  info.num_users = users;
+  info.num_coupons = coupons;
   auto model = ModelSnapshot::Create(*std::move(data), info);
   if (!model.ok()) return std::fprintf(stderr, "%s\n", model.status().ToString().c_str()), 1;
 

@@ -1,5 +1,6 @@
 #include "core/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/container/flat_hash_set.h"
@@ -96,6 +97,18 @@ absl::Status ValidateModelData(const ModelData& model) {
           CheckFinite(model.coupon_factors, d, model.coupon_ids, "coupon_factors");
       !s.ok()) {
     return s;
+  }
+  for (const auto& [key, value] : model.metadata) {
+    const bool key_ok =
+        !key.empty() && key.size() <= 128 &&
+        std::all_of(key.begin(), key.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-';
+        });
+    if (!key_ok) {
+      return absl::InvalidArgumentError(absl::StrCat("metadata: bad key '", key.substr(0, 64),
+                                                     "' (use [A-Za-z0-9_.-], 1..128 bytes)"));
+    }
   }
   for (size_t i = 0; i < coupons; ++i) {
     const CouponAttributes& a = model.coupon_attributes[i];

@@ -8,6 +8,7 @@
 //   p(u, c) = sigmoid(global_bias + user_bias[u] + coupon_bias[c] + <x_u, y_c>).
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct ModelData {
 
   // Free-form provenance (e.g. "synthetic seed=42"), recorded in the manifest.
   std::string description;
+  // Provenance recorded in the manifest beside it: the training data's checksum,
+  // hyperparameters, evaluation metrics ("train.dimension" -> "32", "eval.auc" -> "0.83").
+  // Keys: non-empty, [A-Za-z0-9_.-]; values: any text.
+  std::map<std::string, std::string> metadata;
 
   size_t num_users() const { return user_ids.size(); }
   size_t num_coupons() const { return coupon_ids.size(); }

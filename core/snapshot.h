@@ -6,6 +6,7 @@
 // be swapped in without disturbing requests in flight.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,8 @@ struct ModelVersionInfo {
   // XXH3-64 over the version's stored rows (see storage/model_store.h).
   uint64_t checksum = 0;
   std::string description;
+  // ModelData::metadata as published.
+  std::map<std::string, std::string> metadata;
 };
 
 // Thread-safe: all methods are const and the object never changes after Create.

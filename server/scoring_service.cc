@@ -81,6 +81,7 @@ absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& reque
   out->set_checksum(absl::StrFormat("%016x", info.checksum));
   out->set_loaded_unix_seconds(absl::ToUnixSeconds(model->built_at()));
   out->set_description(info.description);
+  out->mutable_metadata()->insert(info.metadata.begin(), info.metadata.end());
   return absl::OkStatus();
 }
 

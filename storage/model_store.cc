@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -97,7 +98,11 @@ std::string EncodeCoupon(const core::ModelData& m, size_t row) {
 }
 
 std::string EncodeManifest(const core::ModelVersionInfo& info) {
-  return absl::StrFormat(
+  std::string metadata;
+  for (const auto& [key, value] : info.metadata) {
+    absl::StrAppend(&metadata, "meta.", key, "=", absl::CEscape(value), "\n");
+  }
+  return metadata + absl::StrFormat(
       "format=%d\nversion=%d\ndimension=%d\nnum_users=%d\nnum_coupons=%d\n"
       "global_bias=%.17g\ncreated_unix_seconds=%d\nchecksum=%016x\ndescription=%s\n",
       kManifestFormat, info.version, info.dimension, info.num_users, info.num_coupons,
@@ -143,6 +148,13 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
     } else if (key == "description") {
       std::string error;
       ok = absl::CUnescape(value, &info.description, &error);
+    } else if (absl::StartsWith(key, "meta.")) {
+      std::string error, unescaped;
+      if (!absl::CUnescape(value, &unescaped, &error)) {
+        return bad(absl::StrCat("bad value for '", key, "'"));
+      }
+      info.metadata[std::string(key.substr(5))] = std::move(unescaped);
+      continue;  // optional: not counted among the required fields
     } else {
       continue;  // Fields added by later writers are ignored by this reader.
     }
@@ -250,6 +262,7 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
   info.created_unix_seconds =
       options.created_unix_seconds != 0 ? options.created_unix_seconds : std::time(nullptr);
   info.description = model.description;
+  info.metadata = model.metadata;
 
   // SstFileWriter needs keys in ascending order: coupons ("c/") then users ("u/"), each by
   // id; the manifest ("m/...") sorts after every data key.
@@ -361,6 +374,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   m.dimension = d;
   m.global_bias = info.global_bias;
   m.description = info.description;
+  m.metadata = info.metadata;
   // Counts come from a manifest that may be damaged: grow on demand beyond a modest reserve.
   constexpr uint64_t kMaxReserve = 1 << 20;
   m.coupon_ids.reserve(std::min(info.num_coupons, kMaxReserve));

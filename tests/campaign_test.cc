@@ -25,7 +25,11 @@ class CampaignPlanTest : public ::testing::Test {
     data_ = TinyModel(6, 5, 4);
     data_.coupon_attributes[2].valid_until_unix_seconds = 100;  // expired at t=1000
     data_.coupon_attributes[3].stock = 7;
-    ModelVersionInfo info{3, 4, 6, 5, 0, 0, 0, ""};
+    ModelVersionInfo info;
+    info.version = 3;
+    info.dimension = 4;
+    info.num_users = 6;
+    info.num_coupons = 5;
     auto s = ModelSnapshot::Create(data_, info);
     ASSERT_TRUE(s.ok()) << s.status();
     model_ = *s;

@@ -105,6 +105,18 @@ TEST_F(ModelStoreTest, RoundTripsAVersion) {
   EXPECT_GT(info.created_unix_seconds, 0);
 }
 
+TEST_F(ModelStoreTest, RoundTripsMetadataWithAwkwardValues) {
+  core::ModelData model = TinyModel(2, 2, 2);
+  model.metadata["train.data_xxh3"] = "0123456789abcdef";
+  model.metadata["eval.note"] = "line one\nline=two \"quoted\"";
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  EXPECT_EQ(back.metadata, model.metadata);
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(core::ModelVersionInfo info, store->LatestVersion());
+  EXPECT_EQ(info.metadata, model.metadata);
+}
+
 TEST_F(ModelStoreTest, KeepsOlderVersionsAndNumbersUpwards) {
   PublishModel(TinyModel(3, 3, 2));
   PublishModel(TinyModel(4, 3, 5));

@@ -84,6 +84,14 @@ TEST(ValidateModelDataTest, RejectsBadAttributes) {
   EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("valid_until")));
 }
 
+TEST(ValidateModelDataTest, MetadataKeysMustBeSimple) {
+  ModelData m = TinyModel(1, 1, 1);
+  m.metadata["eval.auc"] = "0.8";
+  EXPECT_OK(ValidateModelData(m));
+  m.metadata["bad key"] = "x";
+  EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("metadata: bad key")));
+}
+
 TEST(CouponAttributesTest, ActivityFollowsWindowAndStock) {
   CouponAttributes a;
   EXPECT_TRUE(a.IsActiveAt(0));  // open window, unlimited stock
