@@ -12,7 +12,7 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
-  libeigen3-dev libopenblas-dev
+  libeigen3-dev libopenblas-dev libglpk-dev
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 librocksdb7.8 libspdlog1.10 libhwy1 libxxhash0
