@@ -17,11 +17,15 @@ static_assert(std::endian::native == std::endian::little,
               "the store's value encoding is little-endian; port EncodeRow for big-endian");
 
 inline std::string VersionTag(uint64_t version) { return absl::StrFormat("%020d", version); }
-inline std::string ManifestKey(uint64_t version) { return "m/" + VersionTag(version); }
-inline constexpr absl::string_view kManifestPrefix = "m/";
-inline std::string DataPrefix(uint64_t version) { return "d/" + VersionTag(version) + "/"; }
-inline std::string CouponPrefix(uint64_t version) { return DataPrefix(version) + "c/"; }
-inline std::string UserPrefix(uint64_t version) { return DataPrefix(version) + "u/"; }
+// Every key of version v starts with VersionPrefix(v) = "v/<20 digits>/", so versions occupy
+// disjoint key ranges (see model_store.h for why that matters).
+inline constexpr absl::string_view kVersionsPrefix = "v/";
+inline std::string VersionPrefix(uint64_t version) { return "v/" + VersionTag(version) + "/"; }
+inline std::string CouponPrefix(uint64_t version) { return VersionPrefix(version) + "c/"; }
+inline std::string UserPrefix(uint64_t version) { return VersionPrefix(version) + "u/"; }
+// '~' sorts after every letter: the manifest is the last key of its version, so the writer
+// can hash all rows before writing it.
+inline std::string ManifestKey(uint64_t version) { return VersionPrefix(version) + "~manifest"; }
 inline std::string CouponKey(uint64_t version, absl::string_view id) {
   return CouponPrefix(version) + std::string(id);
 }

@@ -8,6 +8,8 @@
 #include <numeric>
 #include "absl/strings/string_view.h"
 #include <system_error>
+#include <chrono>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -211,6 +213,9 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForWrite(const std::
   }
   rocksdb::Options options;
   options.create_if_missing = true;
+  // Versions never overlap (see model_store.h): nothing to compact, and no file deletion
+  // that could race with a reader's open.
+  options.disable_auto_compactions = true;
   rocksdb::DB* raw = nullptr;
   COUPOND_RETURN_IF_ERROR(
       FromRocksDb(rocksdb::DB::Open(options, path, &raw), absl::StrCat("model store '", path,
@@ -229,9 +234,19 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForRead(const std::s
                                             "first: couponctl publish)"));
   }
   rocksdb::Options options;
+  // Open every table file now: a file the writer removes later (it never compacts, but a
+  // future clean-up of old versions will) then stays readable through its descriptor.
+  options.max_open_files = -1;
   rocksdb::DB* raw = nullptr;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::OpenForReadOnly(options, path, &raw),
-                                      absl::StrCat("model store '", path, "': open for read")));
+  // A writer changing its MANIFEST while we read it can fail an open transiently; the store
+  // itself is fine, so try again a few times before reporting.
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10 << attempt));
+    s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
+    if (s.ok()) break;
+  }
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("model store '", path, "': open for read")));
   return std::unique_ptr<ModelStore>(
       new ModelStore(path, std::unique_ptr<rocksdb::DB>(raw), /*writable=*/false));
 }
@@ -265,7 +280,7 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
   info.metadata = model.metadata;
 
   // SstFileWriter needs keys in ascending order: coupons ("c/") then users ("u/"), each by
-  // id; the manifest ("m/...") sorts after every data key.
+  // id; the manifest ("~manifest") sorts after every data key of the version.
   auto sorted_rows = [](const std::vector<std::string>& ids) {
     std::vector<uint32_t> order(ids.size());
     std::iota(order.begin(), order.end(), 0u);
@@ -315,22 +330,34 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
 }
 
 absl::StatusOr<std::vector<core::ModelVersionInfo>> ModelStore::ListVersions() const {
+  // Hop from version to version: seek to the next "v/<tag>/", read its manifest, then seek
+  // past that version's range. Cost: a few seeks per version, independent of its size.
   std::vector<core::ModelVersionInfo> versions;
   rocksdb::ReadOptions ro;
-  const std::string upper = PrefixUpperBound(std::string(internal::kManifestPrefix));
+  const std::string upper = PrefixUpperBound(std::string(internal::kVersionsPrefix));
   rocksdb::Slice upper_slice(upper);
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  for (it->Seek(rocksdb::Slice(internal::kManifestPrefix.data(), internal::kManifestPrefix.size())); it->Valid(); it->Next()) {
+  const size_t prefix = internal::kVersionsPrefix.size();
+  for (it->Seek(rocksdb::Slice(internal::kVersionsPrefix.data(), prefix)); it->Valid();) {
     const absl::string_view key = View(it->key());
     uint64_t version = 0;
-    if (!ParseVersionTag(key.substr(internal::kManifestPrefix.size()), &version)) {
-      return absl::DataLossError(absl::StrCat("model store '", path_,
-                                              "': malformed manifest key '", key, "'"));
+    if (key.size() < prefix + 21 || key[prefix + 20] != '/' ||
+        !ParseVersionTag(key.substr(prefix, 20), &version)) {
+      return absl::DataLossError(absl::StrCat("model store '", path_, "': malformed key '",
+                                              absl::CHexEscape(key.substr(0, 64)), "'"));
     }
-    COUPOND_ASSIGN_OR_RETURN(core::ModelVersionInfo info,
-                             DecodeManifest(version, View(it->value())));
-    versions.push_back(std::move(info));
+    std::string manifest;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ManifestKey(version), &manifest);
+    if (s.ok()) {
+      COUPOND_ASSIGN_OR_RETURN(core::ModelVersionInfo info, DecodeManifest(version, manifest));
+      versions.push_back(std::move(info));
+    } else if (!s.IsNotFound()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
+    }
+    // A range without a manifest cannot come from Publish (one atomic file per version);
+    // it is left out of the list, and ReadVersion reports it as missing.
+    it->Seek(PrefixUpperBound(internal::VersionPrefix(version)));
   }
   COUPOND_RETURN_IF_ERROR(FromRocksDb(it->status(), "listing versions"));
   return versions;

@@ -5,14 +5,20 @@
 //
 // Layout (all keys in the default column family, bytewise order; <v> is the version as 20
 // zero-padded decimal digits, so versions sort numerically):
-//   d/<v>/c/<coupon_id>  coupon row: f32 bias, f32 x dim factors, f64 face value,
+//   v/<v>/c/<coupon_id>  coupon row: f32 bias, f32 x dim factors, f64 face value,
 //                        i64 valid_from, i64 valid_until, i64 stock (little-endian)
-//   d/<v>/u/<user_id>    user row: f32 bias, f32 x dim factors (little-endian)
-//   m/<v>                manifest: "key=value" lines (format, version, dimension, counts,
-//                        global bias, creation time, checksum, description)
+//   v/<v>/u/<user_id>    user row: f32 bias, f32 x dim factors (little-endian)
+//   v/<v>/~manifest      manifest: "key=value" lines (format, version, dimension, counts,
+//                        global bias, creation time, checksum, description, meta.*)
 // A version is written as one SST file (SstFileWriter) and added with IngestExternalFile,
 // so its rows and manifest become visible together or not at all: a reader never sees a
 // manifest whose rows are missing, whatever the writer's fate.
+//
+// Every version occupies its own key range, so each ingested file lands in the bottommost
+// level without overlapping any other file, and no compaction is ever needed: the writer
+// runs with automatic compactions off. That matters because readers (servers) open the
+// store read-only beside the writer, and a compaction deleting a file while a reader opens
+// the database makes that open fail.
 //
 // The checksum is XXH3-64 over every data key and value of the version in key order; a read
 // recomputes it. Reads verify everything a manifest promises (counts, dimension, value

@@ -11,6 +11,8 @@
 #include <limits>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -178,20 +180,31 @@ TEST_F(ModelStoreTest, VersionsBecomeVisibleAtomically) {
   std::atomic<bool> done{false};
   std::atomic<int> checks{0};
   std::atomic<int> failures{0};
+  absl::Mutex mu;
+  std::string first_failure;
+  auto fail = [&](const absl::Status& s) {
+    ++failures;
+    absl::MutexLock lock(&mu);
+    if (first_failure.empty()) first_failure = s.ToString();
+  };
   std::thread reader([&] {
     while (!done.load()) {
       auto store = ModelStore::OpenForRead(path());
       if (!store.ok()) {
-        ++failures;
+        fail(store.status());
         continue;
       }
       auto latest = (*store)->LatestVersion();
       if (!latest.ok()) {
-        ++failures;
+        fail(latest.status());
         continue;
       }
       auto data = (*store)->ReadVersion(latest->version);
-      if (!data.ok() || data->num_users() != latest->num_users) ++failures;
+      if (!data.ok()) {
+        fail(data.status());
+      } else if (data->num_users() != latest->num_users) {
+        fail(absl::InternalError("row count differs from the manifest"));
+      }
       ++checks;
     }
   });
@@ -203,7 +216,7 @@ TEST_F(ModelStoreTest, VersionsBecomeVisibleAtomically) {
   }
   done = true;
   reader.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures.load(), 0) << "first failure: " << first_failure;
   EXPECT_GT(checks.load(), 0);
 }
 
