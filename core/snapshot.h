@@ -5,6 +5,7 @@
 // version; every request takes a reference for its whole duration, so a newer version can
 // be swapped in without disturbing requests in flight.
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -74,8 +75,18 @@ class ModelSnapshot {
   // Approximate heap bytes held by the snapshot.
   size_t memory_bytes() const;
 
+  // Snapshots alive in this process right now (all versions). The server reports it so
+  // that an operator (and a test) can see old versions being freed after a swap.
+  static int64_t LiveCount() { return live_count_.load(std::memory_order_relaxed); }
+
+  ~ModelSnapshot() { live_count_.fetch_sub(1, std::memory_order_relaxed); }
+  ModelSnapshot(const ModelSnapshot&) = delete;
+  ModelSnapshot& operator=(const ModelSnapshot&) = delete;
+
  private:
-  ModelSnapshot() = default;
+  ModelSnapshot() { live_count_.fetch_add(1, std::memory_order_relaxed); }
+
+  static inline std::atomic<int64_t> live_count_{0};
 
   ModelVersionInfo info_;
   absl::Time built_at_;

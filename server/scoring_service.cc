@@ -82,6 +82,8 @@ absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& reque
   out->set_loaded_unix_seconds(absl::ToUnixSeconds(model->built_at()));
   out->set_description(info.description);
   out->mutable_metadata()->insert(info.metadata.begin(), info.metadata.end());
+  response->set_live_snapshots(static_cast<uint32_t>(core::ModelSnapshot::LiveCount()));
+  response->set_snapshot_bytes(model->memory_bytes());
   return absl::OkStatus();
 }
 

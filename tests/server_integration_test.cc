@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -368,6 +369,69 @@ TEST_F(ServerIntegrationTest, DecideUsesTheCampaignPrices) {
   (*request.mutable_prices()->mutable_stock_prices())["zz"] = 1.0;
   EXPECT_THAT(client_->Decide(request), StatusIs(absl::StatusCode::kInvalidArgument,
                                                  StartsWith("prices.stock_prices['zz']")));
+}
+
+// Hot reload under traffic: 50 new versions while two clients score continuously. No call
+// may fail, every response must come whole from the version it names, and afterwards only
+// one snapshot may remain in memory.
+TEST_F(ServerIntegrationTest, ReloadsFiftyVersionsUnderTrafficWithoutAFailedRequest) {
+  // Version v has global bias base + 0.01 v, so a response proves which model made it.
+  const double base = model_.global_bias;
+  auto version_model = [&](uint64_t v) {
+    core::ModelData m = model_;
+    m.global_bias = base + 0.01 * static_cast<double>(v);
+    return m;
+  };
+  ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+  ASSERT_OK(store->Publish(version_model(1)).status());
+  ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0}, wrong{0};
+  auto traffic = [&](int user) {
+    uint64_t last_version = 0;
+    while (!stop.load()) {
+      v1::ScoreRequest request = Request(model_.user_ids[user], {"c0", "c7"});
+      absl::StatusOr<v1::ScoreResponse> r = client_->Score(request);
+      ++calls;
+      if (!r.ok()) {
+        ++failures;
+        continue;
+      }
+      const uint64_t v = r->model_version();
+      // Versions never go backwards for one client, and the numbers match version v.
+      if (v < last_version || r->scores_size() != 2) ++wrong;
+      last_version = v;
+      for (const v1::CouponScore& s : r->scores()) {
+        const uint32_t c = std::stoul(s.coupon_id().substr(1));
+        const double expected = ReferenceLogit(model_, user, c) + 0.01 * static_cast<double>(v);
+        if (std::abs(s.logit() - expected) > 1e-4) ++wrong;
+      }
+    }
+  };
+  std::thread a(traffic, 3), b(traffic, 11);
+  for (uint64_t v = 2; v <= 51; ++v) {
+    ASSERT_OK(store->Publish(version_model(v)).status());
+    absl::SleepFor(absl::Milliseconds(40));
+  }
+  // Let the server reach the last version, with traffic still running.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  uint64_t served = 0;
+  while (absl::Now() < deadline && served != 51) {
+    auto info = client_->GetModelInfo();
+    if (info.ok()) served = info->model().version();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  stop = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(served, 51u);
+  EXPECT_GT(calls.load(), 50);
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  ASSERT_OK_AND_ASSIGN(v1::GetModelInfoResponse info, client_->GetModelInfo());
+  EXPECT_EQ(info.live_snapshots(), 1u) << "old snapshots were not freed";
+  EXPECT_GT(info.snapshot_bytes(), 0u);
 }
 
 TEST_F(ServerIntegrationTest, SigtermShutsDownGracefully) {
