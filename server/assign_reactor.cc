@@ -29,36 +29,61 @@ void AssignJobs::WaitForNone() {
 
 AssignReactor::AssignReactor(const grpc::Status& error) { Finish(error); }
 
-AssignReactor::AssignReactor(std::string request_id, std::unique_ptr<core::CampaignPlan> plan,
-                             core::AssignmentOptions options, uint32_t chunk_size,
-                             AssignJobs* jobs)
+AssignReactor::AssignReactor(std::string request_id, v1::AssignRequest request,
+                             std::shared_ptr<const core::ModelSnapshot> model,
+                             const Options& options, AssignJobs* jobs)
     : request_id_(std::move(request_id)),
-      plan_(std::move(plan)),
+      request_(std::move(request)),
+      model_(std::move(model)),
       options_(options),
-      chunk_size_(chunk_size),
       jobs_(jobs) {
   // Detached: the thread's last action is a StartWrite or Finish on this reactor, after
   // which it touches nothing; OnDone (and the delete) can only follow those calls.
-  std::thread([this] { Solve(); }).detach();
+  std::thread([this] { Run(); }).detach();
 }
 
-void AssignReactor::Solve() {
+absl::Status AssignReactor::PlanAndSolve() {
+  absl::StatusOr<core::Population> population = api::PopulationFromProto(request_);
+  if (!population.ok()) return population.status();
+  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan = core::CampaignPlan::Create(
+      model_, api::CampaignFromProto(request_.campaign(), options_.now_unix_seconds),
+      *std::move(population));
+  if (!plan.ok()) return plan.status();
+  const core::AssignmentOptions solver = api::SolverOptionsFromProto(
+      request_.solver(), (*plan)->spec().max_coupons_per_user, options_.solver_threads);
+  if (absl::Status s = core::ValidateAssignmentInput((*plan)->coupons(), (*plan)->spec().budget,
+                                                     solver);
+      !s.ok()) {
+    return s;
+  }
+  const core::CampaignPlan* p = plan->get();
+  {
+    absl::MutexLock lock(&mu_);
+    plan_ = *std::move(plan);
+    if (cancelled_) plan_->Cancel();
+  }
   const absl::Time start = absl::Now();
   absl::StatusOr<core::AssignmentResult> result =
-      core::SolveAssignment(plan_->coupons(), plan_->spec().budget, *plan_, options_);
+      core::SolveAssignment(p->coupons(), p->spec().budget, *p, solver);
   solve_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
-  if (!result.ok()) {
-    spdlog::info("Assign request_id={} failed after {:.3f} s: {}", request_id_, solve_seconds_,
-                 result.status().ToString());
-    Finish(ToGrpcStatus(result.status()));
-    return;
-  }
+  if (!result.ok()) return result.status();
   result_ = *std::move(result);
+  plan_for_writes_ = p;
   spdlog::info("Assign request_id={} campaign='{}' users={} assignments={} value={:.2f} "
                "spend={:.2f} gap={:.2e} took {:.3f} s",
-               request_id_, plan_->spec().campaign_id, plan_->num_users(),
-               result_.assignments.size(), result_.primal_value, result_.expected_spend,
-               result_.relative_gap, solve_seconds_);
+               request_id_, p->spec().campaign_id, p->num_users(), result_.assignments.size(),
+               result_.primal_value, result_.expected_spend, result_.relative_gap,
+               solve_seconds_);
+  return absl::OkStatus();
+}
+
+void AssignReactor::Run() {
+  const absl::Status status = PlanAndSolve();
+  if (!status.ok()) {
+    spdlog::info("Assign request_id={} failed: {}", request_id_, status.ToString());
+    Finish(ToGrpcStatus(status));
+    return;
+  }
   WriteNext();
 }
 
@@ -69,18 +94,19 @@ void AssignReactor::WriteNext() {
   }
   message_.Clear();
   message_.set_request_id(request_id_);
-  const size_t end = std::min(result_.assignments.size(), next_ + chunk_size_);
+  const size_t end = std::min(result_.assignments.size(), next_ + options_.chunk_size);
   message_.mutable_assignments()->Reserve(static_cast<int>(end - next_));
   for (; next_ < end; ++next_) {
     const core::AssignedCoupon& a = result_.assignments[next_];
     v1::Assignment* out = message_.add_assignments();
-    out->set_user_id(std::string(plan_->user_id(a.user)));
-    out->set_coupon_id(plan_->coupons()[a.coupon].id);
+    out->set_user_id(std::string(plan_for_writes_->user_id(a.user)));
+    out->set_coupon_id(plan_for_writes_->coupons()[a.coupon].id);
     out->set_probability(a.probability);
   }
   if (next_ == result_.assignments.size()) {
     // The summary travels with the last chunk (or alone, for an empty assignment).
-    *message_.mutable_summary() = api::SummaryToProto(result_, *plan_, solve_seconds_);
+    *message_.mutable_summary() =
+        api::SummaryToProto(result_, *plan_for_writes_, solve_seconds_);
     summary_sent_ = true;
   }
   StartWrite(&message_);
@@ -95,6 +121,8 @@ void AssignReactor::OnWriteDone(bool ok) {
 }
 
 void AssignReactor::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
   if (plan_ != nullptr) plan_->Cancel();  // the solve stops at its next oracle call
 }
 

@@ -33,14 +33,21 @@ class AssignJobs {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Starts the call: either finishes it at once with `early_error` (when not OK), or runs the
-// solve on a new thread and streams the result. Deletes itself when the call is done.
-// REQUIRES: `jobs` outlives the call, and jobs->TryStart() succeeded when early_error is OK
-// (the reactor calls jobs->Done()).
+// Runs one Assign call: on a new thread it resolves the campaign against the model (which
+// for a population of millions is real work, so never on a gRPC thread), solves, and then
+// streams the result. Deletes itself when the call is done.
+// REQUIRES: `jobs` outlives the call, and jobs->TryStart() succeeded (the reactor calls
+// jobs->Done()).
 class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> {
  public:
-  AssignReactor(std::string request_id, std::unique_ptr<core::CampaignPlan> plan,
-                core::AssignmentOptions options, uint32_t chunk_size, AssignJobs* jobs);
+  struct Options {
+    int solver_threads = 0;       // 0: one per hardware thread
+    uint32_t chunk_size = 10000;  // assignments per message
+    int64_t now_unix_seconds = 0; // replaces an unset campaign.as_of_unix_seconds
+  };
+  AssignReactor(std::string request_id, v1::AssignRequest request,
+                std::shared_ptr<const core::ModelSnapshot> model, const Options& options,
+                AssignJobs* jobs);
   // For a call refused before any work: finishes with `error`.
   explicit AssignReactor(const grpc::Status& error);
 
@@ -49,14 +56,20 @@ class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> 
   void OnDone() override;
 
  private:
-  void Solve();       // worker thread
-  void WriteNext();   // builds and writes the next chunk, or the summary, or finishes
+  void Run();              // worker thread: plan, solve, then the first write
+  absl::Status PlanAndSolve();
+  void WriteNext();        // builds and writes the next chunk, or the summary, or finishes
 
   const std::string request_id_;
-  std::unique_ptr<core::CampaignPlan> plan_;
-  const core::AssignmentOptions options_;
-  const uint32_t chunk_size_ = 0;
+  const v1::AssignRequest request_;
+  const std::shared_ptr<const core::ModelSnapshot> model_;
+  const Options options_;
   AssignJobs* const jobs_ = nullptr;
+
+  absl::Mutex mu_;  // guards plan_ against OnCancel while the worker creates it
+  std::unique_ptr<core::CampaignPlan> plan_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  const core::CampaignPlan* plan_for_writes_ = nullptr;  // set before the first write
 
   core::AssignmentResult result_;
   double solve_seconds_ = 0.0;

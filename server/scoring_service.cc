@@ -127,29 +127,18 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
   }
   std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
   if (model == nullptr) return new AssignReactor(ToGrpcStatus(NoModel()));
-  absl::StatusOr<core::Population> population = api::PopulationFromProto(*request);
-  if (!population.ok()) return new AssignReactor(ToGrpcStatus(population.status()));
-  // Building the plan validates the campaign against the model; it is linear in the
-  // campaign and the explicit population, and cheap next to the solve.
-  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan = core::CampaignPlan::Create(
-      model, api::CampaignFromProto(request->campaign(), absl::ToUnixSeconds(absl::Now())),
-      *std::move(population));
-  if (!plan.ok()) return new AssignReactor(ToGrpcStatus(plan.status()));
-  const core::AssignmentOptions solver = api::SolverOptionsFromProto(
-      request->solver(), (*plan)->spec().max_coupons_per_user, options_.assign_threads);
-  if (absl::Status s = core::ValidateAssignmentInput((*plan)->coupons(), (*plan)->spec().budget,
-                                                     solver);
-      !s.ok()) {
-    return new AssignReactor(ToGrpcStatus(s));
-  }
   if (!assign_jobs_.TryStart()) {
     return new AssignReactor(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
         absl::StrCat(options_.max_concurrent_assigns, " Assign calls are already running; retry later")));
   }
-  const uint32_t chunk = request->chunk_size() != 0 ? request->chunk_size()
-                                                    : options_.assign_chunk_size;
-  return new AssignReactor(request_id, *std::move(plan), solver, chunk, &assign_jobs_);
+  AssignReactor::Options options;
+  options.solver_threads = options_.assign_threads;
+  options.chunk_size = request->chunk_size() != 0 ? request->chunk_size()
+                                                  : options_.assign_chunk_size;
+  options.now_unix_seconds = absl::ToUnixSeconds(absl::Now());
+  // The request is copied: the campaign is resolved on the reactor's own thread.
+  return new AssignReactor(request_id, *request, std::move(model), options, &assign_jobs_);
 }
 
 grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* context,
