@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/couponctl/commands.h"
+#include "client/couponctl/pipeline_commands.h"
 
 ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each RPC.");
@@ -34,6 +35,16 @@ ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
 ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
 ABSL_FLAG(uint32_t, dimension, 16, "generate: latent dimension.");
 ABSL_FLAG(uint64_t, seed, 42, "generate: random seed.");
+ABSL_FLAG(std::string, logs, "", "ingest, train, evaluate, pipeline: directory of canonical CSV logs (exposures.csv, redemptions.csv[, users.csv, coupons.csv]).");
+ABSL_FLAG(std::string, dunnhumby, "", "ingest, train, evaluate, pipeline: directory of the dunnhumby coupon tables (instead of --logs).");
+ABSL_FLAG(bool, dunnhumby_products, true, "dunnhumby: use the coupons' product lists (turned into a nearest-training-coupon feature; see pipeline/train_job.h).");
+ABSL_FLAG(std::string, quarantine, "", "ingest, pipeline: write quarantined log rows (CSV) here.");
+ABSL_FLAG(std::string, report, "", "pipeline: write the report here (.md with inline SVG, or .html).");
+ABSL_FLAG(std::string, truth, "", "pipeline, evaluate: factor files of the true model (default: <logs>/truth when present).");
+ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core; 1: bit-reproducible).");
+ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
+ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
+ABSL_FLAG(int, dirty_rows, 0, "simulate: deliberately bad log rows to append (they end in the quarantine).");
 ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows).");
 
 namespace {
@@ -60,6 +71,19 @@ constexpr char kUsage[] =
     "  publish     --store DIR --factors DIR [--version V]\n"
     "              publish factor files as a new model version (atomic bulk ingest)\n"
     "  versions    --store DIR         the versions in a model store\n"
+    "\n"
+    "offline pipeline (behaviour logs -> trained, evaluated, published model):\n"
+    "  ingest      (--logs DIR | --dunnhumby DIR) [--quarantine FILE]   clean the logs, print the report\n"
+    "  train       (--logs DIR | --dunnhumby DIR) [--store DIR] [--seed S] [--threads T]\n"
+    "              time split, hyperparameters chosen on the validation period, train, test metrics\n"
+    "  evaluate    (--logs DIR | --dunnhumby DIR) --store DIR [--version V]\n"
+    "              a published model (also one imported with publish --factors, e.g. from Spark\n"
+    "              ALS) on the test period, beside the baselines\n"
+    "  pipeline    (--logs DIR | --dunnhumby DIR) --store DIR --report R.md [--seed S] [--threads T]\n"
+    "              all of it: ingest, train, evaluate, publish, and a report with plots\n"
+    "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
+    "              [--seed S] [--dirty_rows R]\n"
+    "              behaviour logs simulated from a synthetic platform (truth in DIR/truth)\n"
     "\n"
     "Factor file format: see README.md (\"Factor files\").";
 
@@ -124,6 +148,36 @@ int main(int argc, char** argv) {
                         absl::GetFlag(FLAGS_version));
   }
   if (command == "versions") return cmd::Versions(absl::GetFlag(FLAGS_store));
+  if (command == "ingest" || command == "train" || command == "evaluate" || command == "pipeline") {
+    cmd::PipelineFlags f;
+    f.logs = absl::GetFlag(FLAGS_logs);
+    f.dunnhumby = absl::GetFlag(FLAGS_dunnhumby);
+    f.dunnhumby_products = absl::GetFlag(FLAGS_dunnhumby_products);
+    f.quarantine = absl::GetFlag(FLAGS_quarantine);
+    f.store = absl::GetFlag(FLAGS_store);
+    f.report = absl::GetFlag(FLAGS_report);
+    f.truth = absl::GetFlag(FLAGS_truth);
+    f.version = absl::GetFlag(FLAGS_version);
+    f.seed = absl::GetFlag(FLAGS_seed);
+    f.threads = absl::GetFlag(FLAGS_threads);
+    if (command == "ingest") return cmd::Ingest(f);
+    if (command == "train") return cmd::Train(f);
+    if (command == "evaluate") return cmd::EvaluateModel(f);
+    return cmd::Pipeline(f);
+  }
+  if (command == "simulate") {
+    cmd::SimulateFlags f;
+    f.out = absl::GetFlag(FLAGS_out);
+    f.options.platform.num_users = absl::GetFlag(FLAGS_num_users);
+    f.options.platform.num_coupons = absl::GetFlag(FLAGS_num_coupons);
+    f.options.platform.dimension = absl::GetFlag(FLAGS_dimension);
+    f.options.platform.seed = absl::GetFlag(FLAGS_seed);
+    f.options.days = absl::GetFlag(FLAGS_days);
+    f.options.dirty_rows = absl::GetFlag(FLAGS_dirty_rows);
+    f.options.coupons_per_exposure = absl::GetFlag(FLAGS_coupons_per_day);
+    f.options.seed = absl::GetFlag(FLAGS_seed) + 1;
+    return cmd::Simulate(f);
+  }
   std::fprintf(stderr, "couponctl: unknown command '%s'\n\n%s\n", command.c_str(), kUsage);
   return 2;
 }

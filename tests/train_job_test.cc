@@ -1,0 +1,236 @@
+#include "pipeline/train_job.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "pipeline/simulate.h"
+#include "storage/model_store.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
+
+namespace coupond::pipeline {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// Options for a pipeline over simulated logs in `sim`.
+PipelineOptions OptionsFor(const SimulationResult& sim) {
+  PipelineOptions o;
+  o.source = PipelineSource::kLogs;
+  o.logs = sim.paths;
+  o.truth_factors = sim.truth_dir;
+  o.threads = 1;
+  return o;
+}
+
+// A small, fast configuration: it runs everywhere, sanitizers included.
+SimulationOptions SmallSimulation() {
+  SimulationOptions s;
+  s.platform.num_users = 300;
+  s.platform.num_coupons = 40;
+  s.days = 10;
+  s.coupons_per_exposure = 4;
+  s.dirty_rows = 3;
+  return s;
+}
+void MakeSmall(PipelineOptions* o) {
+  o->grid.dimensions = {2};
+  o->grid.l2_factors = {1e-2f};
+  o->grid.learning_rates = {3e-3f, 1e-2f};
+  o->trainer.epochs = 6;
+  o->segments.kmeans.k = 3;
+}
+
+TEST(TrainJobTest, SimulatedLogsEndToEndIntoARealStore) {
+  coupond::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
+  PipelineOptions o = OptionsFor(sim);
+  MakeSmall(&o);
+  o.store_path = dir.Sub("store");
+  o.ingest.quarantine_path = dir.Sub("quarantine.csv");
+  std::vector<std::string> messages;
+  int epochs_seen = 0;
+  PipelineProgress progress;
+  progress.message = [&](const std::string& m) { messages.push_back(m); };
+  progress.epoch = [&](const std::string&, const core::LmfEpochStats&) { ++epochs_seen; };
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o, progress));
+
+  // Ingest: the dirty rows were quarantined, not dropped silently.
+  ASSERT_TRUE(r.ingest.has_value());
+  EXPECT_EQ(r.ingest->exposures.quarantined_total() + r.ingest->redemptions.quarantined_total(), 3);
+  // Splits are disjoint and cover the data; test campaigns are the latest days.
+  EXPECT_EQ(r.train_examples + r.test_examples, r.examples);
+  EXPECT_EQ(r.fit_examples + r.validation_examples, r.train_examples);
+  EXPECT_GT(r.test_cutoff_day, r.validation_cutoff_day);
+  EXPECT_EQ(r.test_campaigns.back(), "day-9");
+  // Selection over the whole grid; the curve is the chosen run's.
+  EXPECT_EQ(r.grid.size(), 2u);
+  EXPECT_EQ(r.training_curve.size(), r.grid[r.chosen].history.size());
+  EXPECT_GT(epochs_seen, 0);
+  EXPECT_FALSE(messages.empty());
+  ASSERT_TRUE(r.segments.has_value());
+  EXPECT_EQ(r.segments->k, 3);
+  // Evaluations: model, three baselines, truth.
+  ASSERT_EQ(r.evaluations.size(), 5u);
+  EXPECT_EQ(r.evaluations[0].name, "model");
+  EXPECT_EQ(r.evaluations[4].name, "truth");
+  for (const Evaluation& e : r.evaluations) {
+    EXPECT_TRUE(std::isfinite(e.auc) && std::isfinite(e.log_loss)) << e.name;
+  }
+
+  // The published version reads back with its metadata.
+  ASSERT_TRUE(r.published.has_value());
+  ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForRead(dir.Sub("store")));
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, store->ReadVersion(r.published->version));
+  EXPECT_EQ(back.user_ids, r.model.user_ids);
+  EXPECT_EQ(back.coupon_factors, r.model.coupon_factors);
+  EXPECT_EQ(back.metadata, r.model.metadata);
+  EXPECT_EQ(back.metadata.at("train.dimension"), "2");
+  EXPECT_EQ(back.metadata.at("data.xxh3").size(), 16u);
+  EXPECT_EQ(std::stod(back.metadata.at("eval.auc")), std::stod(absl::StrFormat("%.6g", r.evaluations[0].auc)));
+  EXPECT_TRUE(back.metadata.count("eval.user_propensity.auc"));
+  EXPECT_TRUE(back.metadata.count("eval.truth.log_loss"));
+
+  // The served model, scored by id as the server does, reproduces the pipeline's own test
+  // predictions' AUC on the same examples (evaluate == pipeline).
+  ASSERT_OK_AND_ASSIGN(PipelineResult ev,
+                       EvaluateStoredModel(o, dir.Sub("store"), 0));
+  EXPECT_NEAR(ev.evaluations[0].auc, r.evaluations[0].auc, 1e-4);
+}
+
+TEST(TrainJobTest, DeterministicWithOneThread) {
+  coupond::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
+  PipelineOptions o = OptionsFor(sim);
+  MakeSmall(&o);
+  ASSERT_OK_AND_ASSIGN(PipelineResult a, RunPipeline(o));
+  ASSERT_OK_AND_ASSIGN(PipelineResult b, RunPipeline(o));
+  EXPECT_EQ(a.model.user_factors, b.model.user_factors);
+  EXPECT_EQ(a.model.coupon_bias, b.model.coupon_bias);
+  EXPECT_EQ(a.evaluations[0].auc, b.evaluations[0].auc);
+  EXPECT_EQ(a.evaluations[0].log_loss, b.evaluations[0].log_loss);
+  EXPECT_EQ(a.chosen, b.chosen);
+}
+
+TEST(TrainJobTest, TrainedAucIsCloseToTheTruthsAuc) {
+  if (kSanitized) GTEST_SKIP() << "trains on 480k simulated exposures: minutes under ASan";
+  coupond::testing::TempDir dir;
+  SimulationOptions s;  // the demo's defaults, with more exposures per user
+  s.coupons_per_exposure = 16;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(s, dir.Sub("logs")));
+  PipelineOptions o = OptionsFor(sim);
+  o.threads = 2;
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
+  ASSERT_EQ(r.evaluations.back().name, "truth");
+  const double model = r.evaluations[0].auc, truth = r.evaluations.back().auc;
+  EXPECT_GT(model, truth - 0.03) << "model " << model << " truth " << truth;
+  RecordProperty("model_auc", absl::StrFormat("%.4f", model));
+  RecordProperty("truth_auc", absl::StrFormat("%.4f", truth));
+  for (size_t k = 1; k + 1 < r.evaluations.size(); ++k) {
+    EXPECT_GT(model, r.evaluations[k].auc) << r.evaluations[k].name;
+  }
+}
+
+TEST(TrainJobTest, ColdCouponsGetTheirNearestTrainingCouponByProducts) {
+  core::TrainingData d;
+  d.user_ids = {"u"};
+  d.user_features.AddRow({});
+  d.coupon_ids = {"c0", "c1", "c2", "c3"};
+  d.coupon_features.names = {"product=1", "product=2", "product=3", "product=4", "type=A"};
+  d.coupon_features.AddRow({0, 1, 4});  // c0 {1,2}, seen
+  d.coupon_features.AddRow({1, 2});     // c1 {2,3}, seen
+  d.coupon_features.AddRow({2});        // c2 {3}, cold: Jaccard 0 with c0, 1/2 with c1
+  d.coupon_features.AddRow({3, 4});     // c3 {4}, cold, no shared product
+  d.coupon_attributes.resize(4);
+  d.campaign_ids = {"k"};
+  for (uint32_t c = 0; c < 4; ++c) {
+    core::Example e;
+    e.coupon = c;
+    d.examples.push_back(e);
+  }
+  const std::vector<uint32_t> train = {0, 1};
+  const std::vector<std::string> prefixes = {"product="};
+  PipelineResult counts;
+  ReplaceListsByNeighbours(&d, train, prefixes, &counts);
+  auto names = [&](uint32_t c) {
+    std::vector<std::string> n;
+    for (uint32_t f : d.coupon_features.row(c)) n.push_back(d.coupon_features.names[f]);
+    return n;
+  };
+  EXPECT_THAT(names(0), ElementsAre("type=A", "like=c0"));
+  EXPECT_THAT(names(1), ElementsAre("like=c1"));
+  EXPECT_THAT(names(2), ElementsAre("like=c1"));
+  EXPECT_THAT(names(3), ElementsAre("type=A"));
+  EXPECT_EQ(counts.neighbour_coupons, 4);
+  EXPECT_EQ(counts.neighbour_cold_coupons, 2);
+  EXPECT_EQ(counts.neighbour_cold_matched, 1);
+  ASSERT_OK(d.Validate());
+}
+
+TEST(TrainJobTest, BadOptionsNameTheField) {
+  PipelineOptions o;
+  o.logs.exposures = "x";
+  o.test_fraction = 1.5;
+  EXPECT_THAT(RunPipeline(o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("test_fraction")));
+  o = PipelineOptions();
+  o.source = PipelineSource::kDunnhumby;
+  EXPECT_THAT(RunPipeline(o), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dunnhumby_dir")));
+  o = PipelineOptions();
+  o.logs.exposures = "/nonexistent/exposures.csv";
+  o.logs.redemptions = "/nonexistent/redemptions.csv";
+  EXPECT_THAT(RunPipeline(o), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// The issue's targets on the real data: campaigns 18-25 held out, every choice made on
+// the training period's validation campaigns (13-17).
+TEST(TrainJobDunnhumbyTest, MeetsTheIssueTargetsOnTheTimeSplit) {
+  const std::optional<std::string> shared = coupond::testing::SharedDataDir();
+  if (!shared.has_value()) GTEST_SKIP() << "shared data (COUPOND_SHARED_DATA) not available";
+  if (kSanitized) {
+    GTEST_SKIP() << "the full dunnhumby pipeline (8 grid points over 600k candidates) takes "
+                    "minutes under ASan; it runs in the Release suite";
+  }
+  PipelineOptions o;
+  o.source = PipelineSource::kDunnhumby;
+  o.dunnhumby_dir = *shared + "/dunnhumby_coupons";
+  o.threads = 1;
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
+  EXPECT_EQ(r.train_examples, 606078);
+  EXPECT_EQ(r.test_examples, 257592);
+  EXPECT_EQ(r.test_positives, 886);
+  EXPECT_THAT(r.test_campaigns, ElementsAre("18", "19", "20", "21", "22", "23", "24", "25"));
+  EXPECT_THAT(r.validation_campaigns, ElementsAre("13", "14", "15", "16", "17"));
+  // Step 2b: every coupon's product list became a neighbour feature; of the 234 coupons never
+  // offered in the training period, 163 share a product with one that was.
+  EXPECT_EQ(r.neighbour_coupons, 1135);
+  EXPECT_EQ(r.neighbour_cold_coupons, 234);
+  EXPECT_EQ(r.neighbour_cold_matched, 163);
+  // The choice is the validation rule's (lowest log loss, near-ties to the best AUC).
+  double lowest = r.grid[0].validation_log_loss;
+  for (const GridPointRun& g : r.grid) lowest = std::min(lowest, g.validation_log_loss);
+  EXPECT_LE(r.grid[r.chosen].validation_log_loss, lowest * (1 + o.selection_tie_tolerance));
+  EXPECT_EQ(r.final_epochs, r.grid[r.chosen].best_epoch);
+
+  const Evaluation& m = r.evaluations[0];
+  EXPECT_GE(m.auc, 0.822);
+  EXPECT_LE(m.log_loss, 0.0212);
+  for (size_t k = 1; k < r.evaluations.size(); ++k) {
+    EXPECT_GT(m.auc, r.evaluations[k].auc) << r.evaluations[k].name;
+    EXPECT_LT(m.log_loss, r.evaluations[k].log_loss) << r.evaluations[k].name;
+  }
+}
+
+}  // namespace
+}  // namespace coupond::pipeline
