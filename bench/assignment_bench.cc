@@ -222,6 +222,9 @@ int main(int argc, char** argv) {
   std::printf("coupond below LP optimum: %.3e (relative); dual bound - LP: %.3e; feasible: %s; "
               "time GLPK / coupond: %.1fx\n",
               below_lp, result.dual_bound - lp, feasible ? "yes" : "NO", t_glpk / t_ours);
+  // Timing is reported, not enforced (shared machine): the bar is >= 100x.
+  std::printf("target: value within 0.1%% of the LP: %s; GLPK / coupond >= 100x: %s\n",
+              below_lp <= 1e-3 ? "PASS" : "FAIL", t_glpk >= 100 * t_ours ? "PASS" : "FAIL");
   const bool ok = feasible && std::isfinite(lp) && below_lp <= 1e-3 &&
                   result.dual_bound >= lp - 1e-6 * std::abs(lp);
   if (!ok) std::printf("CHECK FAILED\n");

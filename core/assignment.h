@@ -21,7 +21,8 @@
 // online, for one user, from the exported prices.
 //
 // Pure computation: no I/O, no protobuf. Probabilities are pulled through ProbabilityOracle,
-// so memory stays linear in users x k (plus a few buffers of users-per-block x coupons).
+// so memory stays linear in users x k (plus a few buffers of users-per-block x coupons, and
+// for a sampled search a cache of at most 2^22 sampled probabilities).
 
 #include <cstddef>
 #include <cstdint>
@@ -102,12 +103,26 @@ struct AssignmentOptions {
   int threads = 0;
   // Upper limit on the passes over users (each pass calls the oracle once per user) spent on
   // the price search; the repair adds one more. >= 1. Default 200. Typical searches take
-  // 30-80 passes; 1 gives the repaired unconstrained choice (prices 0).
+  // 30-80 passes without sampling and 2-6 full passes after a sampled search (which is
+  // limited separately, by the same number, in passes over its sample); 1 gives the repaired
+  // unconstrained choice (prices 0).
   int max_iterations = 200;
   // The price search stops once (dual_bound - primal_value) <= tolerance * dual_bound.
   // Finite, >= 0. Default 1e-4. A gap below the integrality gap of the instance is not
   // reachable; the search then ends at max_iterations or when the prices stop improving.
   double tolerance = 1e-4;
+  // Sampled price search (large populations). The prices are first searched on a fixed
+  // pseudo-random sample of about this many users (short runs of consecutive users drawn
+  // uniformly, stratified over the population; budget and stocks scaled by the sampled
+  // fraction), then refined by a few passes over the whole population, whose exact dual
+  // values alone make the reported bound; the repair pass is unchanged. Every constraint
+  // still holds exactly and dual_bound stays a valid upper bound: sampling only decides
+  // where the full passes start.
+  // 0 (the default): automatic, a sample of 16,384 users when the population has at least
+  // 4 times as many (fewer users when 16,384 x coupons probabilities would exceed 2^22
+  // values), otherwise no sampling. A value >= the number of users disables sampling.
+  // >= 0. Results stay bit-identical for every `threads`.
+  int64_t search_sample_users = 0;
 };
 
 // Prices of the relaxed constraints, in the campaign's coupon order. With them a user's
@@ -140,10 +155,16 @@ struct AssignmentResult {
   double dual_bound = 0.0;
   // (dual_bound - primal_value) / dual_bound, 0 when dual_bound is 0.
   double relative_gap = 0.0;
-  // The prices at the end of the search, for ChooseCoupons.
+  // The prices the repair used, for ChooseCoupons: those at the end of the search, except
+  // that a budget price within 0.2% of a kink w_j / c_j shared by every user (a coupon
+  // without a stock price) is moved just below it (see assignment.cc, "Repair").
   AssignmentPrices prices;
-  // Passes over the users (oracle calls per user), repair included.
+  // Passes over the whole population (oracle calls per user), repair included.
   int passes = 0;
+  // Sampled search (options.search_sample_users): users in the sample (0: no sampling) and
+  // passes over the sample. The sample's probabilities are fetched from the oracle once.
+  size_t sample_users = 0;
+  int sample_passes = 0;
   // True when the search stopped because the gap reached options.tolerance or the prices
   // converged, false when it ran out of max_iterations.
   bool converged = false;

@@ -1,5 +1,6 @@
 #include "core/campaign.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/kernel.h"
 #include "core/scorer.h"
+#include "core/vector_math.h"
 
 namespace coupond::core {
 namespace {
@@ -18,6 +20,11 @@ absl::Status Invalid(absl::string_view field, absl::string_view what) {
 std::string Quoted(absl::string_view id) {
   return absl::StrCat("'", id.substr(0, 64), id.size() > 64 ? "...'" : "'");
 }
+
+// Users scored per DotBlock call in Fill: enough to amortise each coupon panel line over many
+// users (the kernel's register tile is 6 users), small enough that the float buffer of
+// kFillGroup x coupons logits stays in L1/L2.
+constexpr size_t kFillGroup = 48;
 
 }  // namespace
 
@@ -107,9 +114,9 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
     }
     plan->coupons_.push_back(std::move(coupon));
     plan->coupon_rows_.push_back(*row);
-    plan->coupon_active_.push_back(attributes.IsActiveAt(spec.as_of_unix_seconds));
+    plan->coupon_active_.push_back(attributes.IsActiveAt(spec.as_of_unix_seconds) ? 1 : 0);
 
-    std::optional<absl::flat_hash_set<uint32_t>> allowed;
+    std::optional<std::vector<uint32_t>> allowed;
     if (!c.eligible_user_ids.empty()) {
       allowed.emplace();
       allowed->reserve(c.eligible_user_ids.size());
@@ -118,11 +125,27 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
           return Invalid(absl::StrCat(field, ".eligible_user_ids[", i, "]"), "empty id");
         }
         // Users outside the population can never receive it: nothing to record.
-        if (const std::optional<uint32_t> u = index_of(c.eligible_user_ids[i])) allowed->insert(*u);
+        if (const std::optional<uint32_t> u = index_of(c.eligible_user_ids[i])) allowed->push_back(*u);
       }
+      std::sort(allowed->begin(), allowed->end());
+      allowed->erase(std::unique(allowed->begin(), allowed->end()), allowed->end());
     }
     plan->eligible_.push_back(std::move(allowed));
   }
+
+  // The campaign's own factor matrix: Fill scores a block of users against exactly these rows.
+  const size_t dim = model->dimension();
+  std::vector<float> rows(plan->coupon_rows_.size() * dim);
+  for (size_t j = 0; j < plan->coupon_rows_.size(); ++j) {
+    const uint32_t r = plan->coupon_rows_[j];
+    for (size_t l = 0; l < dim; ++l) rows[j * dim + l] = model->coupon_factors().at(r, l);
+    plan->campaign_bias_.push_back(model->coupon_bias(r));
+  }
+  absl::StatusOr<FactorMatrix> factors =
+      FactorMatrix::Create(rows, plan->coupon_rows_.size(), dim);
+  if (!factors.ok()) return factors.status();
+  plan->campaign_factors_ = *std::move(factors);
+  plan->identity_rows_ = population.all_users;
   return plan;
 }
 
@@ -136,28 +159,65 @@ absl::Status CampaignPlan::Fill(size_t first_user, size_t count, absl::Span<doub
     return absl::CancelledError("assignment cancelled");
   }
   const size_t m = coupons_.size();
-  if (first_user + count > users_.size() || out.size() != count * m) {
+  if (first_user > users_.size() || count > users_.size() - first_user || out.size() != count * m) {
     return absl::InternalError("CampaignPlan::Fill: block out of range");
   }
-  std::vector<float> dots(m);
-  for (size_t b = 0; b < count; ++b) {
-    const size_t u = first_user + b;
-    const int64_t row = users_[u];
-    double offset = model_->global_bias();
-    if (row >= 0) {
-      const uint32_t r = static_cast<uint32_t>(row);
-      offset += model_->user_bias(r);
-      DotRows(model_->user_factors(r), model_->coupon_factors(), coupon_rows_, dots.data());
+  if (count == 0) return absl::OkStatus();
+  const size_t dim = model_->dimension();
+  const size_t group = std::min(count, kFillGroup);
+  std::vector<float> buf(group * m);  // dot products, then logits, then probabilities
+  std::vector<float> gathered(identity_rows_ ? 0 : group * dim);
+  std::vector<float> offset(group);
+  for (size_t g0 = 0; g0 < count; g0 += group) {
+    const size_t gn = std::min(group, count - g0);
+    const size_t u0 = first_user + g0;
+    const float* x;
+    if (identity_rows_) {
+      x = model_->user_factors(static_cast<uint32_t>(u0));
+      for (size_t b = 0; b < gn; ++b) {
+        offset[b] = static_cast<float>(model_->global_bias() +
+                                       model_->user_bias(static_cast<uint32_t>(u0 + b)));
+      }
     } else {
-      std::fill(dots.begin(), dots.end(), 0.0f);  // population prior
+      for (size_t b = 0; b < gn; ++b) {
+        const int64_t row = users_[u0 + b];
+        float* dst = gathered.data() + b * dim;
+        if (row >= 0) {
+          const uint32_t r = static_cast<uint32_t>(row);
+          std::copy_n(model_->user_factors(r), dim, dst);
+          offset[b] = static_cast<float>(model_->global_bias() + model_->user_bias(r));
+        } else {
+          std::fill_n(dst, dim, 0.0f);  // population prior: every dot product is 0
+          offset[b] = static_cast<float>(model_->global_bias());
+        }
+      }
+      x = gathered.data();
     }
-    double* dst = out.data() + b * m;
-    for (size_t j = 0; j < m; ++j) {
-      const bool eligible = coupon_active_[j] &&
-                            (!eligible_[j].has_value() ||
-                             eligible_[j]->contains(static_cast<uint32_t>(u)));
-      dst[j] = eligible ? Sigmoid(offset + model_->coupon_bias(coupon_rows_[j]) + dots[j])
-                        : kNotEligible;
+    DotBlock(x, gn, dim, campaign_factors_, buf.data(), m);
+    for (size_t b = 0; b < gn; ++b) {
+      float* z = buf.data() + b * m;
+      for (size_t j = 0; j < m; ++j) z[j] = (offset[b] + campaign_bias_[j]) + z[j];
+    }
+    SigmoidFloat(buf.data(), gn * m, buf.data());
+    for (size_t b = 0; b < gn; ++b) {
+      const float* p = buf.data() + b * m;
+      double* dst = out.data() + (g0 + b) * m;
+      for (size_t j = 0; j < m; ++j) {
+        dst[j] = coupon_active_[j] ? static_cast<double>(p[j]) : kNotEligible;
+      }
+    }
+  }
+  // Coupons restricted to listed users: walk the sorted list alongside the block.
+  for (size_t j = 0; j < m; ++j) {
+    if (!eligible_[j].has_value()) continue;
+    const std::vector<uint32_t>& allowed = *eligible_[j];
+    auto it = std::lower_bound(allowed.begin(), allowed.end(), first_user);
+    for (size_t b = 0; b < count; ++b) {
+      if (it != allowed.end() && *it == first_user + b) {
+        ++it;
+      } else {
+        out[b * m + j] = kNotEligible;
+      }
     }
   }
   return absl::OkStatus();

@@ -380,6 +380,108 @@ TEST(AssignmentTest, IdenticalForAnyThreadCount) {
   }
 }
 
+// The sampled search (options.search_sample_users) on the GLPK instance of
+// NearLpOptimumWithBindingBudgetAndStock: prices searched on a quarter of the users, then
+// refined on all of them. Still feasible, the bound still bounds the LP, and the value stays
+// within 0.1% of the LP optimum (the target) and within the reported gap.
+TEST(AssignmentTest, SampledSearchNearLpOptimum) {
+  for (int k : {1, 2}) {
+    InstanceSpec spec;
+    spec.users = kLpUsers;
+    spec.coupons = 10;
+    spec.stocked = 0.7;
+    spec.stock_fraction = 0.06;
+    spec.budget_fraction = 0.35;
+    spec.k = k;
+    const Instance inst = RandomInstance(77 + static_cast<uint64_t>(k), spec);
+    SCOPED_TRACE(absl::StrCat("k=", k));
+    AssignmentOptions options;
+    options.max_coupons_per_user = k;
+    options.threads = 2;
+    options.search_sample_users = 500;
+    const DenseProbabilityOracle oracle = inst.Oracle();
+    ASSERT_OK_AND_ASSIGN(const AssignmentResult r,
+                         SolveAssignment(inst.coupons, inst.budget, oracle, options));
+    ExpectFeasible(inst, r, k);
+    EXPECT_GE(r.sample_users, 500u);
+    EXPECT_LT(r.sample_users, 500u + 16u);
+    EXPECT_GT(r.sample_passes, 0);
+    const double lp = GlpkLpOptimum(inst, k);
+    EXPECT_GE(r.dual_bound, lp - 1e-6 * lp);
+    EXPECT_GE(r.primal_value, lp * (1 - 1e-3));
+    EXPECT_LE(r.relative_gap, 2e-3);
+    std::printf("sampled k=%d users=%zu sample=%zu: coupond %.6f  bound %.6f  LP %.6f  "
+                "gap-to-LP %.3e  passes %d (+%d on the sample)\n",
+                k, inst.n, r.sample_users, r.primal_value, r.dual_bound, lp,
+                (lp - r.primal_value) / lp, r.passes, r.sample_passes);
+  }
+}
+
+TEST(AssignmentTest, SampledSearchIdenticalForAnyThreadCount) {
+  InstanceSpec spec;
+  spec.users = 3001;
+  spec.coupons = 9;
+  spec.k = 2;
+  const Instance inst = RandomInstance(12, spec);
+  auto solve = [&](int threads) {
+    AssignmentOptions options;
+    options.max_coupons_per_user = 2;
+    options.threads = threads;
+    options.search_sample_users = 700;
+    const DenseProbabilityOracle oracle = inst.Oracle();
+    return SolveAssignment(inst.coupons, inst.budget, oracle, options);
+  };
+  ASSERT_OK_AND_ASSIGN(const AssignmentResult one, solve(1));
+  ExpectFeasible(inst, one, 2);
+  EXPECT_GT(one.sample_users, 0u);
+  for (int threads : {2, 3, 8}) {
+    ASSERT_OK_AND_ASSIGN(const AssignmentResult r, solve(threads));
+    ASSERT_EQ(r.assignments.size(), one.assignments.size()) << threads;
+    for (size_t t = 0; t < r.assignments.size(); ++t) {
+      ASSERT_EQ(r.assignments[t].user, one.assignments[t].user);
+      ASSERT_EQ(r.assignments[t].coupon, one.assignments[t].coupon);
+    }
+    EXPECT_EQ(r.primal_value, one.primal_value);
+    EXPECT_EQ(r.dual_bound, one.dual_bound);
+    EXPECT_EQ(r.prices.budget_price, one.prices.budget_price);
+    EXPECT_EQ(r.prices.stock_prices, one.prices.stock_prices);
+    EXPECT_EQ(r.passes, one.passes);
+    EXPECT_EQ(r.sample_passes, one.sample_passes);
+  }
+}
+
+// Weights 1 and a few face values make every reduced score proportional to p: the dual is
+// V-shaped with its minimum exactly at lambda = 1 / (cheapest face value), where the LP
+// spends the whole budget on the cheapest coupon and earns B / c. The population is large
+// enough for the automatic sampled search and for the large-population repair (one order
+// only), which must still fill the budget with the highest-probability pairs.
+TEST(AssignmentTest, ProportionalScoresAtScaleReachTheBudgetBound) {
+  constexpr size_t kUsers = 70000;
+  const std::vector<AssignmentCoupon> coupons = {{"two-a", 2.0, 1.0, std::nullopt},
+                                                 {"two-b", 2.0, 1.0, std::nullopt},
+                                                 {"five", 5.0, 1.0, std::nullopt},
+                                                 {"ten", 10.0, 1.0, 5000}};
+  std::mt19937_64 rng(2020);
+  std::uniform_real_distribution<double> u01(0.0, 0.2);
+  std::vector<double> p(kUsers * coupons.size());
+  double best_two = 0;
+  for (size_t i = 0; i < kUsers; ++i) {
+    for (size_t j = 0; j < coupons.size(); ++j) p[i * coupons.size() + j] = u01(rng);
+    best_two += std::max(p[i * coupons.size()], p[i * coupons.size() + 1]);
+  }
+  const double budget = 0.3 * 2.0 * best_two;  // the $2 coupons alone could spend 1/0.3 of it
+  const DenseProbabilityOracle oracle(kUsers, coupons.size(), p);
+  AssignmentOptions options;
+  options.threads = 2;
+  ASSERT_OK_AND_ASSIGN(const AssignmentResult r, SolveAssignment(coupons, budget, oracle, options));
+  EXPECT_GT(r.sample_users, 0u);
+  const double optimum = budget / 2.0;
+  EXPECT_LE(r.expected_spend, budget);
+  EXPECT_GE(r.dual_bound, optimum * (1 - 1e-9));
+  EXPECT_GE(r.primal_value, optimum * (1 - 1e-4));
+  EXPECT_LE(r.relative_gap, 1e-3);
+}
+
 TEST(AssignmentTest, UnconstrainedGivesEveryUserItsTopK) {
   InstanceSpec spec;
   spec.users = 200;
@@ -558,6 +660,9 @@ TEST(AssignmentTest, RejectsBadInputNamingTheField) {
   o = {};
   o.tolerance = -1e-3;
   expect(TwoCoupons(), 1.0, o, "options.tolerance: -0.001 is negative");
+  o = {};
+  o.search_sample_users = -1;
+  expect(TwoCoupons(), 1.0, o, "options.search_sample_users: -1 is negative");
 }
 
 // NaN from the oracle is an error (a broken model), not a 0: decided in assignment.h.

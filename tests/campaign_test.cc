@@ -3,10 +3,15 @@
 
 #include "core/campaign.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+
+#include "absl/strings/str_cat.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/vector_math.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
 
@@ -90,6 +95,120 @@ TEST_F(CampaignPlanTest, EligibleUserListsRestrictACoupon) {
     } else {
       EXPECT_EQ(p[u * 3], kNotEligible) << u;
     }
+  }
+}
+
+// SigmoidFloat (core/vector_math.h), the sigmoid behind Fill: against the double reference
+// for lengths around the vector width, misaligned pointers and in place; extremes and NaN;
+// an element's bits do not depend on its position (full vector or tail).
+TEST(SigmoidFloatTest, SweepMatchesReference) {
+  std::vector<float> z;
+  for (int i = 0; i < 300; ++i) z.push_back(-45.0f + 0.3f * static_cast<float>(i) + 0.001f * static_cast<float>(i % 7));
+  for (size_t offset : {size_t{0}, size_t{1}, size_t{3}}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{16}, size_t{17}, size_t{33}, size_t{130}, size_t{297}}) {
+      std::vector<float> in(z.begin(), z.begin() + static_cast<std::ptrdiff_t>(n + offset));
+      std::vector<float> out(n + offset, -7.0f);
+      SigmoidFloat(in.data() + offset, n, out.data() + offset);
+      for (size_t i = 0; i < n; ++i) {
+        const double ref = ReferenceSigmoid(in[offset + i]);
+        EXPECT_NEAR(out[offset + i], ref, 4e-7 * ref + 1e-30) << "n=" << n << " i=" << i;
+        // The same value alone (a tail of one) gives the same bits.
+        float alone = 0;
+        SigmoidFloat(&in[offset + i], 1, &alone);
+        EXPECT_EQ(alone, out[offset + i]);
+      }
+      for (size_t i = 0; i < offset; ++i) EXPECT_EQ(out[i], -7.0f);  // nothing written before
+      std::vector<float> inplace = in;
+      SigmoidFloat(inplace.data() + offset, n, inplace.data() + offset);
+      for (size_t i = 0; i < n; ++i) EXPECT_EQ(inplace[offset + i], out[offset + i]);
+    }
+  }
+  const float special[] = {std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f, 100.0f, -100.0f};
+  float got[7];
+  SigmoidFloat(special, 7, got);
+  EXPECT_EQ(got[0], 1.0f);
+  EXPECT_EQ(got[1], 0.0f);
+  EXPECT_TRUE(std::isnan(got[2]));
+  EXPECT_EQ(got[3], 0.5f);
+  EXPECT_EQ(got[4], 0.5f);
+  EXPECT_EQ(got[5], 1.0f);
+  EXPECT_GE(got[6], 0.0f);
+  EXPECT_LT(got[6], 1e-40f);
+}
+
+// Fill scores blocks of users with the block kernel and a vectorised float sigmoid: against
+// the double reference on a model with several coupon panels (70 coupons > 64 rows), an odd
+// dimension and a campaign listing a subset of the coupons out of model order; and a user's
+// values are the same bits whichever block they are filled in.
+TEST(CampaignPlanFillTest, BlockFillMatchesReferenceAndIsBlockInvariant) {
+  constexpr uint32_t kUsers = 150, kCoupons = 70, kDim = 19;
+  const ModelData data = TinyModel(kUsers, kCoupons, kDim);
+  ModelVersionInfo info;
+  info.version = 1;
+  info.dimension = kDim;
+  info.num_users = kUsers;
+  info.num_coupons = kCoupons;
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<const ModelSnapshot> model, ModelSnapshot::Create(data, info));
+  CampaignSpec spec;
+  spec.budget = 10;
+  std::vector<uint32_t> rows;
+  for (uint32_t c = 0; c < kCoupons; c += 3) rows.push_back((c * 37) % kCoupons);
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  std::reverse(rows.begin(), rows.end());
+  for (uint32_t r : rows) spec.coupons.push_back({absl::StrCat("c", r), 1.0, std::nullopt, {}});
+  const size_t m = rows.size();
+  // Restricted coupon: every seventh user, plus ids outside the population.
+  for (uint32_t u = 0; u < kUsers; u += 7) spec.coupons[1].eligible_user_ids.push_back(absl::StrCat("u", u));
+  spec.coupons[1].eligible_user_ids.push_back("nobody");
+
+  for (const bool all : {true, false}) {
+    SCOPED_TRACE(all ? "all users" : "explicit population");
+    Population population{all, {}};
+    std::vector<int> row_of;  // population index -> model row, -1 unknown
+    if (all) {
+      for (uint32_t u = 0; u < kUsers; ++u) row_of.push_back(static_cast<int>(u));
+    } else {
+      // Reversed, with unknown users interleaved: the gather path and the prior.
+      for (int u = kUsers - 1; u >= 0; u -= 2) {
+        population.user_ids.push_back(absl::StrCat("u", u));
+        row_of.push_back(u);
+        if (u % 5 == 0) {
+          population.user_ids.push_back(absl::StrCat("new", u));
+          row_of.push_back(-1);
+        }
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(auto plan, CampaignPlan::Create(model, spec, population));
+    const size_t n = plan->num_users();
+    ASSERT_EQ(n, row_of.size());
+    std::vector<double> whole(n * m);
+    ASSERT_OK(plan->Fill(0, n, absl::MakeSpan(whole)));
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = 0; j < m; ++j) {
+        const double got = whole[i * m + j];
+        const bool restricted_out =
+            j == 1 && !(row_of[i] >= 0 && row_of[i] % 7 == 0);
+        if (restricted_out) {
+          EXPECT_EQ(got, kNotEligible) << i << " " << j;
+          continue;
+        }
+        EXPECT_NEAR(got, ReferenceProbability(data, row_of[i], rows[j]), 1e-6) << i << " " << j;
+      }
+    }
+    // Other block boundaries (odd sizes, one user at a time): the same bits.
+    for (size_t block : {size_t{1}, size_t{5}, size_t{47}, size_t{64}}) {
+      std::vector<double> parts(n * m);
+      for (size_t first = 0; first < n; first += block) {
+        const size_t count = std::min(block, n - first);
+        ASSERT_OK(plan->Fill(first, count, absl::MakeSpan(parts.data() + first * m, count * m)));
+      }
+      ASSERT_EQ(parts, whole) << "block " << block;
+    }
+    std::vector<double> too_long(m);
+    EXPECT_THAT(plan->Fill(n, 1, absl::MakeSpan(too_long)), StatusIs(absl::StatusCode::kInternal));
   }
 }
 
