@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/assignment.h"
+#include "tests/test_util/assignment_instances.h"
 
 namespace {
 
@@ -31,47 +32,23 @@ using coupond::core::AssignmentOptions;
 using coupond::core::AssignmentResult;
 using coupond::core::DenseProbabilityOracle;
 using coupond::core::kNotEligible;
-
-struct Instance {
-  size_t n = 0;
-  std::vector<AssignmentCoupon> coupons;
-  std::vector<double> p;
-  double budget = 0;
-  size_t m() const { return coupons.size(); }
-};
+using coupond::testing::GlpkLpOptimum;
+using coupond::testing::Instance;
+using coupond::testing::InstanceSpec;
+using coupond::testing::RandomInstance;
 
 // Same family as tests/assignment_test.cc: 85% of pairs eligible, 70% of coupons stocked with
 // about 3% of the users each, budget 35% of the unconstrained spend: both bind.
 Instance MakeInstance(uint64_t seed, size_t n, size_t m, int k) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u01(0.0, 1.0);
-  Instance inst;
-  inst.n = n;
-  for (size_t j = 0; j < m; ++j) {
-    AssignmentCoupon c;
-    c.id = absl::StrCat("c", j);
-    c.face_value = u01(rng) < 0.1 ? 0.0 : 1.0 + 9.0 * u01(rng);
-    c.weight = 0.5 + 2.0 * u01(rng);
-    if (u01(rng) < 0.7) {
-      c.stock = static_cast<int64_t>(std::floor(2.0 * 0.03 * u01(rng) * static_cast<double>(n)));
-    }
-    inst.coupons.push_back(c);
-  }
-  inst.p.resize(n * m);
-  double spend = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double affinity = u01(rng);
-    std::vector<std::pair<double, double>> vc;
-    for (size_t j = 0; j < m; ++j) {
-      double& p = inst.p[i * m + j];
-      p = u01(rng) < 0.85 ? std::min(1.0, affinity * u01(rng) * u01(rng) * 1.5) : kNotEligible;
-      if (p != kNotEligible) vc.push_back({p * inst.coupons[j].weight, p * inst.coupons[j].face_value});
-    }
-    std::sort(vc.rbegin(), vc.rend());
-    for (size_t t = 0; t < vc.size() && t < static_cast<size_t>(k); ++t) spend += vc[t].second;
-  }
-  inst.budget = 0.35 * spend;
-  return inst;
+  InstanceSpec spec;
+  spec.users = n;
+  spec.coupons = m;
+  spec.eligible = 0.85;
+  spec.stocked = 0.7;
+  spec.stock_fraction = 0.03;
+  spec.budget_fraction = 0.35;
+  spec.k = k;
+  return RandomInstance(seed, spec);
 }
 
 double Seconds(std::chrono::steady_clock::time_point since) {
@@ -81,64 +58,6 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-// LP relaxation with GLPK's primal simplex (presolver on). Returns the optimum, or NaN.
-double GlpkLp(const Instance& inst, int k, int method) {
-  glp_prob* lp = glp_create_prob();
-  glp_set_obj_dir(lp, GLP_MAX);
-  const int m = static_cast<int>(inst.m());
-  const int n = static_cast<int>(inst.n);
-  glp_add_rows(lp, 1 + m + n);
-  glp_set_row_bnds(lp, 1, GLP_UP, 0.0, inst.budget);
-  for (int j = 0; j < m; ++j) {
-    const auto& s = inst.coupons[static_cast<size_t>(j)].stock;
-    if (s.has_value()) {
-      glp_set_row_bnds(lp, 2 + j, GLP_UP, 0.0, static_cast<double>(*s));
-    } else {
-      glp_set_row_bnds(lp, 2 + j, GLP_FR, 0.0, 0.0);
-    }
-  }
-  for (int i = 0; i < n; ++i) glp_set_row_bnds(lp, 2 + m + i, GLP_UP, 0.0, k);
-  std::vector<int> ia{0}, ja{0};
-  std::vector<double> ar{0.0};
-  std::vector<std::pair<int, int>> cols;
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < m; ++j) {
-      const double p = inst.p[static_cast<size_t>(i) * inst.m() + static_cast<size_t>(j)];
-      if (p == kNotEligible || p == 0) continue;
-      cols.push_back({i, j});
-    }
-  }
-  glp_add_cols(lp, static_cast<int>(cols.size()));
-  for (size_t t = 0; t < cols.size(); ++t) {
-    const int col = static_cast<int>(t) + 1;
-    const auto [i, j] = cols[t];
-    const double p = inst.p[static_cast<size_t>(i) * inst.m() + static_cast<size_t>(j)];
-    const AssignmentCoupon& c = inst.coupons[static_cast<size_t>(j)];
-    glp_set_col_bnds(lp, col, GLP_DB, 0.0, 1.0);
-    glp_set_obj_coef(lp, col, p * c.weight);
-    if (p * c.face_value > 0) ia.push_back(1), ja.push_back(col), ar.push_back(p * c.face_value);
-    ia.push_back(2 + j), ja.push_back(col), ar.push_back(1.0);
-    ia.push_back(2 + m + i), ja.push_back(col), ar.push_back(1.0);
-  }
-  glp_load_matrix(lp, static_cast<int>(ia.size()) - 1, ia.data(), ja.data(), ar.data());
-  double obj = std::nan("");
-  if (method == 2) {
-    glp_iptcp parm;
-    glp_init_iptcp(&parm);
-    parm.msg_lev = GLP_MSG_OFF;
-    if (glp_interior(lp, &parm) == 0 && glp_ipt_status(lp) == GLP_OPT) obj = glp_ipt_obj_val(lp);
-  } else {
-    glp_smcp parm;
-    glp_init_smcp(&parm);
-    parm.msg_lev = GLP_MSG_OFF;
-    parm.presolve = GLP_ON;
-    parm.meth = method == 1 ? GLP_DUALP : GLP_PRIMAL;
-    if (glp_simplex(lp, &parm) == 0 && glp_get_status(lp) == GLP_OPT) obj = glp_get_obj_val(lp);
-  }
-  glp_delete_prob(lp);
-  return obj;
 }
 
 bool Feasible(const Instance& inst, const AssignmentResult& r, int k) {
@@ -200,7 +119,7 @@ int main(int argc, char** argv) {
   double lp = 0;
   for (int r = 0; r < glpk_reps; ++r) {
     const auto start = std::chrono::steady_clock::now();
-    lp = GlpkLp(inst, k, method);
+    lp = GlpkLpOptimum(inst, k, method);
     glpk_t.push_back(Seconds(start));
   }
   const double t_ours = Median(ours_t), t_glpk = Median(glpk_t);
