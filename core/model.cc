@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace coupond::core {
 namespace {
@@ -46,6 +47,102 @@ absl::Status CheckSize(size_t actual, size_t expected, const char* field) {
   if (actual != expected) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": has ", actual, " values, expected ", expected));
+  }
+  return absl::OkStatus();
+}
+
+// Names (of segments or segment features): non-empty, short enough, unique.
+template <typename T>
+absl::Status CheckNames(const std::vector<T>& items, const char* field) {
+  absl::flat_hash_set<absl::string_view> seen;
+  seen.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& name = items[i].name;
+    if (name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "].name: empty"));
+    }
+    if (name.size() > kMaxIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "].name: ", name.size(),
+                                                     " bytes, limit ", kMaxIdBytes));
+    }
+    if (!seen.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "].name: duplicate '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSegments(const ModelData& model) {
+  const size_t k = model.segments.size();
+  const size_t f = model.segment_features.size();
+  if (k > kMaxSegments) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segments: ", k, " segments, limit ", kMaxSegments));
+  }
+  if (f > kMaxSegmentFeatures) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_features: ", f, " features, limit ", kMaxSegmentFeatures));
+  }
+  if (k == 0 && f != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_features: ", f, " features but no segments"));
+  }
+  if (k != 0 && f == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment_features: empty, but the model has ", k, " segments"));
+  }
+  COUPOND_RETURN_IF_ERROR(CheckNames(model.segment_features, "segment_features"));
+  for (size_t j = 0; j < f; ++j) {
+    const SegmentFeature& sf = model.segment_features[j];
+    if (!std::isfinite(sf.offset) || !std::isfinite(sf.scale) || sf.scale == 0.0f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "segment_features[", j, "] '", sf.name, "': offset ", sf.offset, ", scale ", sf.scale,
+          " (both finite, scale non-zero)"));
+    }
+  }
+  COUPOND_RETURN_IF_ERROR(CheckNames(model.segments, "segments"));
+  for (size_t i = 0; i < k; ++i) {
+    const SegmentData& seg = model.segments[i];
+    const std::string where = absl::StrCat("segments[", i, "] '", seg.name, "'");
+    if (seg.centroid.size() != f) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".centroid: has ", seg.centroid.size(),
+                                                     " values, expected ", f,
+                                                     " (one per segment feature)"));
+    }
+    if (seg.prior_factors.size() != model.dimension) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".prior_factors: has ", seg.prior_factors.size(),
+                       " values, expected ", model.dimension, " (the dimension)"));
+    }
+    auto all_finite = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+    };
+    if (!all_finite(seg.centroid)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".centroid: non-finite value"));
+    }
+    if (!std::isfinite(seg.prior_bias) || !all_finite(seg.prior_factors)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".prior: non-finite value"));
+    }
+    if (!(seg.redemption_rate >= 0.0 && seg.redemption_rate <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".redemption_rate: ",
+                                                     seg.redemption_rate, " is not in [0, 1]"));
+    }
+  }
+  if (!model.user_segment.empty()) {
+    if (absl::Status s = CheckSize(model.user_segment.size(), model.user_ids.size(),
+                                   "user_segment");
+        !s.ok()) {
+      return s;
+    }
+    for (size_t u = 0; u < model.user_segment.size(); ++u) {
+      const int32_t seg = model.user_segment[u];
+      if (seg < -1 || (seg >= 0 && static_cast<size_t>(seg) >= k)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("user_segment: ", seg, " for '", model.user_ids[u], "' (row ", u,
+                         ") is not -1 or a segment index below ", k));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -110,6 +207,7 @@ absl::Status ValidateModelData(const ModelData& model) {
                                                      "' (use [A-Za-z0-9_.-], 1..128 bytes)"));
     }
   }
+  COUPOND_RETURN_IF_ERROR(ValidateSegments(model));
   for (size_t i = 0; i < coupons; ++i) {
     const CouponAttributes& a = model.coupon_attributes[i];
     const std::string& id = model.coupon_ids[i];

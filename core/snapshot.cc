@@ -12,11 +12,14 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Create(
     ModelData model, ModelVersionInfo info) {
   COUPOND_RETURN_IF_ERROR(ValidateModelData(model));
   if (info.dimension != model.dimension || info.num_users != model.num_users() ||
-      info.num_coupons != model.num_coupons()) {
+      info.num_coupons != model.num_coupons() || info.num_segments != model.num_segments() ||
+      info.num_segment_features != model.segment_features.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model version ", info.version, ": manifest says dimension ", info.dimension, ", ",
-        info.num_users, " users, ", info.num_coupons, " coupons; data has dimension ",
-        model.dimension, ", ", model.num_users(), " users, ", model.num_coupons(), " coupons"));
+        info.num_users, " users, ", info.num_coupons, " coupons, ", info.num_segments,
+        " segments over ", info.num_segment_features, " features; data has dimension ",
+        model.dimension, ", ", model.num_users(), " users, ", model.num_coupons(), " coupons, ",
+        model.num_segments(), " segments over ", model.segment_features.size(), " features"));
   }
   info.global_bias = model.global_bias;
 
@@ -32,6 +35,9 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Create(
   s->coupon_ids_ = std::move(model.coupon_ids);
   s->coupon_bias_ = std::move(model.coupon_bias);
   s->coupon_attributes_ = std::move(model.coupon_attributes);
+  s->user_segment_ = std::move(model.user_segment);
+  s->segments_ = std::move(model.segments);
+  s->segment_features_ = std::move(model.segment_features);
 
   // The maps hold views into the id vectors, which are never modified after this point.
   s->user_index_.reserve(s->user_ids_.size());
@@ -63,7 +69,15 @@ size_t ModelSnapshot::memory_bytes() const {
                  user_factors_.capacity() * sizeof(float) +
                  coupon_bias_.capacity() * sizeof(float) +
                  coupon_attributes_.capacity() * sizeof(CouponAttributes) +
-                 coupon_factors_.memory_bytes();
+                 coupon_factors_.memory_bytes() +
+                 user_segment_.capacity() * sizeof(int32_t);
+  for (const SegmentData& seg : segments_) {
+    bytes += sizeof(SegmentData) + seg.name.capacity() +
+             (seg.centroid.capacity() + seg.prior_factors.capacity()) * sizeof(float);
+  }
+  for (const SegmentFeature& f : segment_features_) {
+    bytes += sizeof(SegmentFeature) + f.name.capacity();
+  }
   for (const std::string& id : user_ids_) bytes += sizeof(std::string) + id.capacity();
   for (const std::string& id : coupon_ids_) bytes += sizeof(std::string) + id.capacity();
   // Swiss tables: one control byte plus one slot per bucket.

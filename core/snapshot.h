@@ -29,6 +29,10 @@ struct ModelVersionInfo {
   uint32_t dimension = 0;
   uint64_t num_users = 0;
   uint64_t num_coupons = 0;
+  // User segments (ModelData::segments) and the dimensions of their space
+  // (ModelData::segment_features); 0 and 0 for a model without segments.
+  uint64_t num_segments = 0;
+  uint32_t num_segment_features = 0;
   double global_bias = 0.0;
   int64_t created_unix_seconds = 0;
   // XXH3-64 over the version's stored rows (see storage/model_store.h).
@@ -60,6 +64,17 @@ class ModelSnapshot {
     return user_factors_.data() + size_t{row} * info_.dimension;
   }
   float user_bias(uint32_t row) const { return user_bias_[row]; }
+  // The user's index into segment(), or -1 when it has none (always -1 without segments).
+  int32_t user_segment(uint32_t row) const {
+    return user_segment_.empty() ? -1 : user_segment_[row];
+  }
+
+  // User segments for cold start (see core/model.h); none when num_segments() == 0.
+  size_t num_segments() const { return segments_.size(); }
+  // REQUIRES: i < num_segments().
+  const SegmentData& segment(size_t i) const { return segments_[i]; }
+  // The dimensions a user is encoded in before taking the nearest segment centroid.
+  const std::vector<SegmentFeature>& segment_features() const { return segment_features_; }
 
   size_t num_coupons() const { return coupon_ids_.size(); }
   std::optional<uint32_t> FindCoupon(absl::string_view coupon_id) const;
@@ -94,6 +109,9 @@ class ModelSnapshot {
   std::vector<float> user_bias_;
   std::vector<float> user_factors_;
   absl::flat_hash_map<absl::string_view, uint32_t> user_index_;  // views into user_ids_
+  std::vector<int32_t> user_segment_;  // empty, or one per user
+  std::vector<SegmentData> segments_;
+  std::vector<SegmentFeature> segment_features_;
 
   std::vector<std::string> coupon_ids_;
   std::vector<float> coupon_bias_;

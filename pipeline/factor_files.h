@@ -21,6 +21,11 @@
 //                (valid_until is exclusive); stock: -1 = unlimited.
 //
 // Errors name the file, the line and the column.
+//
+// Factor files carry no user segments (ModelData::segments, segment_features,
+// user_segment): those are computed by the training pipeline (pipeline/train_job.h) and
+// published straight into the model store. WriteFactorFiles leaves them out, and a model
+// read from factor files has none (its version serves without cold-start segments).
 
 #include <string>
 
@@ -31,6 +36,7 @@
 namespace coupond::pipeline {
 
 // Writes `model` into directory `dir` (created if missing), replacing the three files.
+// Segments, if any, are not written (see above).
 absl::Status WriteFactorFiles(const core::ModelData& model, const std::string& dir);
 
 // Reads and validates the three files in `dir`. InvalidArgument with file:line on bad

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -236,6 +237,79 @@ absl::Status EvaluateReferences(const core::TrainingData& data, const Splits& s,
   return absl::OkStatus();
 }
 
+// Puts `seg` (computed over the users of `data`) into `m`, materialised over the same users
+// in the same order: the centroids with the encoding of their space, each user's segment,
+// and per segment the prior cold start uses, the mean bias and factors of its members.
+absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& data,
+                            core::ModelData* m) {
+  const size_t n = m->user_ids.size();
+  if (seg.user_segment.size() != n || data.user_ids.size() != n ||
+      !std::equal(data.user_ids.begin(), data.user_ids.end(), m->user_ids.begin())) {
+    return absl::InternalError(absl::StrCat("segments cover ", seg.user_segment.size(),
+                                            " users, the model ", n,
+                                            " (expected the data's users, in order)"));
+  }
+  const size_t k = static_cast<size_t>(seg.clusters.k);
+  const size_t features = seg.column_names.size();
+  const size_t d = m->dimension;
+  if (seg.clusters.centroids.size() != k * features || seg.segments.size() != k ||
+      seg.attribute_feature.size() + seg.num_numeric() != features) {
+    return absl::InternalError("segmentation: centroids, stats and columns disagree");
+  }
+  if (features > seg.num_numeric() &&
+      !(std::isfinite(seg.attribute_weight) && seg.attribute_weight != 0.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "segments.attribute_weight: ", seg.attribute_weight,
+        " cannot be published (the stored encoding divides by it); use a non-zero weight"));
+  }
+  // Numeric columns are standardised ((raw - mean) / scale); one-hot columns hold
+  // attribute_weight for 1, which is (1 - 0) / (1 / attribute_weight).
+  m->segment_features.clear();
+  for (size_t j = 0; j < features; ++j) {
+    core::SegmentFeature f;
+    f.name = seg.column_names[j];
+    if (j < seg.num_numeric()) {
+      f.offset = seg.mean[j];
+      f.scale = seg.scale[j];
+    } else {
+      f.offset = 0.0f;
+      f.scale = 1.0f / seg.attribute_weight;
+    }
+    m->segment_features.push_back(std::move(f));
+  }
+  // Prior vectors: means over the members, in double. A segment without members (k-means
+  // refills empty clusters, so only defensively) gets zeros: the global bias alone.
+  std::vector<double> bias_sum(k, 0.0), factor_sum(k * d, 0.0);
+  std::vector<uint64_t> members(k, 0);
+  m->user_segment.assign(n, -1);
+  for (size_t u = 0; u < n; ++u) {
+    const uint32_t c = seg.user_segment[u];
+    if (c >= k) continue;  // none (KMeans assigns every point; kept defensive)
+    m->user_segment[u] = static_cast<int32_t>(c);
+    ++members[c];
+    bias_sum[c] += m->user_bias[u];
+    for (size_t x = 0; x < d; ++x) factor_sum[c * d + x] += m->user_factors[u * d + x];
+  }
+  m->segments.clear();
+  for (size_t c = 0; c < k; ++c) {
+    core::SegmentData s;
+    s.name = absl::StrCat("segment-", c);
+    s.centroid.assign(seg.clusters.centroids.begin() + static_cast<ptrdiff_t>(c * features),
+                      seg.clusters.centroids.begin() + static_cast<ptrdiff_t>((c + 1) * features));
+    const double count = static_cast<double>(std::max<uint64_t>(members[c], 1));
+    s.prior_bias = static_cast<float>(bias_sum[c] / count);
+    s.prior_factors.resize(d);
+    for (size_t x = 0; x < d; ++x) {
+      s.prior_factors[x] = static_cast<float>(factor_sum[c * d + x] / count);
+    }
+    s.redemption_rate = seg.segments[c].redemption_rate;
+    s.members = members[c];
+    m->segments.push_back(std::move(s));
+  }
+  m->metadata["segments.k"] = absl::StrCat(k);
+  return core::ValidateModelData(*m);
+}
+
 void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelData* m) {
   auto& md = m->metadata;
   md["data.source"] = r.source;
@@ -438,6 +512,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
 
   // 3. profiles and segments (training period only)
   start = absl::Now();
+  std::optional<Segmentation> segmentation;
   if (o.segment_users) {
     SegmentOptions so = o.segments;
     so.profile.as_of_day = s.test.cutoff_day;
@@ -450,6 +525,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     r.segments = std::move(summary);
     Say(progress, absl::StrCat("segments: k = ", seg.clusters.k, " over ", seg.user_segment.size(),
                                " users"));
+    segmentation = std::move(seg);
   }
 
   // 4. select
@@ -583,6 +659,9 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
                             r.evaluations[0].auc)
           : o.description;
   AddMetadata(o, r, &r.model);
+  if (segmentation.has_value()) {
+    COUPOND_RETURN_IF_ERROR(AttachSegments(*segmentation, data, &r.model));
+  }
   if (!o.store_path.empty()) {
     Say(progress, absl::StrCat("publishing into ", o.store_path));
     COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> store,

@@ -38,8 +38,10 @@
 //                period) and, when given, the TRUE probabilities (simulated data) on the
 //                test period: AUC, log loss, ECE and a reliability table;
 //   7. publish   the model over every user and coupon of the data, with provenance and
-//                metrics in ModelData::metadata, into the model store when store_path is
-//                set.
+//                metrics in ModelData::metadata and the step-3 segments (centroids, their
+//                encoding, each user's segment, and per segment the mean bias and factors
+//                of its members: the prior cold start uses), into the model store when
+//                store_path is set.
 // Every choice (hyperparameters, epochs, segments, baselines) uses training-period data
 // only. Deterministic for a seed when trainer threads == 1.
 //

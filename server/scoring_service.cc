@@ -76,6 +76,7 @@ absl::Status ScoringService::DoGetModelInfo(const v1::GetModelInfoRequest& reque
   out->set_dimension(info.dimension);
   out->set_num_users(info.num_users);
   out->set_num_coupons(info.num_coupons);
+  out->set_num_segments(static_cast<uint32_t>(info.num_segments));
   out->set_global_bias(info.global_bias);
   out->set_created_unix_seconds(info.created_unix_seconds);
   out->set_checksum(absl::StrFormat("%016x", info.checksum));

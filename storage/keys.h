@@ -23,6 +23,12 @@ inline constexpr absl::string_view kVersionsPrefix = "v/";
 inline std::string VersionPrefix(uint64_t version) { return "v/" + VersionTag(version) + "/"; }
 inline std::string CouponPrefix(uint64_t version) { return VersionPrefix(version) + "c/"; }
 inline std::string UserPrefix(uint64_t version) { return VersionPrefix(version) + "u/"; }
+// Format 2. Within a version, keys sort c/ < s/ < sf < u/ < ~manifest ('/' < 'f' < 'u' < '~').
+inline std::string SegmentPrefix(uint64_t version) { return VersionPrefix(version) + "s/"; }
+inline std::string SegmentKey(uint64_t version, size_t index) {
+  return SegmentPrefix(version) + absl::StrFormat("%06d", index);
+}
+inline std::string SegmentFeaturesKey(uint64_t version) { return VersionPrefix(version) + "sf"; }
 // '~' sorts after every letter: the manifest is the last key of its version, so the writer
 // can hash all rows before writing it.
 inline std::string ManifestKey(uint64_t version) { return VersionPrefix(version) + "~manifest"; }
@@ -33,10 +39,20 @@ inline std::string UserKey(uint64_t version, absl::string_view id) {
   return UserPrefix(version) + std::string(id);
 }
 
-// Bytes of a user row and a coupon row for dimension `dim`.
-inline size_t UserValueBytes(uint32_t dim) { return sizeof(float) * (1 + size_t{dim}); }
+// Bytes of a user row (manifest format 1: bias and factors; format 2: then an i32 segment
+// index) and a coupon row for dimension `dim`.
+inline size_t UserValueBytes(uint32_t dim, int format = 2) {
+  return sizeof(float) * (1 + size_t{dim}) + (format >= 2 ? sizeof(int32_t) : 0);
+}
 inline size_t CouponValueBytes(uint32_t dim) {
   return sizeof(float) * (1 + size_t{dim}) + sizeof(double) + 3 * sizeof(int64_t);
+}
+// Bytes of a segment row with a name of `name_bytes`, for dimension `dim` and `features`
+// segment features: u32 name length, name, f32 prior bias, f32 x dim prior factors,
+// f32 x features centroid, f64 redemption rate, u64 members.
+inline size_t SegmentValueBytes(size_t name_bytes, uint32_t dim, size_t features) {
+  return sizeof(uint32_t) + name_bytes + sizeof(float) * (1 + size_t{dim} + features) +
+         sizeof(double) + sizeof(uint64_t);
 }
 
 }  // namespace coupond::storage::internal

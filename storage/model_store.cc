@@ -33,11 +33,19 @@ using internal::CouponKey;
 using internal::CouponPrefix;
 using internal::CouponValueBytes;
 using internal::ManifestKey;
+using internal::SegmentFeaturesKey;
+using internal::SegmentKey;
+using internal::SegmentPrefix;
+using internal::SegmentValueBytes;
 using internal::UserKey;
 using internal::UserPrefix;
 using internal::UserValueBytes;
 
-constexpr int kManifestFormat = 1;
+// Format written. 2 added segments (s/ rows, the sf key, an i32 segment index at the end
+// of every user row, num_segments= and num_segment_features= in the manifest).
+constexpr int kManifestFormat = 2;
+// Oldest format read: a format-1 version has no segments and shorter user rows.
+constexpr int kOldestReadableFormat = 1;
 constexpr char kIngestDir[] = "ingest";
 
 // Streaming XXH3-64 over (key, value) pairs, each length-prefixed so that no two different
@@ -76,12 +84,43 @@ T Take(const char*& p) {
   return v;
 }
 
+void AppendFloats(std::string* out, const float* values, size_t n) {
+  out->append(reinterpret_cast<const char*>(values), sizeof(float) * n);
+}
+
 std::string EncodeUser(const core::ModelData& m, size_t row) {
   std::string v;
   v.reserve(UserValueBytes(m.dimension));
   Append(&v, m.user_bias[row]);
-  v.append(reinterpret_cast<const char*>(m.user_factors.data() + row * m.dimension),
-           sizeof(float) * m.dimension);
+  AppendFloats(&v, m.user_factors.data() + row * m.dimension, m.dimension);
+  Append(&v, m.user_segment.empty() ? int32_t{-1} : m.user_segment[row]);
+  return v;
+}
+
+std::string EncodeSegment(const core::ModelData& m, size_t i) {
+  const core::SegmentData& seg = m.segments[i];
+  std::string v;
+  v.reserve(SegmentValueBytes(seg.name.size(), m.dimension, seg.centroid.size()));
+  Append(&v, static_cast<uint32_t>(seg.name.size()));
+  v.append(seg.name);
+  Append(&v, seg.prior_bias);
+  AppendFloats(&v, seg.prior_factors.data(), seg.prior_factors.size());
+  AppendFloats(&v, seg.centroid.data(), seg.centroid.size());
+  Append(&v, seg.redemption_rate);
+  Append(&v, seg.members);
+  return v;
+}
+
+// u32 count, then per feature: u32 name length, name, f32 offset, f32 scale.
+std::string EncodeSegmentFeatures(const core::ModelData& m) {
+  std::string v;
+  Append(&v, static_cast<uint32_t>(m.segment_features.size()));
+  for (const core::SegmentFeature& f : m.segment_features) {
+    Append(&v, static_cast<uint32_t>(f.name.size()));
+    v.append(f.name);
+    Append(&v, f.offset);
+    Append(&v, f.scale);
+  }
   return v;
 }
 
@@ -106,18 +145,24 @@ std::string EncodeManifest(const core::ModelVersionInfo& info) {
   }
   return metadata + absl::StrFormat(
       "format=%d\nversion=%d\ndimension=%d\nnum_users=%d\nnum_coupons=%d\n"
+      "num_segments=%d\nnum_segment_features=%d\n"
       "global_bias=%.17g\ncreated_unix_seconds=%d\nchecksum=%016x\ndescription=%s\n",
       kManifestFormat, info.version, info.dimension, info.num_users, info.num_coupons,
-      info.global_bias, info.created_unix_seconds, info.checksum,
-      absl::CEscape(info.description));
+      info.num_segments, info.num_segment_features, info.global_bias,
+      info.created_unix_seconds, info.checksum, absl::CEscape(info.description));
 }
 
-absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::string_view text) {
+// Parses a manifest of format kOldestReadableFormat..kManifestFormat; `*format` (when not
+// null) receives its format.
+absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::string_view text,
+                                                      int* format_out = nullptr) {
   auto bad = [version](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("manifest of version ", version, ": ", what));
   };
   core::ModelVersionInfo info;
-  int fields = 0;
+  int fields = 0;          // the 9 fields of every format
+  int segment_fields = 0;  // the 2 fields format 2 added
+  int format = 0;
   bool format_ok = false;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     const size_t eq = line.find('=');
@@ -126,11 +171,10 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
     const absl::string_view value = line.substr(eq + 1);
     bool ok = true;
     if (key == "format") {
-      int format = 0;
       ok = absl::SimpleAtoi(value, &format);
-      if (ok && format != kManifestFormat) {
-        return bad(absl::StrCat("format ", format, " is not supported (expected ",
-                                kManifestFormat, ")"));
+      if (ok && (format < kOldestReadableFormat || format > kManifestFormat)) {
+        return bad(absl::StrCat("format ", format, " is not supported (this reader reads ",
+                                kOldestReadableFormat, " to ", kManifestFormat, ")"));
       }
       format_ok = ok;
     } else if (key == "version") {
@@ -141,6 +185,12 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
       ok = absl::SimpleAtoi(value, &info.num_users);
     } else if (key == "num_coupons") {
       ok = absl::SimpleAtoi(value, &info.num_coupons);
+    } else if (key == "num_segments" || key == "num_segment_features") {
+      ok = key == "num_segments" ? absl::SimpleAtoi(value, &info.num_segments)
+                                 : absl::SimpleAtoi(value, &info.num_segment_features);
+      if (!ok) return bad(absl::StrCat("bad value for '", key, "': ", value));
+      ++segment_fields;
+      continue;
     } else if (key == "global_bias") {
       ok = absl::SimpleAtod(value, &info.global_bias) && std::isfinite(info.global_bias);
     } else if (key == "created_unix_seconds") {
@@ -163,7 +213,19 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
     if (!ok) return bad(absl::StrCat("bad value for '", key, "': ", value));
     ++fields;
   }
-  if (!format_ok || fields != 9) return bad("missing fields (truncated manifest?)");
+  if (!format_ok || fields != 9 || (format >= 2 && segment_fields != 2)) {
+    return bad("missing fields (truncated manifest?)");
+  }
+  if (format < 2 && segment_fields != 0) {
+    return bad("format 1 carries no segments, yet the manifest counts them");
+  }
+  if (info.num_segments > core::kMaxSegments ||
+      info.num_segment_features > core::kMaxSegmentFeatures ||
+      (info.num_segments == 0) != (info.num_segment_features == 0)) {
+    return bad(absl::StrCat(info.num_segments, " segments over ", info.num_segment_features,
+                            " segment features (both 0, or 1..", core::kMaxSegments, " and 1..",
+                            core::kMaxSegmentFeatures, ")"));
+  }
   if (info.version != version) {
     return bad(absl::StrCat("records version ", info.version, " under the key of ", version));
   }
@@ -171,6 +233,7 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
     return bad(absl::StrCat("dimension ", info.dimension, " is outside [1, ",
                             core::kMaxDimension, "]"));
   }
+  if (format_out != nullptr) *format_out = format;
   return info;
 }
 
@@ -273,14 +336,18 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
   info.dimension = model.dimension;
   info.num_users = model.num_users();
   info.num_coupons = model.num_coupons();
+  info.num_segments = model.num_segments();
+  info.num_segment_features = static_cast<uint32_t>(model.segment_features.size());
   info.global_bias = model.global_bias;
   info.created_unix_seconds =
       options.created_unix_seconds != 0 ? options.created_unix_seconds : std::time(nullptr);
   info.description = model.description;
   info.metadata = model.metadata;
 
-  // SstFileWriter needs keys in ascending order: coupons ("c/") then users ("u/"), each by
-  // id; the manifest ("~manifest") sorts after every data key of the version.
+  // SstFileWriter needs keys in ascending order: coupons ("c/", by id), segments ("s/", by
+  // zero-padded index), segment features ("sf"), users ("u/", by id); the manifest
+  // ("~manifest") sorts after every data key of the version. SstFileWriter::Put refuses a
+  // key out of order, so a mistake here fails the publish rather than the reads.
   auto sorted_rows = [](const std::vector<std::string>& ids) {
     std::vector<uint32_t> order(ids.size());
     std::iota(order.begin(), order.end(), 0u);
@@ -305,6 +372,18 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
     for (uint32_t row : sorted_rows(model.coupon_ids)) {
       const std::string key = CouponKey(info.version, model.coupon_ids[row]);
       const std::string value = EncodeCoupon(model, row);
+      hasher.Add(key, value);
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+    }
+    for (size_t i = 0; i < model.segments.size(); ++i) {
+      const std::string key = SegmentKey(info.version, i);
+      const std::string value = EncodeSegment(model, i);
+      hasher.Add(key, value);
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+    }
+    if (!model.segment_features.empty()) {
+      const std::string key = SegmentFeaturesKey(info.version);
+      const std::string value = EncodeSegmentFeatures(model);
       hasher.Add(key, value);
       COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
@@ -371,7 +450,8 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::LatestVersion() const {
   return std::move(versions.back());
 }
 
-absl::StatusOr<core::ModelVersionInfo> ModelStore::ReadManifest(uint64_t version) const {
+absl::StatusOr<core::ModelVersionInfo> ModelStore::ReadManifest(uint64_t version,
+                                                                int* format) const {
   std::string value;
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ManifestKey(version), &value);
   if (s.IsNotFound()) {
@@ -379,14 +459,15 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::ReadManifest(uint64_t version
         absl::StrCat("model store '", path_, "': no version ", version));
   }
   COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
-  return DecodeManifest(version, value);
+  return DecodeManifest(version, value, format);
 }
 
 absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
                                                         const ReadOptions& options) const {
   // One RocksDB snapshot for all rows of the version.
   rocksdb::ManagedSnapshot snapshot(db_.get());
-  COUPOND_ASSIGN_OR_RETURN(const core::ModelVersionInfo info, ReadManifest(version));
+  int format = 0;
+  COUPOND_ASSIGN_OR_RETURN(const core::ModelVersionInfo info, ReadManifest(version, &format));
   if (options.expected_dimension != 0 && info.dimension != options.expected_dimension) {
     return absl::FailedPreconditionError(
         absl::StrCat("version ", version, " has dimension ", info.dimension,
@@ -397,6 +478,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   };
 
   const uint32_t d = info.dimension;
+  const size_t num_features = info.num_segment_features;
   core::ModelData m;
   m.dimension = d;
   m.global_bias = info.global_bias;
@@ -408,12 +490,15 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   m.user_ids.reserve(std::min(info.num_users, kMaxReserve));
   RowHasher hasher;
 
-  // Visits every row under `prefix`, checking the value size, and hands the id and value on.
+  rocksdb::ReadOptions snapshot_ro;
+  snapshot_ro.snapshot = snapshot.snapshot();
+  snapshot_ro.verify_checksums = true;
+
+  // Visits every row under `prefix`, checking the value size (unless `value_bytes` is 0:
+  // rows of variable size, which `decode` checks), and hands the id and value on.
   auto scan = [&](const std::string& prefix, size_t value_bytes, uint64_t expected_rows,
                   const char* kind, auto&& decode) -> absl::Status {
-    rocksdb::ReadOptions ro;
-    ro.snapshot = snapshot.snapshot();
-    ro.verify_checksums = true;
+    rocksdb::ReadOptions ro = snapshot_ro;
     const std::string upper = PrefixUpperBound(prefix);
     rocksdb::Slice upper_slice(upper);
     ro.iterate_upper_bound = &upper_slice;
@@ -426,13 +511,13 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
       if (++rows > expected_rows) {
         return loss(absl::StrCat("more ", kind, " rows than the manifest's ", expected_rows));
       }
-      if (value.size() != value_bytes) {
+      if (value_bytes != 0 && value.size() != value_bytes) {
         return loss(absl::StrCat(kind, " '", id, "': value is ", value.size(),
                                  " bytes, expected ", value_bytes, " for dimension ", d,
                                  " (truncated, or written with another dimension)"));
       }
       hasher.Add(key, value);
-      COUPOND_RETURN_IF_ERROR(decode(id, value.data()));
+      COUPOND_RETURN_IF_ERROR(decode(id, value));
     }
     COUPOND_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("reading ", kind, " rows")));
     if (rows != expected_rows) {
@@ -442,9 +527,11 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
     return absl::OkStatus();
   };
 
+  // Rows in key order (the checksum's order): c/, s/, sf, u/.
   COUPOND_RETURN_IF_ERROR(scan(
       CouponPrefix(version), CouponValueBytes(d), info.num_coupons, "coupon",
-      [&](absl::string_view id, const char* p) -> absl::Status {
+      [&](absl::string_view id, absl::string_view value) -> absl::Status {
+        const char* p = value.data();
         const size_t base = m.coupon_factors.size();
         m.coupon_ids.emplace_back(id);
         m.coupon_bias.push_back(Take<float>(p));
@@ -463,19 +550,137 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
         }
         return absl::OkStatus();
       }));
+
+  // Segments (none in format 1; the scan still refuses stray rows there).
+  m.segments.reserve(std::min<uint64_t>(info.num_segments, kMaxReserve));
   COUPOND_RETURN_IF_ERROR(scan(
-      UserPrefix(version), UserValueBytes(d), info.num_users, "user",
-      [&](absl::string_view id, const char* p) -> absl::Status {
+      SegmentPrefix(version), /*value_bytes=*/0, info.num_segments, "segment",
+      [&](absl::string_view id, absl::string_view value) -> absl::Status {
+        const size_t index = m.segments.size();
+        if (id != absl::StrFormat("%06d", index)) {
+          return loss(absl::StrCat("segment row '", absl::CHexEscape(id), "' where segment ",
+                                   index, " belongs (rows must be numbered 0..",
+                                   info.num_segments, "-1)"));
+        }
+        uint32_t name_bytes = 0;
+        if (value.size() >= sizeof(name_bytes)) {
+          std::memcpy(&name_bytes, value.data(), sizeof(name_bytes));
+        }
+        if (value.size() < sizeof(name_bytes) || name_bytes > core::kMaxIdBytes ||
+            value.size() != SegmentValueBytes(name_bytes, d, num_features)) {
+          return loss(absl::StrCat("segment ", index, ": value is ", value.size(),
+                                   " bytes, which does not fit dimension ", d, " and ",
+                                   num_features, " segment features (truncated?)"));
+        }
+        const char* p = value.data() + sizeof(name_bytes);
+        core::SegmentData seg;
+        seg.name.assign(p, name_bytes);
+        p += name_bytes;
+        seg.prior_bias = Take<float>(p);
+        seg.prior_factors.resize(d);
+        std::memcpy(seg.prior_factors.data(), p, sizeof(float) * d);
+        p += sizeof(float) * d;
+        seg.centroid.resize(num_features);
+        std::memcpy(seg.centroid.data(), p, sizeof(float) * num_features);
+        p += sizeof(float) * num_features;
+        seg.redemption_rate = Take<double>(p);
+        seg.members = Take<uint64_t>(p);
+        if (!std::isfinite(seg.prior_bias) || !AllFinite(seg.prior_factors.data(), d) ||
+            !AllFinite(seg.centroid.data(), num_features) ||
+            !(seg.redemption_rate >= 0.0 && seg.redemption_rate <= 1.0)) {
+          return loss(absl::StrCat("segment ", index, " '", seg.name,
+                                   "': non-finite number or redemption rate outside [0, 1]"));
+        }
+        m.segments.push_back(std::move(seg));
+        return absl::OkStatus();
+      }));
+
+  {
+    std::string value;
+    const rocksdb::Status s = db_->Get(snapshot_ro, SegmentFeaturesKey(version), &value);
+    if (s.IsNotFound()) {
+      if (num_features != 0) {
+        return loss(absl::StrCat("segment features missing (the manifest says ", num_features,
+                                 ")"));
+      }
+    } else {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "reading segment features"));
+      if (num_features == 0) {
+        return loss("segment features present, but the manifest says there are none");
+      }
+      hasher.Add(SegmentFeaturesKey(version), value);
+      // Bounds-checked reader over `value`.
+      absl::string_view rest = value;
+      auto take = [&rest](void* out, size_t n) {
+        if (rest.size() < n) return false;
+        std::memcpy(out, rest.data(), n);
+        rest.remove_prefix(n);
+        return true;
+      };
+      auto damaged = [&](absl::string_view what) {
+        return loss(absl::StrCat("segment features: ", what));
+      };
+      uint32_t count = 0;
+      if (!take(&count, sizeof(count))) return damaged("truncated");
+      if (count != num_features) {
+        return damaged(absl::StrCat(count, " features, the manifest says ", num_features));
+      }
+      m.segment_features.reserve(num_features);
+      for (size_t j = 0; j < num_features; ++j) {
+        uint32_t name_bytes = 0;
+        if (!take(&name_bytes, sizeof(name_bytes)) || name_bytes > core::kMaxIdBytes ||
+            rest.size() < name_bytes) {
+          return damaged(absl::StrCat("feature ", j, ": truncated or bad name length"));
+        }
+        core::SegmentFeature f;
+        f.name.assign(rest.data(), name_bytes);
+        rest.remove_prefix(name_bytes);
+        if (!take(&f.offset, sizeof(f.offset)) || !take(&f.scale, sizeof(f.scale))) {
+          return damaged(absl::StrCat("feature ", j, " '", f.name, "': truncated"));
+        }
+        if (!std::isfinite(f.offset) || !std::isfinite(f.scale) || f.scale == 0.0f) {
+          return damaged(absl::StrCat("feature ", j, " '", f.name,
+                                      "': non-finite offset or scale, or scale 0"));
+        }
+        m.segment_features.push_back(std::move(f));
+      }
+      if (!rest.empty()) {
+        return damaged(absl::StrCat(rest.size(), " bytes after the last feature"));
+      }
+    }
+  }
+
+  const bool user_rows_have_segment = format >= 2;
+  bool any_user_segment = false;
+  COUPOND_RETURN_IF_ERROR(scan(
+      UserPrefix(version), UserValueBytes(d, format), info.num_users, "user",
+      [&](absl::string_view id, absl::string_view value) -> absl::Status {
+        const char* p = value.data();
         const size_t base = m.user_factors.size();
         m.user_ids.emplace_back(id);
         m.user_bias.push_back(Take<float>(p));
         m.user_factors.resize(base + d);
         std::memcpy(m.user_factors.data() + base, p, sizeof(float) * d);
+        p += sizeof(float) * d;
         if (!std::isfinite(m.user_bias.back()) || !AllFinite(m.user_factors.data() + base, d)) {
           return loss(absl::StrCat("user '", id, "': non-finite number"));
         }
+        if (user_rows_have_segment) {
+          const int32_t segment = Take<int32_t>(p);
+          if (segment < -1 ||
+              (segment >= 0 && static_cast<uint64_t>(segment) >= info.num_segments)) {
+            return loss(absl::StrCat("user '", id, "': segment index ", segment,
+                                     " is not -1 or below the manifest's ", info.num_segments,
+                                     " segments"));
+          }
+          any_user_segment = any_user_segment || segment >= 0;
+          m.user_segment.push_back(segment);
+        }
         return absl::OkStatus();
       }));
+  // A version in which no user has a segment reads back as an empty user_segment (the
+  // form ModelData documents as equivalent), so that a model without segments round-trips.
+  if (!any_user_segment) m.user_segment.clear();
 
   if (hasher.Digest() != info.checksum) {
     return loss(absl::StrFormat("checksum %016x of the stored rows does not match the "

@@ -6,10 +6,21 @@
 // Layout (all keys in the default column family, bytewise order; <v> is the version as 20
 // zero-padded decimal digits, so versions sort numerically):
 //   v/<v>/c/<coupon_id>  coupon row: f32 bias, f32 x dim factors, f64 face value,
-//                        i64 valid_from, i64 valid_until, i64 stock (little-endian)
-//   v/<v>/u/<user_id>    user row: f32 bias, f32 x dim factors (little-endian)
-//   v/<v>/~manifest      manifest: "key=value" lines (format, version, dimension, counts,
-//                        global bias, creation time, checksum, description, meta.*)
+//                        i64 valid_from, i64 valid_until, i64 stock
+//   v/<v>/s/<i>          segment i (6 zero-padded digits, 0..num_segments-1): u32 name
+//                        length, name, f32 prior bias, f32 x dim prior factors,
+//                        f32 x num_segment_features centroid, f64 redemption rate, u64 members
+//   v/<v>/sf             segment features (present when num_segments > 0): u32 count, then
+//                        per feature u32 name length, name, f32 offset, f32 scale
+//   v/<v>/u/<user_id>    user row: f32 bias, f32 x dim factors, i32 segment index (-1: none)
+//   v/<v>/~manifest      manifest: "key=value" lines (format, version, dimension, counts of
+//                        users, coupons, segments and segment features, global bias,
+//                        creation time, checksum, description, meta.*)
+// Numbers are little-endian. Within a version keys sort c/ < s/ < sf < u/ < ~manifest.
+//
+// Formats: the writer writes format 2. Format 1 (written before segments existed) is still
+// read: it has no s/ rows, no sf key, no segment counts in its manifest, and user rows
+// without the segment index; it reads back as a model without segments.
 // A version is written as one SST file (SstFileWriter) and added with IngestExternalFile,
 // so its rows and manifest become visible together or not at all: a reader never sees a
 // manifest whose rows are missing, whatever the writer's fate.
@@ -22,7 +33,8 @@
 //
 // The checksum is XXH3-64 over every data key and value of the version in key order; a read
 // recomputes it. Reads verify everything a manifest promises (counts, dimension, value
-// sizes, finite numbers, checksum) and return DataLoss naming the first violation.
+// sizes, finite numbers, segment indices in range, checksum) and return DataLoss naming
+// the first violation.
 
 #include <cstdint>
 #include <memory>
@@ -91,7 +103,9 @@ class ModelStore {
  private:
   ModelStore(std::string path, std::unique_ptr<rocksdb::DB> db, bool writable);
 
-  absl::StatusOr<core::ModelVersionInfo> ReadManifest(uint64_t version) const;
+  // The manifest of `version`; `*format` (when not null) receives its format.
+  absl::StatusOr<core::ModelVersionInfo> ReadManifest(uint64_t version,
+                                                      int* format = nullptr) const;
 
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;

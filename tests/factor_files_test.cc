@@ -43,6 +43,31 @@ TEST(FactorFilesTest, RoundTripIsExact) {
   EXPECT_EQ(back.coupon_attributes, m.coupon_attributes);
 }
 
+
+// Factor files carry no segments (factor_files.h): a segmented model writes without them,
+// reads back without them, and the rest of it is unchanged.
+TEST(FactorFilesTest, SegmentsAreLeftOut) {
+  TempDir dir;
+  core::ModelData m = TinyModel(3, 2, 2);
+  m.segment_features = {{"log_exposures", 1.0f, 0.5f}};
+  core::SegmentData seg;
+  seg.name = "segment-0";
+  seg.centroid = {0.25f};
+  seg.prior_factors = {0.1f, -0.1f};
+  seg.redemption_rate = 0.05;
+  seg.members = 3;
+  m.segments.push_back(seg);
+  m.user_segment = {0, 0, -1};
+  ASSERT_OK(core::ValidateModelData(m));
+  ASSERT_OK(WriteFactorFiles(m, dir.path()));
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, ReadFactorFiles(dir.path()));
+  EXPECT_TRUE(back.segments.empty());
+  EXPECT_TRUE(back.segment_features.empty());
+  EXPECT_TRUE(back.user_segment.empty());
+  EXPECT_EQ(back.user_ids, m.user_ids);
+  EXPECT_EQ(back.user_factors, m.user_factors);
+}
+
 class FactorFilesErrorTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -3,14 +3,19 @@
 
 #include "storage/model_store.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <filesystem>
 #include <limits>
+#include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 
 #include "gmock/gmock.h"
@@ -20,6 +25,11 @@
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
+
+// The format-1 test writes a version by hand, checksum included; inlined so that the test
+// needs no link to libxxhash of its own.
+#define XXH_INLINE_ALL
+#include "xxhash.h"
 
 namespace coupond::storage {
 namespace {
@@ -55,6 +65,36 @@ void ExpectSameModel(const core::ModelData& a, const core::ModelData& b) {
                            a.coupon_factors.begin() + (i + 1) * d,
                            b.coupon_factors.begin() + j * d));
   }
+}
+
+// TinyModel plus three segments over two features; users cycle through segments 0, 1, 2
+// and none (-1).
+core::ModelData SegmentedModel(uint32_t users, uint32_t coupons, uint32_t dim) {
+  core::ModelData m = TinyModel(users, coupons, dim);
+  m.segment_features = {{"log_exposures", 1.25f, 0.5f}, {"age=25-34", 0.0f, 2.0f}};
+  for (int i = 0; i < 3; ++i) {
+    core::SegmentData seg;
+    seg.name = absl::StrCat("segment-", i);
+    seg.centroid = {0.5f * static_cast<float>(i) - 0.3f, 0.25f * static_cast<float>(i)};
+    seg.prior_bias = 0.1f * static_cast<float>(i) - 0.05f;
+    for (uint32_t k = 0; k < dim; ++k) {
+      seg.prior_factors.push_back(std::sin(0.7f * static_cast<float>(i * dim + k + 1)));
+    }
+    seg.redemption_rate = 0.01 * (i + 1);
+    seg.members = 100 + static_cast<uint64_t>(i);
+    m.segments.push_back(std::move(seg));
+  }
+  for (uint32_t u = 0; u < users; ++u) {
+    m.user_segment.push_back(u % 4 == 3 ? -1 : static_cast<int32_t>(u % 4));
+  }
+  return m;
+}
+
+// The segment of user `id` in `m` (-1 when it has none).
+int32_t SegmentOf(const core::ModelData& m, const std::string& id) {
+  const auto it = std::find(m.user_ids.begin(), m.user_ids.end(), id);
+  if (it == m.user_ids.end() || m.user_segment.empty()) return -1;
+  return m.user_segment[it - m.user_ids.begin()];
 }
 
 class ModelStoreTest : public ::testing::Test {
@@ -246,8 +286,9 @@ TEST_F(ModelStoreTest, TruncatedRowIsDataLoss) {
     value.resize(value.size() - 3);
     ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u1"), value).ok());
   });
+  // Format 2: bias, 4 factors, segment index.
   EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
-                                HasSubstr("user 'u1': value is 17 bytes, expected 20")));
+                                HasSubstr("user 'u1': value is 21 bytes, expected 24")));
 }
 
 TEST_F(ModelStoreTest, MissingRowIsDataLoss) {
@@ -362,6 +403,258 @@ TEST_F(ModelStoreTest, LoadSnapshotServesTheStoredNumbers) {
   const std::optional<uint32_t> row = snapshot->FindUser("u3");
   ASSERT_TRUE(row.has_value());
   EXPECT_EQ(snapshot->user_bias(*row), model.user_bias[3]);
+}
+
+// --- segments (format 2) ---
+
+TEST_F(ModelStoreTest, RoundTripsSegmentsAndUserSegments) {
+  const core::ModelData model = SegmentedModel(30, 5, 4);
+  ASSERT_OK(core::ValidateModelData(model));
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  ExpectSameModel(model, back);
+  EXPECT_EQ(back.segments, model.segments);
+  EXPECT_EQ(back.segment_features, model.segment_features);
+  ASSERT_EQ(back.user_segment.size(), back.num_users());
+  for (const std::string& id : model.user_ids) {
+    EXPECT_EQ(SegmentOf(back, id), SegmentOf(model, id)) << id;
+  }
+
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(core::ModelVersionInfo info, store->LatestVersion());
+  EXPECT_EQ(info.num_segments, 3u);
+  EXPECT_EQ(info.num_segment_features, 2u);
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(v));
+  EXPECT_EQ(snapshot->info().num_segments, 3u);
+  ASSERT_EQ(snapshot->num_segments(), 3u);
+  EXPECT_EQ(snapshot->segment(2), model.segments[2]);
+  EXPECT_EQ(snapshot->segment_features(), model.segment_features);
+  EXPECT_EQ(snapshot->user_segment(*snapshot->FindUser("u1")), 1);
+  EXPECT_EQ(snapshot->user_segment(*snapshot->FindUser("u3")), -1);
+}
+
+TEST_F(ModelStoreTest, ModelWithoutSegmentsReadsBackWithout) {
+  core::ModelData model = TinyModel(4, 2, 3);
+  model.user_segment = {-1, -1, -1, -1};  // equivalent to empty
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  EXPECT_TRUE(back.segments.empty());
+  EXPECT_TRUE(back.segment_features.empty());
+  EXPECT_TRUE(back.user_segment.empty());
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(v));
+  EXPECT_EQ(snapshot->num_segments(), 0u);
+  EXPECT_EQ(snapshot->user_segment(0), -1);
+  Tamper([&](rocksdb::DB* db) {
+    std::string manifest;
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
+    EXPECT_THAT(manifest, HasSubstr("format=2\n"));
+    EXPECT_THAT(manifest, HasSubstr("num_segments=0\nnum_segment_features=0\n"));
+  });
+}
+
+// A version written by the format-1 writer (before segments): no s/ rows, no sf key, no
+// segment counts in the manifest, user rows without the segment index. Written here key by
+// key, as that writer did, checksum included.
+TEST_F(ModelStoreTest, ReadsFormat1VersionsWrittenBeforeSegments) {
+  const core::ModelData model = TinyModel(3, 2, 2);
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_64bits_reset(state);
+    auto put = [&](const std::string& key, const std::string& value) {
+      const uint64_t lengths[2] = {key.size(), value.size()};
+      XXH3_64bits_update(state, lengths, sizeof(lengths));
+      XXH3_64bits_update(state, key.data(), key.size());
+      XXH3_64bits_update(state, value.data(), value.size());
+      ASSERT_TRUE(db->Put({}, key, value).ok());
+    };
+    auto bytes = [](const void* p, size_t n) {
+      return std::string(static_cast<const char*>(p), n);
+    };
+    for (uint32_t c = 0; c < 2; ++c) {  // "c0" < "c1": already in key order
+      const core::CouponAttributes& a = model.coupon_attributes[c];
+      put(internal::CouponKey(1, model.coupon_ids[c]),
+          bytes(&model.coupon_bias[c], 4) + bytes(&model.coupon_factors[c * 2], 8) +
+              bytes(&a.face_value, 8) + bytes(&a.valid_from_unix_seconds, 8) +
+              bytes(&a.valid_until_unix_seconds, 8) + bytes(&a.stock, 8));
+    }
+    for (uint32_t u = 0; u < 3; ++u) {
+      const std::string value =
+          bytes(&model.user_bias[u], 4) + bytes(&model.user_factors[u * 2], 8);
+      ASSERT_EQ(value.size(), internal::UserValueBytes(2, /*format=*/1));
+      put(internal::UserKey(1, model.user_ids[u]), value);
+    }
+    const uint64_t checksum = XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(1),
+                        absl::StrFormat("format=1\nversion=1\ndimension=2\nnum_users=3\n"
+                                        "num_coupons=2\nglobal_bias=%.17g\n"
+                                        "created_unix_seconds=1700000000\nchecksum=%016x\n"
+                                        "description=%s\n",
+                                        model.global_bias, checksum, model.description))
+                    .ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(1));
+  ExpectSameModel(model, back);
+  EXPECT_TRUE(back.segments.empty());
+  EXPECT_TRUE(back.user_segment.empty());
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+    ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(1));
+    EXPECT_EQ(snapshot->info().num_segments, 0u);
+    EXPECT_EQ(snapshot->user_segment(0), -1);
+  }
+  // The writer adds a format-2 version beside it; both read.
+  const uint64_t v2 = PublishModel(SegmentedModel(5, 2, 2));
+  EXPECT_EQ(v2, 2u);
+  EXPECT_OK(Read(1).status());
+  ASSERT_OK_AND_ASSIGN(core::ModelData second, Read(2));
+  EXPECT_EQ(second.segments.size(), 3u);
+}
+
+TEST_F(ModelStoreTest, FormatFromTheFutureIsDataLoss) {
+  const uint64_t v = PublishModel(TinyModel(1, 1, 1));
+  Tamper([&](rocksdb::DB* db) {
+    std::string manifest;
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
+    const size_t at = manifest.find("format=2");
+    ASSERT_NE(at, std::string::npos);
+    manifest.replace(at, 8, "format=3");
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), manifest).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("format 3 is not supported (this reader reads 1 to 2)")));
+}
+
+TEST_F(ModelStoreTest, TruncatedSegmentRowIsDataLoss) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::SegmentKey(v, 1), &value).ok());
+    ASSERT_EQ(value.size(), internal::SegmentValueBytes(9, 3, 2));
+    value.resize(value.size() - 8);  // members lost
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 1), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment 1: value is 45 bytes, which does not fit "
+                                          "dimension 3 and 2 segment features")));
+}
+
+TEST_F(ModelStoreTest, MissingOrExtraSegmentRowIsDataLoss) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  std::string row2;
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Get({}, internal::SegmentKey(v, 2), &row2).ok());
+    ASSERT_TRUE(db->Delete({}, internal::SegmentKey(v, 2)).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("has 2 segment rows, the manifest says 3")));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 2), row2).ok());
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 3), row2).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("more segment rows than the manifest's 3")));
+  // A row out of its numbering (segment 2 stored as 7).
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Delete({}, internal::SegmentKey(v, 3)).ok());
+    ASSERT_TRUE(db->Delete({}, internal::SegmentKey(v, 2)).ok());
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 7), row2).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment row '000007' where segment 2 belongs")));
+}
+
+TEST_F(ModelStoreTest, UserSegmentOutOfRangeIsDataLoss) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::UserKey(v, "u2"), &value).ok());
+    const int32_t segment = 3;  // 3 segments: 0..2
+    std::memcpy(value.data() + value.size() - sizeof(segment), &segment, sizeof(segment));
+    ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u2"), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("user 'u2': segment index 3 is not -1 or below the "
+                                          "manifest's 3 segments")));
+}
+
+TEST_F(ModelStoreTest, NonFiniteSegmentNumberIsDataLoss) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::SegmentKey(v, 0), &value).ok());
+    const float inf = std::numeric_limits<float>::infinity();
+    // u32 name length, "segment-0", prior bias, then the first prior factor.
+    std::memcpy(value.data() + 4 + 9 + 4, &inf, sizeof(inf));
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 0), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment 0 'segment-0': non-finite number")));
+}
+
+TEST_F(ModelStoreTest, DamagedSegmentFeaturesAreDataLoss) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  std::string features;
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Get({}, internal::SegmentFeaturesKey(v), &features).ok());
+    ASSERT_TRUE(db->Delete({}, internal::SegmentFeaturesKey(v)).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment features missing (the manifest says 2)")));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Put({}, internal::SegmentFeaturesKey(v),
+                        features.substr(0, features.size() - 2)).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment features: feature 1 'age=25-34': truncated")));
+  Tamper([&](rocksdb::DB* db) {
+    std::string wrong_count = features;
+    const uint32_t count = 5;
+    std::memcpy(wrong_count.data(), &count, sizeof(count));
+    ASSERT_TRUE(db->Put({}, internal::SegmentFeaturesKey(v), wrong_count).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("segment features: 5 features, the manifest says 2")));
+  // Present in a version without segments.
+  const uint64_t plain = PublishModel(TinyModel(2, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    ASSERT_TRUE(db->Put({}, internal::SegmentFeaturesKey(plain), features).ok());
+  });
+  EXPECT_THAT(Read(plain), StatusIs(absl::StatusCode::kDataLoss,
+                                    HasSubstr("segment features present, but the manifest says "
+                                              "there are none")));
+}
+
+TEST_F(ModelStoreTest, FlippedSegmentBitIsCaughtByTheChecksum) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, internal::SegmentKey(v, 1), &value).ok());
+    value[4 + 9 + 4 + 1] ^= 0x01;  // inside the first prior factor: stays finite
+    ASSERT_TRUE(db->Put({}, internal::SegmentKey(v, 1), value).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("checksum")));
+}
+
+TEST_F(ModelStoreTest, SegmentCountsInTheManifestMustAgree) {
+  const uint64_t v = PublishModel(SegmentedModel(4, 2, 3));
+  Tamper([&](rocksdb::DB* db) {
+    std::string manifest;
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
+    const size_t at = manifest.find("num_segment_features=2");
+    ASSERT_NE(at, std::string::npos);
+    manifest.replace(at, 22, "num_segment_features=0");
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), manifest).ok());
+  });
+  EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("3 segments over 0 segment features")));
 }
 
 }  // namespace

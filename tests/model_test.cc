@@ -1,6 +1,7 @@
 // ValidateModelData: what a model version must satisfy before it can be stored or served.
 
 #include <limits>
+#include <string>
 
 #include "core/model.h"
 #include "gmock/gmock.h"
@@ -90,6 +91,126 @@ TEST(ValidateModelDataTest, MetadataKeysMustBeSimple) {
   EXPECT_OK(ValidateModelData(m));
   m.metadata["bad key"] = "x";
   EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("metadata: bad key")));
+}
+
+// TinyModel plus two segments over three features, every user in one of them.
+ModelData SegmentedModel(uint32_t users, uint32_t dim) {
+  ModelData m = TinyModel(users, 2, dim);
+  m.segment_features = {{"log_exposures", 1.5f, 0.75f},
+                        {"redemption_rate", 0.01f, 0.02f},
+                        {"age=25-34", 0.0f, 2.0f}};
+  for (int i = 0; i < 2; ++i) {
+    SegmentData s;
+    s.name = "segment-" + std::to_string(i);
+    s.centroid = {0.5f * static_cast<float>(i), -0.25f, 0.5f};
+    s.prior_bias = -0.1f * static_cast<float>(i);
+    s.prior_factors.assign(dim, 0.125f * static_cast<float>(i + 1));
+    s.redemption_rate = 0.02 * (i + 1);
+    s.members = users;
+    m.segments.push_back(std::move(s));
+  }
+  for (uint32_t u = 0; u < users; ++u) m.user_segment.push_back(static_cast<int32_t>(u % 2));
+  return m;
+}
+
+TEST(ValidateModelDataTest, AcceptsSegmentsAndUsersWithoutOne) {
+  ModelData m = SegmentedModel(4, 3);
+  EXPECT_OK(ValidateModelData(m));
+  m.user_segment[1] = -1;  // a user without a segment
+  EXPECT_OK(ValidateModelData(m));
+  m.user_segment.clear();  // nobody has one
+  EXPECT_OK(ValidateModelData(m));
+}
+
+TEST(ValidateModelDataTest, RejectsInconsistentSegmentSizes) {
+  {
+    ModelData m = SegmentedModel(4, 3);
+    m.segments[1].centroid.pop_back();
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segments[1] 'segment-1'.centroid: has 2 values, "
+                                             "expected 3")));
+  }
+  {
+    ModelData m = SegmentedModel(4, 3);
+    m.segments[0].prior_factors.push_back(0.0f);
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segments[0] 'segment-0'.prior_factors: has 4")));
+  }
+  {
+    ModelData m = SegmentedModel(4, 3);
+    m.user_segment.pop_back();
+    EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("user_segment: has 3")));
+  }
+  {
+    ModelData m = SegmentedModel(4, 3);
+    m.segment_features.clear();
+    for (SegmentData& s : m.segments) s.centroid.clear();
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segment_features: empty, but the model has 2")));
+  }
+  {
+    ModelData m = TinyModel(2, 2, 2);
+    m.segment_features = {{"log_exposures", 0.0f, 1.0f}};
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segment_features: 1 features but no segments")));
+  }
+}
+
+TEST(ValidateModelDataTest, RejectsUserSegmentOutOfRange) {
+  ModelData m = SegmentedModel(4, 3);
+  m.user_segment[2] = 2;
+  EXPECT_THAT(ValidateModelData(m),
+              StatusIs(kInvalid, HasSubstr("user_segment: 2 for 'u2' (row 2) is not -1 or a "
+                                           "segment index below 2")));
+  m.user_segment[2] = -2;
+  EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("user_segment: -2")));
+  // Without segments, only -1 is allowed.
+  ModelData plain = TinyModel(2, 2, 2);
+  plain.user_segment = {-1, 0};
+  EXPECT_THAT(ValidateModelData(plain), StatusIs(kInvalid, HasSubstr("user_segment: 0")));
+  plain.user_segment = {-1, -1};
+  EXPECT_OK(ValidateModelData(plain));
+}
+
+TEST(ValidateModelDataTest, RejectsBadSegmentNumbersAndNames) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segments[1].centroid[0] = nan;
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segments[1] 'segment-1'.centroid: non-finite")));
+  }
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segments[0].prior_factors[1] = std::numeric_limits<float>::infinity();
+    EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr(".prior: non-finite")));
+  }
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segments[0].redemption_rate = 1.5;
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr(".redemption_rate: 1.5 is not in [0, 1]")));
+  }
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segment_features[2].scale = 0.0f;
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segment_features[2] 'age=25-34'")));
+  }
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segments[1].name = "segment-0";
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segments[1].name: duplicate 'segment-0'")));
+    m.segments[1].name.clear();
+    EXPECT_THAT(ValidateModelData(m), StatusIs(kInvalid, HasSubstr("segments[1].name: empty")));
+  }
+  {
+    ModelData m = SegmentedModel(2, 2);
+    m.segment_features[1].name = std::string(kMaxIdBytes + 1, 'x');
+    EXPECT_THAT(ValidateModelData(m),
+                StatusIs(kInvalid, HasSubstr("segment_features[1].name: 257 bytes")));
+  }
 }
 
 TEST(CouponAttributesTest, ActivityFollowsWindowAndStock) {

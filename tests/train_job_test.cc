@@ -110,6 +110,89 @@ TEST(TrainJobTest, SimulatedLogsEndToEndIntoARealStore) {
   EXPECT_NEAR(ev.evaluations[0].auc, r.evaluations[0].auc, 1e-4);
 }
 
+// Issue 5: the segments cold start will use are stored with the model version.
+TEST(TrainJobTest, PublishedVersionCarriesSegmentsAndTheirPriors) {
+  coupond::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
+  PipelineOptions o = OptionsFor(sim);
+  MakeSmall(&o);
+  o.store_path = dir.Sub("store");
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
+  ASSERT_TRUE(r.segments.has_value());
+  ASSERT_TRUE(r.published.has_value());
+  EXPECT_EQ(r.published->num_segments, 3u);
+
+  ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForRead(dir.Sub("store")));
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, store->ReadVersion(r.published->version));
+  EXPECT_EQ(back.segments, r.model.segments);
+  EXPECT_EQ(back.segment_features, r.model.segment_features);
+  EXPECT_EQ(back.metadata.at("segments.k"), "3");
+  ASSERT_EQ(back.segments.size(), 3u);
+
+  // The encoding: the segmentation's columns, numeric ones standardised, one-hot ones
+  // scaled so that a centroid holds weight x (share of members with the attribute).
+  ASSERT_EQ(back.segment_features.size(), r.segments->column_names.size());
+  EXPECT_EQ(back.segment_features[0].name, "log_exposures");
+  EXPECT_GT(back.segment_features.size(), 5u) << "the simulated users' attributes are one-hot";
+  for (size_t j = 0; j < back.segment_features.size(); ++j) {
+    EXPECT_EQ(back.segment_features[j].name, r.segments->column_names[j]);
+    if (j < 5) continue;
+    EXPECT_EQ(back.segment_features[j].offset, 0.0f);
+    for (const core::SegmentData& seg : back.segments) {
+      const float share = seg.centroid[j] * back.segment_features[j].scale;
+      EXPECT_GE(share, -1e-5f) << back.segment_features[j].name;
+      EXPECT_LE(share, 1.0f + 1e-5f) << back.segment_features[j].name;
+    }
+  }
+
+  // Every user has a segment; members and priors are those of the published users.
+  ASSERT_EQ(back.user_segment.size(), back.num_users());
+  const size_t d = back.dimension;
+  std::vector<uint64_t> members(3, 0);
+  std::vector<double> bias(3, 0.0), factors(3 * d, 0.0);
+  for (size_t u = 0; u < back.num_users(); ++u) {
+    const int32_t seg = back.user_segment[u];
+    ASSERT_GE(seg, 0);
+    ASSERT_LT(seg, 3);
+    ++members[seg];
+    bias[seg] += back.user_bias[u];
+    for (size_t k = 0; k < d; ++k) factors[seg * d + k] += back.user_factors[u * d + k];
+  }
+  for (size_t c = 0; c < 3; ++c) {
+    const core::SegmentData& seg = back.segments[c];
+    EXPECT_EQ(seg.members, members[c]);
+    EXPECT_EQ(static_cast<int64_t>(seg.members), r.segments->segments[c].users);
+    EXPECT_EQ(seg.redemption_rate, r.segments->segments[c].redemption_rate);
+    ASSERT_GT(members[c], 0u);
+    EXPECT_NEAR(seg.prior_bias, bias[c] / members[c], 1e-5);
+    ASSERT_EQ(seg.prior_factors.size(), d);
+    for (size_t k = 0; k < d; ++k) {
+      EXPECT_NEAR(seg.prior_factors[k], factors[c * d + k] / members[c], 1e-5);
+    }
+  }
+
+  // The server's snapshot carries them too.
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(r.published->version));
+  EXPECT_EQ(snapshot->num_segments(), 3u);
+  EXPECT_EQ(snapshot->user_segment(0), back.user_segment[0]);
+}
+
+TEST(TrainJobTest, WithoutSegmentationPublishesNoSegments) {
+  coupond::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
+  PipelineOptions o = OptionsFor(sim);
+  MakeSmall(&o);
+  o.segment_users = false;
+  o.store_path = dir.Sub("store");
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
+  ASSERT_TRUE(r.published.has_value());
+  EXPECT_EQ(r.published->num_segments, 0u);
+  ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForRead(dir.Sub("store")));
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, store->ReadVersion(r.published->version));
+  EXPECT_TRUE(back.segments.empty());
+  EXPECT_TRUE(back.user_segment.empty());
+}
+
 TEST(TrainJobTest, DeterministicWithOneThread) {
   coupond::testing::TempDir dir;
   ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));

@@ -270,6 +270,7 @@ int ModelInfo(const OnlineFlags& online) {
   std::printf("dimension    %u\n", m.dimension());
   std::printf("users        %llu\n", static_cast<unsigned long long>(m.num_users()));
   std::printf("coupons      %llu\n", static_cast<unsigned long long>(m.num_coupons()));
+  std::printf("segments     %u\n", m.num_segments());
   std::printf("global bias  %.6f\n", m.global_bias());
   std::printf("created      %s\n", FormatTime(m.created_unix_seconds()).c_str());
   std::printf("loaded       %s\n", FormatTime(m.loaded_unix_seconds()).c_str());
