@@ -67,6 +67,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/random.h"
 #include "core/status_macros.h"
 
 namespace coupond::core {
@@ -1052,14 +1053,10 @@ absl::StatusOr<AssignmentResult> SolveAssignment(absl::Span<const AssignmentCoup
     std::vector<Block> blocks;
     blocks.reserve(want);
     size_t local = 0;
-    uint64_t state = 0x5eed'c0de'2024'0004ULL;
+    SplitMix64 rng(0x5eed'c0de'2024'0004ULL);
     for (size_t s = 0; s < want; ++s) {
       const size_t lo = s * runs / want, hi = (s + 1) * runs / want;
-      // SplitMix64.
-      uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      z ^= z >> 31;
+      const uint64_t z = rng.Next();
       const size_t run = lo + static_cast<size_t>(z % (hi - lo));
       const size_t first = run * kSampleRun;
       const size_t count = std::min(kSampleRun, cp.n - first);

@@ -4,18 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/metrics.h"
+#include "core/random.h"
 #include "core/status_macros.h"
 
 namespace coupond::core {
 namespace {
 
-// SplitMix64 finaliser: a fixed, well-mixed hash (std::hash is implementation-defined).
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+uint64_t Mix(uint64_t x) { return SplitMix64Hash(x); }
 
 uint64_t PairHash(const Example& e, uint64_t seed) {
   return Mix(Mix(seed) ^ ((uint64_t{e.user} << 32) | e.coupon));

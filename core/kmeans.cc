@@ -6,26 +6,12 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "core/random.h"
 
 namespace coupond::core {
 namespace {
 
-// splitmix64: tiny, fast, and the same on every platform.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  size_t Below(size_t n) { return static_cast<size_t>(Next() % n); }
-
- private:
-  uint64_t state_;
-};
+using Rng = SplitMix64;
 
 double SquaredDistance(const float* a, const float* b, size_t dim) {
   double s = 0;

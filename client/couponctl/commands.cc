@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "client/couponctl/cli_util.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -19,16 +20,6 @@
 
 namespace coupond::couponctl {
 namespace {
-
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "couponctl: %s\n", status.ToString().c_str());
-  return 1;
-}
-
-int Usage(const char* message) {
-  std::fprintf(stderr, "couponctl: %s (see --help)\n", message);
-  return 2;
-}
 
 void PrintJson(const google::protobuf::Message& message) {
   std::string json;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "client/couponctl/cli_util.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -13,16 +14,6 @@
 
 namespace coupond::couponctl {
 namespace {
-
-int Fail(const absl::Status& status) {
-  std::fprintf(stderr, "couponctl: %s\n", status.ToString().c_str());
-  return 1;
-}
-
-int Usage(const char* message) {
-  std::fprintf(stderr, "couponctl: %s (see --help)\n", message);
-  return 2;
-}
 
 bool Exists(const std::string& path) {
   std::error_code ec;
