@@ -36,12 +36,9 @@ absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& re
                                  request.users().user_ids().end());
       return population;
     case v1::AssignRequest::kAllUsers:
-      if (request.all_users().segments_size() > 0) {
-        return absl::InvalidArgumentError(
-            "all_users.segments: segment filters are not supported yet (the model has no "
-            "segments); leave it empty");
-      }
       population.all_users = true;
+      population.segments.assign(request.all_users().segments().begin(),
+                                 request.all_users().segments().end());
       return population;
     default:
       return absl::InvalidArgumentError("population: required (users or all_users)");

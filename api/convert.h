@@ -19,8 +19,8 @@ namespace coupond::api {
 // `now_unix_seconds` replaces an unset (0) as_of_unix_seconds.
 core::CampaignSpec CampaignFromProto(const v1::Campaign& campaign, int64_t now_unix_seconds);
 
-// InvalidArgument when no population is set or a segment filter is given (the model has
-// no segments yet).
+// InvalidArgument when no population is set. Segment names are checked against the model
+// by core::CampaignPlan::Create.
 absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& request);
 
 // Prices in the plan's coupon order. InvalidArgument naming the field for a price that is

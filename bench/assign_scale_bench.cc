@@ -67,7 +67,7 @@ int Run(uint32_t users, uint32_t coupons, uint32_t dim, int repetitions, bool ra
   }
   // A budget that binds: about a quarter of what giving everyone their best coupon costs.
   spec.budget = 0.02 * users;
-  auto plan = CampaignPlan::Create(*model, spec, Population{true, {}});
+  auto plan = CampaignPlan::Create(*model, spec, Population::All());
   if (!plan.ok()) return std::fprintf(stderr, "%s\n", plan.status().ToString().c_str()), 1;
 
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());

@@ -53,7 +53,32 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
 
   // The population first: eligibility lists refer to its indices.
   absl::flat_hash_map<absl::string_view, uint32_t> population_index;
-  if (population.all_users) {
+  absl::flat_hash_map<uint32_t, uint32_t> segment_index;  // model row -> population index
+  const bool by_segment = population.all_users && !population.segments.empty();
+  if (by_segment) {
+    // Every user of the named segments (each user carries its segment index).
+    std::vector<bool> wanted(model->num_segments(), false);
+    for (size_t i = 0; i < population.segments.size(); ++i) {
+      const std::string& name = population.segments[i];
+      size_t s = 0;
+      while (s < model->num_segments() && model->segment(s).name != name) ++s;
+      if (s == model->num_segments()) {
+        return Invalid(absl::StrCat("all_users.segments[", i, "]"),
+                       absl::StrCat(Quoted(name), " is not a segment of model version ",
+                                    model->info().version, " (it has ", model->num_segments(),
+                                    ")"));
+      }
+      wanted[s] = true;
+    }
+    for (size_t i = 0; i < model->num_users(); ++i) {
+      const int32_t s = model->user_segment(static_cast<uint32_t>(i));
+      if (s >= 0 && wanted[static_cast<size_t>(s)]) plan->users_.push_back(static_cast<int64_t>(i));
+    }
+    // Population index -> position in users_, for eligibility lists below.
+    for (size_t i = 0; i < plan->users_.size(); ++i) {
+      segment_index.emplace(static_cast<uint32_t>(plan->users_[i]), static_cast<uint32_t>(i));
+    }
+  } else if (population.all_users) {
     plan->users_.resize(model->num_users());
     for (size_t i = 0; i < model->num_users(); ++i) plan->users_[i] = static_cast<int64_t>(i);
   } else {
@@ -76,6 +101,13 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
   }
   // Population index of a user id, for eligibility lists.
   auto index_of = [&](absl::string_view id) -> std::optional<uint32_t> {
+    if (by_segment) {
+      const std::optional<uint32_t> row = model->FindUser(id);
+      if (!row) return std::nullopt;
+      auto it = segment_index.find(*row);
+      if (it == segment_index.end()) return std::nullopt;
+      return it->second;
+    }
     if (population.all_users) return model->FindUser(id);
     auto it = population_index.find(id);
     if (it == population_index.end()) return std::nullopt;
@@ -145,7 +177,7 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
       FactorMatrix::Create(rows, plan->coupon_rows_.size(), dim);
   if (!factors.ok()) return factors.status();
   plan->campaign_factors_ = *std::move(factors);
-  plan->identity_rows_ = population.all_users;
+  plan->identity_rows_ = population.all_users && !by_segment;
   return plan;
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -51,6 +52,20 @@ struct CampaignSpec {
 struct Population {
   bool all_users = false;
   std::vector<std::string> user_ids;  // when !all_users; unique, non-empty
+  // When all_users: keep only users in these segments of the model (names as in
+  // ModelSnapshot::segment(i).name). Empty: every user.
+  std::vector<std::string> segments;
+
+  static Population All() {
+    Population p;
+    p.all_users = true;
+    return p;
+  }
+  static Population Users(std::vector<std::string> ids) {
+    Population p;
+    p.user_ids = std::move(ids);
+    return p;
+  }
 };
 
 // Thread-safe after Create (Fill is const and may run concurrently; Cancel may be called

@@ -48,7 +48,7 @@ class CampaignPlanTest : public ::testing::Test {
     return spec;
   }
   absl::StatusOr<std::unique_ptr<CampaignPlan>> Plan(const CampaignSpec& spec,
-                                                     Population population = {true, {}}) {
+                                                     Population population = Population::All()) {
     return CampaignPlan::Create(model_, spec, std::move(population));
   }
   ModelData data_;
@@ -72,7 +72,7 @@ TEST_F(CampaignPlanTest, ProbabilitiesMatchTheReferenceAndInactiveCouponsAreInel
 }
 
 TEST_F(CampaignPlanTest, ExplicitPopulationWithUnknownUsersUsesThePrior) {
-  ASSERT_OK_AND_ASSIGN(auto plan, Plan(Spec(), {false, {"u4", "newcomer"}}));
+  ASSERT_OK_AND_ASSIGN(auto plan, Plan(Spec(), Population::Users({"u4", "newcomer"})));
   EXPECT_EQ(plan->unknown_users(), 1u);
   EXPECT_TRUE(plan->known_user(0));
   EXPECT_FALSE(plan->known_user(1));
@@ -166,7 +166,7 @@ TEST(CampaignPlanFillTest, BlockFillMatchesReferenceAndIsBlockInvariant) {
 
   for (const bool all : {true, false}) {
     SCOPED_TRACE(all ? "all users" : "explicit population");
-    Population population{all, {}};
+    Population population = all ? Population::All() : Population::Users({});
     std::vector<int> row_of;  // population index -> model row, -1 unknown
     if (all) {
       for (uint32_t u = 0; u < kUsers; ++u) row_of.push_back(static_cast<int>(u));
@@ -245,9 +245,9 @@ TEST_F(CampaignPlanTest, BadCampaignsNameTheField) {
   spec = Spec();
   spec.coupons.clear();
   EXPECT_THAT(Plan(spec), StatusIs(kInvalid, StartsWith("campaign.coupons: at least one")));
-  EXPECT_THAT(Plan(Spec(), {false, {"u1", "u2", "u1"}}),
+  EXPECT_THAT(Plan(Spec(), Population::Users({"u1", "u2", "u1"})),
               StatusIs(kInvalid, StartsWith("users.user_ids[2]: duplicate of users.user_ids[0]")));
-  EXPECT_THAT(Plan(Spec(), {false, {""}}), StatusIs(kInvalid, StartsWith("users.user_ids[0]: empty")));
+  EXPECT_THAT(Plan(Spec(), Population::Users({""})), StatusIs(kInvalid, StartsWith("users.user_ids[0]: empty")));
 }
 
 TEST_F(CampaignPlanTest, SolvesEndToEndWithinBudgetAndStock) {
@@ -260,6 +260,64 @@ TEST_F(CampaignPlanTest, SolvesEndToEndWithinBudgetAndStock) {
   EXPECT_LE(r.issued[2], 7);
   EXPECT_EQ(r.issued[1], 0);  // expired coupon never assigned
   EXPECT_GE(r.dual_bound, r.primal_value - 1e-9);
+}
+
+}  // namespace
+}  // namespace coupond::core
+
+namespace coupond::core {
+namespace {
+
+// A population filtered by the model's segments: only their members are planned, eligibility
+// lists still work by user id, and an unknown segment name is an error naming the field.
+TEST(CampaignPlanSegmentTest, AllUsersFilteredBySegment) {
+  ModelData data = coupond::testing::TinyModel(6, 3, 2);
+  SegmentFeature age;
+  age.name = "age";
+  data.segment_features = {age};
+  for (const char* name : {"young", "old"}) {
+    SegmentData seg;
+    seg.name = name;
+    seg.centroid = {name[0] == 'y' ? -1.0f : 1.0f};
+    seg.prior_factors = {0.0f, 0.0f};
+    seg.members = 3;
+    data.segments.push_back(seg);
+  }
+  data.user_segment = {0, 1, 0, 1, -1, 0};
+  ModelVersionInfo info;
+  info.version = 4;
+  info.dimension = 2;
+  info.num_users = 6;
+  info.num_coupons = 3;
+  info.num_segments = 2;
+  info.num_segment_features = 1;
+  ASSERT_OK_AND_ASSIGN(auto model, ModelSnapshot::Create(data, info));
+  CampaignSpec spec;
+  spec.budget = 10;
+  for (const char* id : {"c0", "c1"}) spec.coupons.push_back({id, 1.0, std::nullopt, {}});
+  spec.coupons[1].eligible_user_ids = {"u2", "u1"};
+
+  Population young;
+  young.all_users = true;
+  young.segments = {"young"};
+  ASSERT_OK_AND_ASSIGN(auto plan, CampaignPlan::Create(model, spec, young));
+  ASSERT_EQ(plan->num_users(), 3u);
+  EXPECT_EQ(plan->user_id(0), "u0");
+  EXPECT_EQ(plan->user_id(1), "u2");
+  EXPECT_EQ(plan->user_id(2), "u5");
+  std::vector<double> p(3 * 2);
+  ASSERT_OK(plan->Fill(0, 3, absl::MakeSpan(p)));
+  EXPECT_NEAR(p[2], coupond::testing::ReferenceProbability(data, 2, 0), 1e-6);  // u2, c0
+  EXPECT_EQ(p[1], kNotEligible);  // c1 is for u1 and u2 only: u0 may not
+  EXPECT_NE(p[3], kNotEligible);  // u2 may
+  EXPECT_EQ(p[5], kNotEligible);  // u5 may not
+
+  Population unknown;
+  unknown.all_users = true;
+  unknown.segments = {"old", "retired"};
+  EXPECT_THAT(CampaignPlan::Create(model, spec, unknown),
+              coupond::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         ::testing::StartsWith("all_users.segments[1]: 'retired' is not a segment of model version 4")));
 }
 
 }  // namespace

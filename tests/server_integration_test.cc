@@ -333,6 +333,10 @@ TEST_F(ServerIntegrationTest, AssignRejectsBadCampaignsAndHandlesDegenerateOnes)
   EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
               StatusIs(kInvalid, StartsWith("campaign.coupons")));
   r = Campaign(10);
+  r.mutable_all_users()->add_segments("no-such-segment");
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("all_users.segments[0]: 'no-such-segment' is not a segment")));
+  r = Campaign(10);
   r.clear_all_users();
   EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
               StatusIs(kInvalid, StartsWith("population: required")));
