@@ -79,6 +79,9 @@ absl::Status AssignReactor::PlanAndSolve() {
 
 void AssignReactor::Run() {
   const absl::Status status = PlanAndSolve();
+  // The slot bounds concurrent solves, not streams: free it before the client can see any
+  // result, so that a client's next call never finds its own finished call still counted.
+  jobs_->Done();
   if (!status.ok()) {
     spdlog::info("Assign request_id={} failed: {}", request_id_, status.ToString());
     Finish(ToGrpcStatus(status));
@@ -126,9 +129,6 @@ void AssignReactor::OnCancel() {
   if (plan_ != nullptr) plan_->Cancel();  // the solve stops at its next oracle call
 }
 
-void AssignReactor::OnDone() {
-  if (jobs_ != nullptr) jobs_->Done();
-  delete this;
-}
+void AssignReactor::OnDone() { delete this; }
 
 }  // namespace coupond::server

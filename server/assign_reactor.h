@@ -37,7 +37,7 @@ class AssignJobs {
 // for a population of millions is real work, so never on a gRPC thread), solves, and then
 // streams the result. Deletes itself when the call is done.
 // REQUIRES: `jobs` outlives the call, and jobs->TryStart() succeeded (the reactor calls
-// jobs->Done()).
+// jobs->Done() once its solve has ended, before anything reaches the client).
 class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> {
  public:
   struct Options {
