@@ -376,7 +376,10 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.T(t);
   }
   if (!r.grid.empty()) {
-    doc.H(2, "Hyperparameters (chosen on the validation period)");
+    doc.H(2, r.selection == SelectionMethod::kPairFolds
+                 ? absl::StrCat("Hyperparameters (chosen by ", r.cv_folds,
+                                "-fold cross-validation over the training period)")
+                 : std::string("Hyperparameters (chosen on the validation period)"));
     const core::LmfTrainerOptions& c = r.chosen_options;
     doc.P(absl::StrFormat(
         "Chosen: dimension %d, L2 (factors) %g, learning rate %g, L2 (biases) %g; final model "

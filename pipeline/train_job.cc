@@ -560,6 +560,8 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
       }
     }
   } else {
+    r.selection = SelectionMethod::kPairFolds;
+    r.cv_folds = o.cv_folds;
     core::CrossValidationOptions cv;
     cv.folds = o.cv_folds;
     cv.dimensions = o.grid.dimensions;

@@ -189,6 +189,9 @@ struct PipelineResult {
 
   std::vector<GridPointRun> grid;
   size_t chosen = 0;                    // into grid
+  // How the grid point was chosen (PipelineOptions::selection) and, for k-fold, k.
+  SelectionMethod selection = SelectionMethod::kTimeValidation;
+  int cv_folds = 0;
   core::LmfTrainerOptions chosen_options;
   int final_epochs = 0;
   // The chosen point's selection run, per epoch: train loss, validation loss and AUC.

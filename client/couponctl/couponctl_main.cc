@@ -41,6 +41,7 @@ ABSL_FLAG(bool, dunnhumby_products, true, "dunnhumby: use the coupons' product l
 ABSL_FLAG(std::string, quarantine, "", "ingest, pipeline: write quarantined log rows (CSV) here.");
 ABSL_FLAG(std::string, report, "", "pipeline: write the report here (.md with inline SVG, or .html).");
 ABSL_FLAG(std::string, truth, "", "pipeline, evaluate: factor files of the true model (default: <logs>/truth when present).");
+ABSL_FLAG(int, cv_folds, 0, "train, pipeline: choose hyperparameters by k-fold cross-validation over the training period (k >= 2; 0: on the validation period).");
 ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core; 1: bit-reproducible).");
 ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
 ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
@@ -79,7 +80,7 @@ constexpr char kUsage[] =
     "  evaluate    (--logs DIR | --dunnhumby DIR) --store DIR [--version V]\n"
     "              a published model (also one imported with publish --factors, e.g. from Spark\n"
     "              ALS) on the test period, beside the baselines\n"
-    "  pipeline    (--logs DIR | --dunnhumby DIR) --store DIR --report R.md [--seed S] [--threads T]\n"
+    "  pipeline    (--logs DIR | --dunnhumby DIR) --store DIR --report R.md [--seed S] [--threads T] [--cv_folds K]\n"
     "              all of it: ingest, train, evaluate, publish, and a report with plots\n"
     "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
     "              [--seed S] [--dirty_rows R]\n"
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
     f.version = absl::GetFlag(FLAGS_version);
     f.seed = absl::GetFlag(FLAGS_seed);
     f.threads = absl::GetFlag(FLAGS_threads);
+    f.cv_folds = absl::GetFlag(FLAGS_cv_folds);
     if (command == "ingest") return cmd::Ingest(f);
     if (command == "train") return cmd::Train(f);
     if (command == "evaluate") return cmd::EvaluateModel(f);

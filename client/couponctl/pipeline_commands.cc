@@ -7,6 +7,7 @@
 
 #include "client/couponctl/cli_util.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "pipeline/report.h"
@@ -45,6 +46,10 @@ bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
   }
   o->seed = f.seed;
   o->threads = f.threads;
+  if (f.cv_folds != 0) {
+    o->selection = pipeline::SelectionMethod::kPairFolds;
+    o->cv_folds = f.cv_folds;  // checked by the cross-validation (2..100)
+  }
   return true;
 }
 
@@ -69,7 +74,10 @@ pipeline::PipelineProgress StderrProgress() {
 void PrintResult(const pipeline::PipelineResult& r) {
   if (!r.grid.empty()) {
     const core::LmfTrainerOptions& c = r.chosen_options;
-    std::printf("chosen on the validation period: dimension %u, l2 %g, learning rate %g, %d epochs\n",
+    const std::string how = r.selection == pipeline::SelectionMethod::kPairFolds
+                                ? absl::StrCat("chosen by ", r.cv_folds, "-fold cross-validation")
+                                : std::string("chosen on the validation period");
+    std::printf("%s: dimension %u, l2 %g, learning rate %g, %d epochs\n", how.c_str(),
                 c.dimension, c.l2_id_factors, c.learning_rate, r.final_epochs);
   }
   std::printf("test period: %lld examples, %lld positives (campaigns from day %d)\n",
