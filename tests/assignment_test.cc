@@ -178,16 +178,21 @@ TEST(AssignmentTest, TinyInstancesMatchEnumerationWithinReportedGap) {
 
 constexpr size_t kLpUsers = 2000;  // fast enough under the sanitizers too (GLPK is not instrumented)
 
+// The GLPK comparison instance: 2,000 users x 10 coupons, budget and stock binding.
+Instance LpInstance(int k) {
+  InstanceSpec spec;
+  spec.users = kLpUsers;
+  spec.coupons = 10;
+  spec.stocked = 0.7;
+  spec.stock_fraction = 0.06;
+  spec.budget_fraction = 0.35;
+  spec.k = k;
+  return RandomInstance(77 + static_cast<uint64_t>(k), spec);
+}
+
 TEST(AssignmentTest, NearLpOptimumWithBindingBudgetAndStock) {
   for (int k : {1, 2}) {
-    InstanceSpec spec;
-    spec.users = kLpUsers;
-    spec.coupons = 10;
-    spec.stocked = 0.7;
-    spec.stock_fraction = 0.06;
-    spec.budget_fraction = 0.35;
-    spec.k = k;
-    const Instance inst = RandomInstance(77 + static_cast<uint64_t>(k), spec);
+    const Instance inst = LpInstance(k);
     SCOPED_TRACE(absl::StrCat("k=", k));
     ASSERT_OK_AND_ASSIGN(const AssignmentResult r, Solve(inst, k));
     ExpectFeasible(inst, r, k);
@@ -278,14 +283,7 @@ TEST(AssignmentTest, IdenticalForAnyThreadCount) {
 // within 0.1% of the LP optimum (the target) and within the reported gap.
 TEST(AssignmentTest, SampledSearchNearLpOptimum) {
   for (int k : {1, 2}) {
-    InstanceSpec spec;
-    spec.users = kLpUsers;
-    spec.coupons = 10;
-    spec.stocked = 0.7;
-    spec.stock_fraction = 0.06;
-    spec.budget_fraction = 0.35;
-    spec.k = k;
-    const Instance inst = RandomInstance(77 + static_cast<uint64_t>(k), spec);
+    const Instance inst = LpInstance(k);
     SCOPED_TRACE(absl::StrCat("k=", k));
     AssignmentOptions options;
     options.max_coupons_per_user = k;
