@@ -9,6 +9,7 @@
 #include <string>
 #include "absl/strings/string_view.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace coupond::storage::internal {
@@ -38,6 +39,18 @@ inline std::string CouponKey(uint64_t version, absl::string_view id) {
 inline std::string UserKey(uint64_t version, absl::string_view id) {
   return UserPrefix(version) + std::string(id);
 }
+
+// Campaign records: "p/<campaign_id>/<20-digit sequence>". Ids never contain '/', so
+// CampaignPrefix(id) is the range of exactly that campaign's records.
+inline constexpr absl::string_view kCampaignsPrefix = "p/";
+inline std::string CampaignPrefix(absl::string_view campaign_id) {
+  return absl::StrCat(kCampaignsPrefix, campaign_id, "/");
+}
+inline std::string CampaignKey(absl::string_view campaign_id, uint64_t sequence) {
+  return absl::StrCat(CampaignPrefix(campaign_id), VersionTag(sequence));
+}
+// Bytes of a campaign record's header: u32 format, i64 published time, u64 payload hash.
+inline constexpr size_t kCampaignHeaderBytes = sizeof(uint32_t) + sizeof(int64_t) + sizeof(uint64_t);
 
 // Bytes of a user row (manifest format 1: bias and factors; format 2: then an i32 segment
 // index) and a coupon row for dimension `dim`.

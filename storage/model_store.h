@@ -16,6 +16,11 @@
 //   v/<v>/~manifest      manifest: "key=value" lines (format, version, dimension, counts of
 //                        users, coupons, segments and segment features, global bias,
 //                        creation time, checksum, description, meta.*)
+//   p/<campaign>/<seq>   a stored campaign (<seq>: 20 zero-padded digits, 1 upwards per
+//                        campaign): u32 record format, i64 published time, u64 XXH3-64 of
+//                        the payload, payload. The payload is opaque to the store (the
+//                        server stores a serialized coupond.v1.StoredCampaign: the
+//                        campaign, its prices and its experiment).
 // Numbers are little-endian. Within a version keys sort c/ < s/ < sf < u/ < ~manifest.
 //
 // Formats: the writer writes format 2. Format 1 (written before segments existed) is still
@@ -31,6 +36,13 @@
 // store read-only beside the writer, and a compaction deleting a file while a reader opens
 // the database makes that open fail.
 //
+// Campaigns change far more often than models (a pacing controller updates a campaign's
+// prices every few minutes) and independently of them, so they live beside the versions,
+// not inside one: each update is one more record, ingested as its own one-key SST file in
+// its own key range like a version, so it too lands in the bottommost level and needs no
+// compaction. Readers take the newest record of each campaign; older records stay as an
+// audit trail of the prices that were served.
+//
 // The checksum is XXH3-64 over every data key and value of the version in key order; a read
 // recomputes it. Reads verify everything a manifest promises (counts, dimension, value
 // sizes, finite numbers, segment indices in range, checksum) and return DataLoss naming
@@ -39,9 +51,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/model.h"
 #include "core/snapshot.h"
 
@@ -57,6 +71,18 @@ struct PublishOptions {
   uint64_t version = 0;
   // Recorded as the manifest's creation time. 0 (default): the current time.
   int64_t created_unix_seconds = 0;
+};
+
+// One stored record of a campaign.
+struct CampaignRecord {
+  // 1..128 bytes of [A-Za-z0-9._-] (no '/', so a campaign's key range is unambiguous).
+  std::string campaign_id;
+  // 1 for the first record of a campaign, then one more for each update.
+  uint64_t sequence = 0;
+  // When the record was published, seconds since the Unix epoch.
+  int64_t published_unix_seconds = 0;
+  // What the caller stored; verified against its checksum on every read.
+  std::string payload;
 };
 
 struct ReadOptions {
@@ -98,10 +124,27 @@ class ModelStore {
   absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> LoadSnapshot(
       uint64_t version, const ReadOptions& options = {}) const;
 
+  // Stores `payload` as the newest record of `campaign_id` (sequence one more than the
+  // newest present), visible atomically. InvalidArgument for a malformed id or a payload
+  // over 64 MiB. `published_unix_seconds` 0: the current time. Requires a store opened for
+  // write. Returns the record as written.
+  absl::StatusOr<CampaignRecord> PublishCampaign(absl::string_view campaign_id,
+                                                 absl::string_view payload,
+                                                 int64_t published_unix_seconds = 0);
+  // The newest record of every stored campaign, by campaign id. DataLoss for a record that
+  // fails verification (malformed key or value, checksum mismatch).
+  absl::StatusOr<std::vector<CampaignRecord>> LatestCampaigns() const;
+  // Every record of one campaign, oldest first; empty when the campaign is not stored.
+  absl::StatusOr<std::vector<CampaignRecord>> CampaignHistory(absl::string_view campaign_id) const;
+
   const std::string& path() const { return path_; }
 
  private:
   ModelStore(std::string path, std::unique_ptr<rocksdb::DB> db, bool writable);
+
+  // Writes `rows` (sorted by key) into one SST file named `file_name` and ingests it.
+  absl::Status IngestRows(const std::string& file_name,
+                          const std::vector<std::pair<std::string, std::string>>& rows);
 
   // The manifest of `version`; `*format` (when not null) receives its format.
   absl::StatusOr<core::ModelVersionInfo> ReadManifest(uint64_t version,
