@@ -5,6 +5,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace coupond::api {
 
@@ -119,6 +122,80 @@ v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
   }
   s.set_solve_seconds(solve_seconds);
   return s;
+}
+
+namespace {
+
+absl::Status CheckStoredCampaign(const v1::StoredCampaign& stored) {
+  const v1::Campaign& campaign = stored.campaign();
+  if (campaign.campaign_id().empty()) {
+    return absl::InvalidArgumentError("campaign.campaign_id: required for a stored campaign");
+  }
+  COUPOND_RETURN_IF_ERROR(core::ValidateCampaignSpec(CampaignFromProto(campaign, 0)));
+  const v1::CampaignPrices& prices = stored.prices();
+  if (prices.campaign_id() != campaign.campaign_id()) {
+    return absl::InvalidArgumentError(absl::StrCat("prices.campaign_id: '", prices.campaign_id().substr(0, 128),
+                                                   "' differs from campaign.campaign_id '",
+                                                   campaign.campaign_id(), "'"));
+  }
+  if (!std::isfinite(prices.budget_price()) || prices.budget_price() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prices.budget_price: ", prices.budget_price(), " is not a finite value >= 0"));
+  }
+  absl::flat_hash_map<absl::string_view, int> coupons;
+  for (const v1::CampaignCoupon& c : campaign.coupons()) coupons.emplace(c.coupon_id(), 0);
+  for (const auto& [coupon_id, price] : prices.stock_prices()) {
+    const std::string field = absl::StrCat("prices.stock_prices['", coupon_id.substr(0, 64), "']");
+    if (!coupons.contains(coupon_id)) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": not a coupon of the campaign"));
+    }
+    if (!std::isfinite(price) || price < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", price, " is not a finite value >= 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeStoredCampaign(const v1::Campaign& campaign,
+                                                 const v1::CampaignPrices& prices) {
+  v1::StoredCampaign stored;
+  *stored.mutable_campaign() = campaign;
+  *stored.mutable_prices() = prices;
+  if (stored.prices().campaign_id().empty()) {
+    stored.mutable_prices()->set_campaign_id(campaign.campaign_id());
+  }
+  COUPOND_RETURN_IF_ERROR(CheckStoredCampaign(stored));
+  std::string payload;
+  // Deterministic: equal campaigns give equal bytes (map order fixed), so a record's
+  // checksum identifies its content.
+  {
+    google::protobuf::io::StringOutputStream stream(&payload);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    if (!stored.SerializeToCodedStream(&coded)) {
+      return absl::InternalError("serializing the stored campaign failed");
+    }
+  }
+  return payload;
+}
+
+absl::StatusOr<v1::StoredCampaign> DecodeStoredCampaign(absl::string_view campaign_id,
+                                                        absl::string_view payload) {
+  v1::StoredCampaign stored;
+  if (!stored.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return absl::DataLossError(absl::StrCat("stored campaign '", campaign_id,
+                                            "': the record does not parse as a StoredCampaign"));
+  }
+  if (stored.campaign().campaign_id() != campaign_id) {
+    return absl::DataLossError(absl::StrCat("stored campaign '", campaign_id, "': its record names campaign '",
+                                            stored.campaign().campaign_id().substr(0, 128), "'"));
+  }
+  if (absl::Status s = CheckStoredCampaign(stored); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("stored campaign '", campaign_id, "': ", s.message()));
+  }
+  return stored;
 }
 
 core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,

@@ -8,8 +8,10 @@
 // solver), with field names that match the .proto.
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/assignment.h"
 #include "core/campaign.h"
 #include "coupond/v1/coupon_scoring.pb.h"
@@ -34,6 +36,18 @@ v1::CampaignPrices PricesToProto(const core::AssignmentPrices& prices,
 // The summary of a solve; `solve_seconds` is the caller's measurement.
 v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
                                  const core::CampaignPlan& plan, double solve_seconds);
+
+// The payload of a campaign's record in the model store (a serialized StoredCampaign).
+// Checks everything that needs no model, so that a server can trust what it loads:
+// core::ValidateCampaignSpec, a non-empty campaign id, and prices that are finite, >= 0,
+// for coupons of the campaign, and for this campaign (prices.campaign_id empty or equal;
+// it is set). InvalidArgument naming the field.
+absl::StatusOr<std::string> EncodeStoredCampaign(const v1::Campaign& campaign,
+                                                 const v1::CampaignPrices& prices);
+// Parses and checks a payload as EncodeStoredCampaign wrote it for `campaign_id`.
+// DataLoss when it does not parse, InvalidArgument when a check fails.
+absl::StatusOr<v1::StoredCampaign> DecodeStoredCampaign(absl::string_view campaign_id,
+                                                        absl::string_view payload);
 
 // Solver options from the request (0 fields take the solver's defaults).
 core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,

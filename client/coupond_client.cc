@@ -102,6 +102,18 @@ absl::StatusOr<v1::DecideResponse> CoupondClient::Decide(const v1::DecideRequest
   return response;
 }
 
+absl::StatusOr<v1::ListCampaignsResponse> CoupondClient::ListCampaigns(
+    const v1::ListCampaignsRequest& request) const {
+  grpc::ClientContext context;
+  SetDeadline(&context, options_.timeout);
+  v1::ListCampaignsResponse response;
+  if (absl::Status s = FromGrpcStatus(scoring_->ListCampaigns(&context, request, &response));
+      !s.ok()) {
+    return s;
+  }
+  return response;
+}
+
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CoupondClient::CheckHealth(
     const std::string& service) const {
   grpc::ClientContext context;

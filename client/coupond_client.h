@@ -43,6 +43,8 @@ class CoupondClient {
       const std::function<absl::Status(const v1::AssignResponse&)>& on_message) const;
 
   absl::StatusOr<v1::DecideResponse> Decide(const v1::DecideRequest& request) const;
+  absl::StatusOr<v1::ListCampaignsResponse> ListCampaigns(
+      const v1::ListCampaignsRequest& request = {}) const;
 
   // The grpc.health.v1 status of `service` ("" is the server as a whole).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(

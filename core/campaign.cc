@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/kernel.h"
 #include "core/scorer.h"
+#include "core/status_macros.h"
 #include "core/vector_math.h"
 
 namespace coupond::core {
@@ -28,10 +29,7 @@ constexpr size_t kFillGroup = 48;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
-    std::shared_ptr<const ModelSnapshot> model, const CampaignSpec& spec,
-    Population population) {
-  if (model == nullptr) return absl::FailedPreconditionError("no model");
+absl::Status ValidateCampaignSpec(const CampaignSpec& spec) {
   if (spec.campaign_id.size() > 128) {
     return Invalid("campaign.campaign_id", absl::StrCat(spec.campaign_id.size(), " bytes, limit 128"));
   }
@@ -46,6 +44,30 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
   if (spec.as_of_unix_seconds < 0) {
     return Invalid("campaign.as_of_unix_seconds", absl::StrCat(spec.as_of_unix_seconds, " is negative"));
   }
+  absl::flat_hash_map<absl::string_view, size_t> seen;
+  for (size_t j = 0; j < spec.coupons.size(); ++j) {
+    const CampaignCouponSpec& c = spec.coupons[j];
+    const std::string field = absl::StrCat("campaign.coupons[", j, "]");
+    if (c.coupon_id.empty()) return Invalid(field + ".coupon_id", "empty id");
+    if (!seen.emplace(c.coupon_id, j).second) {
+      return Invalid(field + ".coupon_id", absl::StrCat("duplicate of campaign.coupons[",
+                                                        seen[c.coupon_id], "] (", Quoted(c.coupon_id), ")"));
+    }
+    if (!std::isfinite(c.weight) || c.weight < 0) {
+      return Invalid(field + ".value_weight", absl::StrCat(c.weight, " is not a finite value >= 0"));
+    }
+    if (c.stock.has_value() && *c.stock < 0) {
+      return Invalid(field + ".stock", absl::StrCat(*c.stock, " is negative"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
+    std::shared_ptr<const ModelSnapshot> model, const CampaignSpec& spec,
+    Population population) {
+  if (model == nullptr) return absl::FailedPreconditionError("no model");
+  COUPOND_RETURN_IF_ERROR(ValidateCampaignSpec(spec));
 
   std::unique_ptr<CampaignPlan> plan(new CampaignPlan());
   plan->model_ = model;
@@ -114,25 +136,13 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
     return it->second;
   };
 
-  absl::flat_hash_map<absl::string_view, size_t> seen;
   for (size_t j = 0; j < spec.coupons.size(); ++j) {
     const CampaignCouponSpec& c = spec.coupons[j];
     const std::string field = absl::StrCat("campaign.coupons[", j, "]");
-    if (c.coupon_id.empty()) return Invalid(field + ".coupon_id", "empty id");
-    if (!seen.emplace(c.coupon_id, j).second) {
-      return Invalid(field + ".coupon_id", absl::StrCat("duplicate of campaign.coupons[",
-                                                        seen[c.coupon_id], "] (", Quoted(c.coupon_id), ")"));
-    }
     const std::optional<uint32_t> row = model->FindCoupon(c.coupon_id);
     if (!row) {
       return Invalid(field + ".coupon_id", absl::StrCat(Quoted(c.coupon_id), " is not in model version ",
                                                         model->info().version));
-    }
-    if (!std::isfinite(c.weight) || c.weight < 0) {
-      return Invalid(field + ".value_weight", absl::StrCat(c.weight, " is not a finite value >= 0"));
-    }
-    if (c.stock.has_value() && *c.stock < 0) {
-      return Invalid(field + ".stock", absl::StrCat(*c.stock, " is negative"));
     }
     const CouponAttributes& attributes = model->coupon_attributes(*row);
     AssignmentCoupon coupon;

@@ -68,6 +68,12 @@ struct Population {
   }
 };
 
+// The checks of a campaign that need no model: id length, at least one coupon, budget,
+// max_coupons_per_user, as_of time, and per coupon a non-empty unique id, weight and
+// stock. InvalidArgument naming the field. CampaignPlan::Create runs it first; a publisher
+// runs it before storing a campaign, when no model is at hand.
+absl::Status ValidateCampaignSpec(const CampaignSpec& spec);
+
 // Thread-safe after Create (Fill is const and may run concurrently; Cancel may be called
 // from any thread).
 class CampaignPlan final : public ProbabilityOracle {

@@ -35,7 +35,7 @@ echo "=== 2. publish it as a model version (SstFileWriter + IngestExternalFile) 
 echo
 echo "=== 3. start coupond on a free port ==="
 "${coupond}" --store "${work}/store" --listen 127.0.0.1:0 --port_file "${work}/port" \
-  > "${work}/coupond.log" 2>&1 &
+  --poll_interval 1s > "${work}/coupond.log" 2>&1 &
 pid=$!
 trap 'kill -9 ${pid} 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [[ -s "${work}/port" ]] && break; sleep 0.1; done
@@ -69,9 +69,9 @@ cat > "${work}/campaign.json" <<JSON
               "coupons": [${coupons}]},
  "all_users": {}}
 JSON
-echo "\$ couponctl assign --server ... --campaign campaign.json --out assignment.csv --prices_out prices.json"
+echo "\$ couponctl assign --server ... --campaign campaign.json --out assignment.csv --prices_out prices.json --publish_to store"
 "${couponctl}" assign --server "${server}" --campaign "${work}/campaign.json" \
-  --out "${work}/assignment.csv" --prices_out "${work}/prices.json"
+  --out "${work}/assignment.csv" --prices_out "${work}/prices.json" --publish_to "${work}/store"
 echo
 echo "The same campaign beside two naive policies, on the same (here: true) probabilities:"
 "${couponctl}" assign --store "${work}/store" --campaign "${work}/campaign.json" \
@@ -82,6 +82,16 @@ user=$(awk -F, 'NR > 1 && $3 > best { best = $3; user = $1 } END { print user }'
 echo "\$ couponctl decide --user ${user} --campaign campaign.json --prices prices.json   (online, stateless)"
 "${couponctl}" decide --server "${server}" --user "${user}" --campaign "${work}/campaign.json" \
   --prices "${work}/prices.json"
+echo
+echo "The campaign and its prices are stored beside the model; the server loads them on its next poll:"
+for _ in $(seq 1 50); do
+  "${couponctl}" campaigns --server "${server}" | grep -q spring-sale && break
+  sleep 0.2
+done
+echo "\$ couponctl campaigns"
+"${couponctl}" campaigns --server "${server}"
+echo "\$ couponctl decide --user ${user} --campaign_id spring-sale"
+"${couponctl}" decide --server "${server}" --user "${user}" --campaign_id spring-sale
 
 echo
 echo "=== 6. stop it (SIGTERM: graceful drain) ==="

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "api/convert.h"
 #include "core/status_macros.h"
 #include "spdlog/spdlog.h"
 #include "storage/model_store.h"
@@ -27,6 +28,11 @@ class StoreModelSource final : public ModelSource {
     return store->LoadSnapshot(version, options);
   }
 
+  absl::StatusOr<std::vector<storage::CampaignRecord>> LatestCampaigns() override {
+    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    return store->LatestCampaigns();
+  }
+
   std::string Describe() const override { return absl::StrCat("model store '", path_, "'"); }
 
  private:
@@ -43,7 +49,9 @@ std::unique_ptr<ModelSource> NewStoreModelSource(std::string store_path,
 
 ModelManager::ModelManager(std::unique_ptr<ModelSource> source,
                            const ModelManagerOptions& options)
-    : options_(options), source_(std::move(source)) {}
+    : options_(options),
+      source_(std::move(source)),
+      campaigns_(std::make_shared<const CampaignBook>()) {}
 
 absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(
     std::unique_ptr<ModelSource> source, const ModelManagerOptions& options) {
@@ -63,6 +71,63 @@ void ModelManager::StopPolling() {
 }
 
 absl::Status ModelManager::PollOnce() {
+  absl::Status model = PollModel();
+  absl::Status campaigns = PollCampaigns();
+  return model.ok() ? campaigns : model;
+}
+
+absl::Status ModelManager::PollCampaigns() {
+  absl::MutexLock lock(&poll_mu_);
+  absl::StatusOr<std::vector<storage::CampaignRecord>> records = source_->LatestCampaigns();
+  if (!records.ok()) {
+    // A store without a model yet reads as NotFound here too; the model poll reports it.
+    if (absl::IsNotFound(records.status())) return absl::OkStatus();
+    return absl::Status(records.status().code(),
+                        absl::StrCat("reading campaigns from ", source_->Describe(), ": ",
+                                     records.status().message()));
+  }
+  const std::shared_ptr<const CampaignBook> current = Campaigns();
+  bool changed = records->size() != current->size();
+  auto next = std::make_shared<CampaignBook>();
+  std::string errors;
+  for (storage::CampaignRecord& record : *records) {
+    auto old = current->find(record.campaign_id);
+    if (old != current->end() && old->second->sequence == record.sequence) {
+      next->emplace(record.campaign_id, old->second);
+      continue;
+    }
+    auto failed = failed_campaigns_.find(record.campaign_id);
+    const bool reported = failed != failed_campaigns_.end() && failed->second == record.sequence;
+    absl::StatusOr<v1::StoredCampaign> stored =
+        api::DecodeStoredCampaign(record.campaign_id, record.payload);
+    if (!stored.ok()) {
+      failed_campaigns_[record.campaign_id] = record.sequence;
+      if (old != current->end()) next->emplace(record.campaign_id, old->second);
+      if (!reported) {
+        absl::StrAppend(&errors, errors.empty() ? "" : "; ", "rejected record ", record.sequence,
+                        " of campaign '", record.campaign_id, "': ", stored.status().message());
+      }
+      continue;
+    }
+    auto loaded = std::make_shared<LoadedCampaign>();
+    loaded->campaign_id = record.campaign_id;
+    loaded->sequence = record.sequence;
+    loaded->published_unix_seconds = record.published_unix_seconds;
+    loaded->stored = *std::move(stored);
+    spdlog::info("loaded campaign '{}' record {} ({} coupons, budget {}, budget price {:.6g}, "
+                 "prices from model version {})",
+                 loaded->campaign_id, loaded->sequence, loaded->stored.campaign().coupons_size(),
+                 loaded->stored.campaign().budget(), loaded->stored.prices().budget_price(),
+                 loaded->stored.prices().model_version());
+    next->emplace(record.campaign_id, std::move(loaded));
+    changed = true;
+  }
+  if (changed) campaigns_.store(std::move(next), std::memory_order_release);
+  if (!errors.empty()) return absl::DataLossError(errors);
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::PollModel() {
   absl::MutexLock lock(&poll_mu_);
   absl::StatusOr<core::ModelVersionInfo> latest = source_->Latest();
   if (!latest.ok()) return latest.status();

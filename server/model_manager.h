@@ -5,13 +5,17 @@
 // source, loads it off the request path, and publishes it with one atomic pointer swap.
 // Requests take a shared_ptr to the snapshot for their whole duration, so a swap never
 // disturbs a request in flight, and an old snapshot is freed when its last reader lets go.
+// The campaigns stored beside the model (with their prices) are polled on the same
+// schedule and published the same way, as an immutable CampaignBook.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -19,6 +23,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "core/snapshot.h"
+#include "coupond/v1/coupon_scoring.pb.h"
+#include "storage/model_store.h"
 
 namespace coupond::server {
 
@@ -31,9 +37,24 @@ class ModelSource {
   virtual absl::StatusOr<core::ModelVersionInfo> Latest() = 0;
   // Loads and verifies one version.
   virtual absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Load(uint64_t version) = 0;
+  // The newest record of every stored campaign. Default: none (a source without campaigns).
+  virtual absl::StatusOr<std::vector<storage::CampaignRecord>> LatestCampaigns() {
+    return std::vector<storage::CampaignRecord>{};
+  }
   // For log lines, e.g. the store's path.
   virtual std::string Describe() const = 0;
 };
+
+// A stored campaign as the server serves it: parsed and checked once, at load.
+struct LoadedCampaign {
+  std::string campaign_id;
+  uint64_t sequence = 0;
+  int64_t published_unix_seconds = 0;
+  v1::StoredCampaign stored;
+};
+
+// The loaded campaigns by id; immutable once published.
+using CampaignBook = std::map<std::string, std::shared_ptr<const LoadedCampaign>, std::less<>>;
 
 // A ModelSource over a RocksDB model store directory. Opens the store read-only for each
 // call, so it sees versions published by another process (couponctl publish) after it
@@ -63,10 +84,21 @@ class ModelManager {
     return current_.load(std::memory_order_acquire);
   }
 
-  // Loads the source's newest version if it is newer than the current one. OK when nothing
-  // newer exists or the newer version was loaded; the load error otherwise (the current
-  // snapshot is kept). A version that failed once is not retried until a newer one appears.
+  // The campaigns to decide with (never null; empty before the first poll).
+  std::shared_ptr<const CampaignBook> Campaigns() const {
+    return campaigns_.load(std::memory_order_acquire);
+  }
+
+  // Loads the source's newest version if it is newer than the current one, then the
+  // campaigns. OK when nothing newer exists or the newer version was loaded; the load error
+  // otherwise (the current snapshot is kept). A version that failed once is not retried
+  // until a newer one appears.
   absl::Status PollOnce();
+
+  // Reloads the campaigns when any record changed. A record that fails to parse or check
+  // is left out (its previously loaded record, if any, is kept) and reported in the
+  // returned error; the others are loaded.
+  absl::Status PollCampaigns();
 
   // Starts polling every poll_interval on a background thread, beginning now.
   // `on_load` may be empty. REQUIRES: called at most once.
@@ -76,6 +108,7 @@ class ModelManager {
 
  private:
   ModelManager(std::unique_ptr<ModelSource> source, const ModelManagerOptions& options);
+  absl::Status PollModel();
   void PollLoop();
 
   const ModelManagerOptions options_;
@@ -84,6 +117,9 @@ class ModelManager {
   uint64_t failed_version_ ABSL_GUARDED_BY(poll_mu_) = 0;
   LoadCallback on_load_;  // set before the thread starts, then only read by it
   std::atomic<std::shared_ptr<const core::ModelSnapshot>> current_;
+  std::atomic<std::shared_ptr<const CampaignBook>> campaigns_;
+  // (campaign id, sequence) pairs that failed to load, so each is reported once.
+  std::map<std::string, uint64_t> failed_campaigns_ ABSL_GUARDED_BY(poll_mu_);
   absl::Mutex stop_mu_;  // serialises StopPolling callers
   absl::Notification stop_;
   std::thread poller_;

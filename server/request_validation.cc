@@ -102,7 +102,28 @@ absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const Reque
     return absl::InvalidArgumentError(absl::StrCat(
         "user_id: ", request.user_id().size(), " bytes, limit ", core::kMaxIdBytes));
   }
+  if (!request.campaign_id().empty()) {
+    if (request.has_campaign() || request.has_prices()) {
+      return absl::InvalidArgumentError(
+          "campaign_id: set together with campaign/prices; give either a stored campaign's id "
+          "or the campaign with its prices");
+    }
+    if (request.campaign_id().size() > 128) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("campaign_id: ", request.campaign_id().size(), " bytes, limit 128"));
+    }
+    return absl::OkStatus();
+  }
+  if (!request.has_campaign()) {
+    return absl::InvalidArgumentError(
+        "campaign: required (or campaign_id, to decide with a stored campaign)");
+  }
   return CheckCampaignSize(request.campaign(), limits);
+}
+
+absl::Status ValidateListCampaignsRequest(const v1::ListCampaignsRequest& request,
+                                          const RequestLimits& limits) {
+  return CheckRequestId(request.request_id(), limits);
 }
 
 absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,

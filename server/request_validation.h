@@ -28,6 +28,8 @@ absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const Request
 // against the model by core::CampaignPlan::Create.
 absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const RequestLimits& limits);
 absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const RequestLimits& limits);
+absl::Status ValidateListCampaignsRequest(const v1::ListCampaignsRequest& request,
+                                          const RequestLimits& limits);
 absl::Status ValidateGetModelInfoRequest(const v1::GetModelInfoRequest& request,
                                          const RequestLimits& limits);
 

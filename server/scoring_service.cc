@@ -95,20 +95,52 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
   if (model == nullptr) return NoModel();
   response->set_model_version(model->info().version);
+
+  // The campaign and its prices: from the request, or the stored campaign it names. The
+  // book entry is held for the whole call, like the snapshot.
+  const v1::Campaign* campaign = &request.campaign();
+  const v1::CampaignPrices* prices = &request.prices();
+  std::shared_ptr<const LoadedCampaign> stored;
+  if (!request.campaign_id().empty()) {
+    const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
+    auto it = book->find(request.campaign_id());
+    if (it == book->end()) {
+      return absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '",
+                                              request.campaign_id(),
+                                              "' is loaded (see ListCampaigns)"));
+    }
+    stored = it->second;
+    campaign = &stored->stored.campaign();
+    prices = &stored->stored.prices();
+    response->set_campaign_id(stored->campaign_id);
+    response->set_campaign_sequence(stored->sequence);
+  }
+  response->set_prices_model_version(prices->model_version());
+
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   core::Population one;
   one.user_ids.push_back(request.user_id());
-  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan = core::CampaignPlan::Create(
-      model, api::CampaignFromProto(request.campaign(), now), std::move(one));
-  if (!plan.ok()) return plan.status();
-  absl::StatusOr<core::AssignmentPrices> prices = api::PricesFromProto(request.prices(), **plan);
-  if (!prices.ok()) return prices.status();
+  absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
+      core::CampaignPlan::Create(model, api::CampaignFromProto(*campaign, now), std::move(one));
+  if (!plan.ok()) {
+    // A stored campaign was checked when it was published; what can still fail is its fit
+    // to the current model (e.g. a coupon the new version no longer has). That is the
+    // store's state, not the caller's mistake.
+    if (stored != nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "stored campaign '", stored->campaign_id, "' (record ", stored->sequence,
+          ") does not fit model version ", model->info().version, ": ", plan.status().message()));
+    }
+    return plan.status();
+  }
+  absl::StatusOr<core::AssignmentPrices> plan_prices = api::PricesFromProto(*prices, **plan);
+  if (!plan_prices.ok()) return plan_prices.status();
   response->set_user_resolution((*plan)->known_user(0) ? v1::USER_RESOLUTION_KNOWN_USER
                                                        : v1::USER_RESOLUTION_POPULATION_PRIOR);
   std::vector<double> probabilities((*plan)->coupons().size());
   if (absl::Status s = (*plan)->Fill(0, 1, absl::MakeSpan(probabilities)); !s.ok()) return s;
   absl::StatusOr<std::vector<core::CouponChoice>> chosen = core::ChooseCoupons(
-      (*plan)->coupons(), *prices, probabilities,
+      (*plan)->coupons(), *plan_prices, probabilities,
       static_cast<int>((*plan)->spec().max_coupons_per_user));
   if (!chosen.ok()) return chosen.status();
   for (const core::CouponChoice& c : *chosen) {
@@ -116,6 +148,26 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     out->set_coupon_id((*plan)->coupons()[c.coupon].id);
     out->set_probability(probabilities[c.coupon]);
     out->set_score(c.score);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ScoringService::DoListCampaigns(const v1::ListCampaignsRequest& request,
+                                             v1::ListCampaignsResponse* response) const {
+  response->set_request_id(RequestIdOrNew(request.request_id()));
+  if (absl::Status s = ValidateListCampaignsRequest(request, options_.limits); !s.ok()) return s;
+  const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
+  for (const auto& [id, loaded] : *book) {
+    const v1::Campaign& c = loaded->stored.campaign();
+    v1::CampaignInfo* info = response->add_campaigns();
+    info->set_campaign_id(id);
+    info->set_sequence(loaded->sequence);
+    info->set_published_unix_seconds(loaded->published_unix_seconds);
+    info->set_num_coupons(static_cast<uint32_t>(c.coupons_size()));
+    info->set_budget(c.budget());
+    info->set_max_coupons_per_user(c.has_max_coupons_per_user() ? c.max_coupons_per_user() : 1);
+    info->set_budget_price(loaded->stored.prices().budget_price());
+    info->set_prices_model_version(loaded->stored.prices().model_version());
   }
   return absl::OkStatus();
 }
@@ -161,6 +213,15 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
   spdlog::debug("Score request_id={} status={} scores={} took_us={:.0f}", response->request_id(),
                 absl::StatusCodeToString(status.code()), response->scores_size(),
                 absl::ToDoubleMicroseconds(absl::Now() - start));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ScoringService::ListCampaigns(grpc::CallbackServerContext* context,
+                                                        const v1::ListCampaignsRequest* request,
+                                                        v1::ListCampaignsResponse* response) {
+  const absl::Status status = DoListCampaigns(*request, response);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

@@ -43,12 +43,17 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
                                    const v1::DecideRequest* request,
                                    v1::DecideResponse* response) override;
+  grpc::ServerUnaryReactor* ListCampaigns(grpc::CallbackServerContext* context,
+                                          const v1::ListCampaignsRequest* request,
+                                          v1::ListCampaignsResponse* response) override;
 
   // The handlers' logic without the gRPC plumbing (also what the tests call).
   absl::Status DoScore(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
   absl::Status DoGetModelInfo(const v1::GetModelInfoRequest& request,
                               v1::GetModelInfoResponse* response) const;
   absl::Status DoDecide(const v1::DecideRequest& request, v1::DecideResponse* response) const;
+  absl::Status DoListCampaigns(const v1::ListCampaignsRequest& request,
+                               v1::ListCampaignsResponse* response) const;
 
  private:
   const ModelManager* const models_;

@@ -30,6 +30,8 @@ constexpr uint32_t kCampaignRecordFormat = 1;
 constexpr size_t kMaxCampaignIdBytes = 128;
 constexpr size_t kMaxPayloadBytes = size_t{64} << 20;
 
+}  // namespace
+
 absl::Status ValidateCampaignId(absl::string_view id) {
   if (id.empty() || id.size() > kMaxCampaignIdBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -46,6 +48,8 @@ absl::Status ValidateCampaignId(absl::string_view id) {
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 template <typename T>
 void Append(std::string* out, T v) {

@@ -85,6 +85,10 @@ struct CampaignRecord {
   std::string payload;
 };
 
+// OK when `campaign_id` can name a stored campaign: 1..128 bytes of [A-Za-z0-9._-];
+// InvalidArgument naming campaign_id otherwise.
+absl::Status ValidateCampaignId(absl::string_view campaign_id);
+
 struct ReadOptions {
   // When non-zero, a version of another dimension is rejected (FailedPrecondition).
   // Default 0: any dimension.

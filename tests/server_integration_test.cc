@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "api/convert.h"
 #include "client/coupond_client.h"
 #include "gmock/gmock.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -40,6 +41,7 @@ using ::coupond::testing::TinyModel;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::Contains;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr char kService[] = "coupond.v1.CouponScoring";
@@ -373,6 +375,114 @@ TEST_F(ServerIntegrationTest, DecideUsesTheCampaignPrices) {
   (*request.mutable_prices()->mutable_stock_prices())["zz"] = 1.0;
   EXPECT_THAT(client_->Decide(request), StatusIs(absl::StatusCode::kInvalidArgument,
                                                  StartsWith("prices.stock_prices['zz']")));
+}
+
+// A campaign stored with the model: the server loads it on its poll, Decide by campaign_id
+// answers exactly as Decide with the same campaign and prices inline, and a price update
+// (a new record) takes over without a restart.
+TEST_F(ServerIntegrationTest, DecideWithAStoredCampaignFollowsItsPriceUpdates) {
+  PublishAndWaitUntilServing();
+  const v1::Campaign campaign = Campaign(10).campaign();
+  v1::CampaignPrices prices;
+  prices.set_model_version(1);
+  prices.set_budget_price(0.01);
+  (*prices.mutable_stock_prices())["c2"] = 0.001;
+  auto store_campaign = [&](const v1::CampaignPrices& p) {
+    ASSERT_OK_AND_ASSIGN(std::string payload, api::EncodeStoredCampaign(campaign, p));
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+    ASSERT_OK(store->PublishCampaign(campaign.campaign_id(), payload).status());
+  };
+  auto wait_for_record = [&](uint64_t sequence) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      absl::StatusOr<v1::ListCampaignsResponse> list = client_->ListCampaigns();
+      if (list.ok() && list->campaigns_size() == 1 && list->campaigns(0).sequence() == sequence) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  };
+
+  v1::DecideRequest by_id;
+  by_id.set_user_id("u3");
+  by_id.set_campaign_id("spring");
+  EXPECT_THAT(client_->Decide(by_id),
+              StatusIs(absl::StatusCode::kNotFound, StartsWith("campaign_id: no stored campaign 'spring'")));
+
+  store_campaign(prices);
+  ASSERT_TRUE(wait_for_record(1)) << "the server did not load the stored campaign";
+  ASSERT_OK_AND_ASSIGN(v1::ListCampaignsResponse list, client_->ListCampaigns());
+  EXPECT_EQ(list.campaigns(0).campaign_id(), "spring");
+  EXPECT_EQ(list.campaigns(0).num_coupons(), 4u);
+  EXPECT_EQ(list.campaigns(0).budget(), 10.0);
+  EXPECT_EQ(list.campaigns(0).budget_price(), 0.01);
+
+  v1::DecideRequest inline_request;
+  inline_request.set_user_id("u3");
+  *inline_request.mutable_campaign() = campaign;
+  *inline_request.mutable_prices() = prices;
+  for (const char* user : {"u3", "u17", "new-user"}) {
+    by_id.set_user_id(user);
+    inline_request.set_user_id(user);
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse stored, client_->Decide(by_id));
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse given, client_->Decide(inline_request));
+    EXPECT_EQ(stored.campaign_id(), "spring");
+    EXPECT_EQ(stored.campaign_sequence(), 1u);
+    EXPECT_EQ(stored.prices_model_version(), 1u);
+    EXPECT_EQ(given.campaign_sequence(), 0u);
+    ASSERT_EQ(stored.chosen_size(), given.chosen_size()) << user;
+    for (int i = 0; i < stored.chosen_size(); ++i) {
+      EXPECT_EQ(stored.chosen(i).coupon_id(), given.chosen(i).coupon_id());
+      EXPECT_EQ(stored.chosen(i).score(), given.chosen(i).score());
+    }
+  }
+
+  // A price update that makes every coupon cost more than it brings: nothing for anyone.
+  v1::CampaignPrices expensive = prices;
+  expensive.set_budget_price(1.0);
+  store_campaign(expensive);
+  ASSERT_TRUE(wait_for_record(2)) << "the server did not pick up the price update";
+  by_id.set_user_id("u3");
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse after, client_->Decide(by_id));
+  EXPECT_EQ(after.campaign_sequence(), 2u);
+  EXPECT_EQ(after.chosen_size(), 0);
+
+  // Either the stored campaign or an inline one, not both.
+  v1::DecideRequest both = inline_request;
+  both.set_campaign_id("spring");
+  EXPECT_THAT(client_->Decide(both),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("campaign_id:")));
+  v1::DecideRequest neither;
+  neither.set_user_id("u3");
+  EXPECT_THAT(client_->Decide(neither),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("campaign:")));
+}
+
+// A stored campaign that names a coupon the served model does not have is the store's
+// inconsistency, not the caller's mistake: FAILED_PRECONDITION naming the campaign.
+TEST_F(ServerIntegrationTest, AStoredCampaignThatNoLongerFitsTheModelIsAFailedPrecondition) {
+  PublishAndWaitUntilServing();
+  v1::Campaign campaign = Campaign(10).campaign();
+  campaign.set_campaign_id("gone");
+  campaign.add_coupons()->set_coupon_id("c-retired");
+  v1::CampaignPrices prices;
+  ASSERT_OK_AND_ASSIGN(std::string payload, api::EncodeStoredCampaign(campaign, prices));
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+    ASSERT_OK(store->PublishCampaign("gone", payload).status());
+  }
+  v1::DecideRequest request;
+  request.set_user_id("u1");
+  request.set_campaign_id("gone");
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  absl::StatusOr<v1::DecideResponse> response = client_->Decide(request);
+  while (absl::IsNotFound(response.status()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    response = client_->Decide(request);
+  }
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                 HasSubstr("stored campaign 'gone' (record 1) does not fit model version 1")));
 }
 
 // Hot reload under traffic: 50 new versions while two clients score continuously. No call

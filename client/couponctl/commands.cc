@@ -143,6 +143,12 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
   }
   v1::AssignRequest request;
   if (absl::Status s = ReadJson(flags.campaign, &request); !s.ok()) return Fail(s);
+  if (!flags.publish_to.empty()) {
+    // Refuse before the solve, not after it: a campaign to store needs a storable id.
+    if (absl::Status s = storage::ValidateCampaignId(request.campaign().campaign_id()); !s.ok()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("campaign.", s.message())));
+    }
+  }
   std::ofstream csv(flags.out, std::ios::binary | std::ios::trunc);
   if (!csv) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", flags.out)));
   csv << "user_id,coupon_id,probability\n";
@@ -173,20 +179,40 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
     PrintSummary(summary);
     std::printf("assignment written to %s\n", flags.out.c_str());
   }
+  if (!flags.publish_to.empty()) {
+    auto payload = api::EncodeStoredCampaign(request.campaign(), summary.prices());
+    if (!payload.ok()) return Fail(payload.status());
+    auto store = storage::ModelStore::OpenForWrite(flags.publish_to);
+    if (!store.ok()) return Fail(store.status());
+    auto record = (*store)->PublishCampaign(request.campaign().campaign_id(), *payload);
+    if (!record.ok()) return Fail(record.status());
+    std::fprintf(online.json ? stderr : stdout,
+                 "campaign '%s' stored with its prices in %s (record %llu); servers on that "
+                 "store decide with it after their next poll (Decide campaign_id)\n",
+                 record->campaign_id.c_str(), flags.publish_to.c_str(),
+                 static_cast<unsigned long long>(record->sequence));
+  }
   return 0;
 }
 
 int Decide(const OnlineFlags& online, const DecideFlags& flags) {
   if (flags.user.empty()) return Usage("decide: --user is required");
-  if (flags.campaign.empty() || flags.prices.empty()) {
-    return Usage("decide: --campaign and --prices are required");
+  const bool inline_campaign = !flags.campaign.empty() || !flags.prices.empty();
+  const bool stored_campaign = !flags.campaign_id.empty();
+  if (stored_campaign == inline_campaign ||
+      (inline_campaign && (flags.campaign.empty() || flags.prices.empty()))) {
+    return Usage("decide: give either --campaign_id (a stored campaign) or --campaign and --prices");
   }
-  v1::AssignRequest campaign_file;
-  if (absl::Status s = ReadJson(flags.campaign, &campaign_file); !s.ok()) return Fail(s);
   v1::DecideRequest request;
   request.set_user_id(flags.user);
-  *request.mutable_campaign() = campaign_file.campaign();
-  if (absl::Status s = ReadJson(flags.prices, request.mutable_prices()); !s.ok()) return Fail(s);
+  if (inline_campaign) {
+    v1::AssignRequest campaign_file;
+    if (absl::Status s = ReadJson(flags.campaign, &campaign_file); !s.ok()) return Fail(s);
+    *request.mutable_campaign() = campaign_file.campaign();
+    if (absl::Status s = ReadJson(flags.prices, request.mutable_prices()); !s.ok()) return Fail(s);
+  } else {
+    request.set_campaign_id(flags.campaign_id);
+  }
   auto client = client::CoupondClient::Create(online.client);
   if (!client.ok()) return Fail(client.status());
   auto response = (*client)->Decide(request);
@@ -194,6 +220,12 @@ int Decide(const OnlineFlags& online, const DecideFlags& flags) {
   if (online.json) {
     PrintJson(*response);
     return 0;
+  }
+  if (!response->campaign_id().empty()) {
+    std::printf("campaign '%s' record %llu (prices from model version %llu), ",
+                response->campaign_id().c_str(),
+                static_cast<unsigned long long>(response->campaign_sequence()),
+                static_cast<unsigned long long>(response->prices_model_version()));
   }
   std::printf("model version %llu, user %s (%s): ",
               static_cast<unsigned long long>(response->model_version()), flags.user.c_str(),
@@ -207,6 +239,52 @@ int Decide(const OnlineFlags& online, const DecideFlags& flags) {
       std::printf("  %-16s probability %.4f  score %.5f\n", c.coupon_id().c_str(),
                   c.probability(), c.score());
     }
+  }
+  return 0;
+}
+
+int Campaigns(const OnlineFlags& online, const CampaignsFlags& flags) {
+  if (flags.store.empty()) {
+    if (!flags.campaign_id.empty()) return Usage("campaigns: --campaign_id needs --store");
+    auto client = client::CoupondClient::Create(online.client);
+    if (!client.ok()) return Fail(client.status());
+    auto response = (*client)->ListCampaigns();
+    if (!response.ok()) return Fail(response.status());
+    if (online.json) {
+      PrintJson(*response);
+      return 0;
+    }
+    std::printf("%-24s %8s %12s %8s %12s %14s %12s\n", "campaign", "record", "published",
+                "coupons", "budget", "budget price", "prices@model");
+    for (const v1::CampaignInfo& c : response->campaigns()) {
+      std::printf("%-24s %8llu %12lld %8u %12.2f %14.6g %12llu\n", c.campaign_id().c_str(),
+                  static_cast<unsigned long long>(c.sequence()),
+                  static_cast<long long>(c.published_unix_seconds()), c.num_coupons(), c.budget(),
+                  c.budget_price(), static_cast<unsigned long long>(c.prices_model_version()));
+    }
+    return 0;
+  }
+  auto store = storage::ModelStore::OpenForRead(flags.store);
+  if (!store.ok()) return Fail(store.status());
+  auto records = flags.campaign_id.empty() ? (*store)->LatestCampaigns()
+                                           : (*store)->CampaignHistory(flags.campaign_id);
+  if (!records.ok()) return Fail(records.status());
+  std::printf("%-24s %8s %12s %8s %12s %14s %12s\n", "campaign", "record", "published",
+              "coupons", "budget", "budget price", "prices@model");
+  for (const storage::CampaignRecord& r : *records) {
+    auto stored = api::DecodeStoredCampaign(r.campaign_id, r.payload);
+    if (!stored.ok()) {
+      std::printf("%-24s %8llu %12lld  unreadable: %s\n", r.campaign_id.c_str(),
+                  static_cast<unsigned long long>(r.sequence),
+                  static_cast<long long>(r.published_unix_seconds),
+                  std::string(stored.status().message()).c_str());
+      continue;
+    }
+    std::printf("%-24s %8llu %12lld %8d %12.2f %14.6g %12llu\n", r.campaign_id.c_str(),
+                static_cast<unsigned long long>(r.sequence),
+                static_cast<long long>(r.published_unix_seconds), stored->campaign().coupons_size(),
+                stored->campaign().budget(), stored->prices().budget_price(),
+                static_cast<unsigned long long>(stored->prices().model_version()));
   }
   return 0;
 }

@@ -38,17 +38,25 @@ struct AssignFlags {
   std::string store;       // solve in-process against this model store (else: the server)
   bool compare_baselines = false;
   absl::Duration timeout = absl::Minutes(10);
+  std::string publish_to;  // store the campaign with its prices in this model store
 };
 
 struct DecideFlags {
   std::string user;
   std::string campaign;  // JSON file: an AssignRequest (its campaign is used)
   std::string prices;    // JSON file: CampaignPrices, as written by assign --prices_out
+  std::string campaign_id;  // instead of campaign + prices: a campaign stored with the model
+};
+
+struct CampaignsFlags {
+  std::string store;        // list the store's records (else: ask the server)
+  std::string campaign_id;  // with --store: every record of this campaign
 };
 
 int Score(const OnlineFlags& online, const ScoreFlags& flags);
 int Assign(const OnlineFlags& online, const AssignFlags& flags);
 int Decide(const OnlineFlags& online, const DecideFlags& flags);
+int Campaigns(const OnlineFlags& online, const CampaignsFlags& flags);
 int ModelInfo(const OnlineFlags& online);
 int Health(const OnlineFlags& online, absl::Duration wait);
 int Generate(const GenerateFlags& flags);

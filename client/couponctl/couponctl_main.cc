@@ -30,6 +30,8 @@ ABSL_FLAG(std::string, campaign, "", "assign, decide: JSON file holding a coupon
 ABSL_FLAG(std::string, prices, "", "decide: JSON file with the campaign's prices (from assign --prices_out).");
 ABSL_FLAG(std::string, prices_out, "", "assign: write the campaign's prices (JSON) here, for decide.");
 ABSL_FLAG(bool, compare_baselines, false, "assign --store: also evaluate two naive policies on the same probabilities.");
+ABSL_FLAG(std::string, publish_to, "", "assign: store the campaign with its prices in this model store (servers on it then decide with --campaign_id).");
+ABSL_FLAG(std::string, campaign_id, "", "decide: a campaign stored with the model (instead of --campaign and --prices); campaigns --store: list every record of it.");
 ABSL_FLAG(absl::Duration, assign_timeout, absl::Minutes(10), "assign: deadline of the Assign call.");
 ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
 ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
@@ -61,10 +63,15 @@ constexpr char kUsage[] =
     "  model-info  [--json]            the model version the server answers with\n"
     "  health      [--wait 30s]        grpc.health.v1 status; with --wait, until SERVING\n"
     "  assign      --campaign FILE.json --out FILE.csv [--prices_out P.json] [--store DIR [--compare_baselines]]\n"
+    "              [--publish_to STORE]\n"
     "              budget-constrained assignment of a campaign (on the server, or in-process\n"
-    "              against a model store with --store)\n"
-    "  decide      --user U --campaign FILE.json --prices P.json\n"
+    "              against a model store with --store); --publish_to stores the campaign with\n"
+    "              its prices beside the model, for decide --campaign_id\n"
+    "  decide      --user U (--campaign_id ID | --campaign FILE.json --prices P.json)\n"
     "              the online decision for one user from the campaign's prices\n"
+    "  campaigns   [--store DIR [--campaign_id ID]]\n"
+    "              the stored campaigns the server decides with (or, with --store, the store's\n"
+    "              newest records; with --campaign_id, every record of one campaign)\n"
     "\n"
     "offline commands (work on files and a model store directory):\n"
     "  generate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--seed S] [--now T]\n"
@@ -123,6 +130,7 @@ int main(int argc, char** argv) {
     f.store = absl::GetFlag(FLAGS_store);
     f.compare_baselines = absl::GetFlag(FLAGS_compare_baselines);
     f.timeout = absl::GetFlag(FLAGS_assign_timeout);
+    f.publish_to = absl::GetFlag(FLAGS_publish_to);
     return cmd::Assign(online, f);
   }
   if (command == "decide") {
@@ -130,7 +138,14 @@ int main(int argc, char** argv) {
     f.user = absl::GetFlag(FLAGS_user);
     f.campaign = absl::GetFlag(FLAGS_campaign);
     f.prices = absl::GetFlag(FLAGS_prices);
+    f.campaign_id = absl::GetFlag(FLAGS_campaign_id);
     return cmd::Decide(online, f);
+  }
+  if (command == "campaigns") {
+    cmd::CampaignsFlags f;
+    f.store = absl::GetFlag(FLAGS_store);
+    f.campaign_id = absl::GetFlag(FLAGS_campaign_id);
+    return cmd::Campaigns(online, f);
   }
   if (command == "model-info") return cmd::ModelInfo(online);
   if (command == "health") return cmd::Health(online, absl::GetFlag(FLAGS_wait));
