@@ -5,6 +5,7 @@
 #include "server/model_manager.h"
 
 #include "absl/synchronization/notification.h"
+#include "api/convert.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -112,6 +113,64 @@ TEST(ModelManagerCreateTest, RejectsBadOptions) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("poll_interval")));
   EXPECT_THAT(ModelManager::Create(nullptr, ModelManagerOptions()),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace coupond::server
+
+namespace coupond::server {
+namespace {
+
+// Campaign records: loaded once per record, a record that fails its checks is reported
+// once and skipped while the campaign's previous record stays in use, and a later good
+// record replaces it.
+TEST_F(ModelManagerTest, LoadsStoredCampaignsAndKeepsTheLastGoodRecordOfEach) {
+  Publish(2);
+  auto manager = NewManager();
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_TRUE(manager->Campaigns()->empty());
+
+  v1::Campaign campaign;
+  campaign.set_campaign_id("spring");
+  campaign.set_budget(10);
+  campaign.add_coupons()->set_coupon_id("c0");
+  auto publish_campaign = [&](const std::string& payload) {
+    auto store = storage::ModelStore::OpenForWrite(store_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_OK((*store)->PublishCampaign("spring", payload).status());
+  };
+  v1::CampaignPrices prices;
+  prices.set_budget_price(0.5);
+  auto good = api::EncodeStoredCampaign(campaign, prices);
+  ASSERT_OK(good.status());
+  publish_campaign(*good);
+  ASSERT_OK(manager->PollOnce());
+  std::shared_ptr<const CampaignBook> book = manager->Campaigns();
+  ASSERT_EQ(book->size(), 1u);
+  const std::shared_ptr<const LoadedCampaign> first = book->at("spring");
+  EXPECT_EQ(first->sequence, 1u);
+  EXPECT_EQ(first->stored.prices().budget_price(), 0.5);
+
+  // Nothing new: the same book object stays.
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Campaigns(), book);
+
+  publish_campaign("not a StoredCampaign \xff\xff");
+  EXPECT_THAT(manager->PollCampaigns(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rejected record 2 of campaign 'spring'")));
+  EXPECT_EQ(manager->Campaigns()->at("spring"), first);
+  ASSERT_OK(manager->PollCampaigns());  // reported once
+  EXPECT_EQ(manager->Campaigns()->at("spring"), first);
+
+  prices.set_budget_price(0.75);
+  auto better = api::EncodeStoredCampaign(campaign, prices);
+  ASSERT_OK(better.status());
+  publish_campaign(*better);
+  ASSERT_OK(manager->PollCampaigns());
+  EXPECT_EQ(manager->Campaigns()->at("spring")->sequence, 3u);
+  EXPECT_EQ(manager->Campaigns()->at("spring")->stored.prices().budget_price(), 0.75);
+  // A reader holding the old record keeps it valid.
+  EXPECT_EQ(first->stored.prices().budget_price(), 0.5);
 }
 
 }  // namespace
