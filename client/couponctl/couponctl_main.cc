@@ -11,6 +11,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "client/couponctl/analysis_commands.h"
 #include "client/couponctl/commands.h"
 #include "client/couponctl/pipeline_commands.h"
 
@@ -49,6 +50,21 @@ ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
 ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
 ABSL_FLAG(int, dirty_rows, 0, "simulate: deliberately bad log rows to append (they end in the quarantine).");
 ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows).");
+ABSL_FLAG(std::string, input, "", "ab-report: CSV with one row per unit (arm, outcomes[, covariate]).");
+ABSL_FLAG(std::string, arm_column, "arm", "ab-report: column holding the arm label.");
+ABSL_FLAG(std::vector<std::string>, conversion_column, {}, "ab-report: comma-separated 0/1 outcome columns (rates).");
+ABSL_FLAG(std::vector<std::string>, value_column, {}, "ab-report: comma-separated numeric outcome columns (means).");
+ABSL_FLAG(std::string, control, "", "ab-report: the control arm's label.");
+ABSL_FLAG(std::string, covariate_column, "", "ab-report: pre-period covariate for CUPED (empty: none).");
+ABSL_FLAG(std::string, format, "text", "ab-report: text, markdown or csv (written to --out, or stdout).");
+ABSL_FLAG(double, alpha, 0.05, "ab-report: intervals at 1 - alpha; sample-size: two-sided significance level.");
+ABSL_FLAG(double, baseline_rate, 0, "sample-size: control conversion rate p0.");
+ABSL_FLAG(double, relative_lift, 0, "sample-size: relative lift to detect (0.5 = +50%).");
+ABSL_FLAG(double, absolute_lift, 0, "sample-size: absolute lift to detect (instead of --relative_lift).");
+ABSL_FLAG(double, power, 0.8, "sample-size: probability of detecting the lift.");
+ABSL_FLAG(int, arms, 2, "sample-size: arms including the control (alpha split over arms - 1 comparisons).");
+ABSL_FLAG(double, sd, 0, "sample-size (means): outcome standard deviation.");
+ABSL_FLAG(double, delta, 0, "sample-size (means): difference of means to detect.");
 
 namespace {
 
@@ -92,6 +108,13 @@ constexpr char kUsage[] =
     "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
     "              [--seed S] [--dirty_rows R]\n"
     "              behaviour logs simulated from a synthetic platform (truth in DIR/truth)\n"
+    "\n"
+    "experiment analysis:\n"
+    "  ab-report   --input FILE.csv --control LABEL [--arm_column C] [--conversion_column a,b]\n"
+    "              [--value_column v] [--covariate_column x] [--alpha A] [--format text|markdown|csv] [--out F]\n"
+    "              rates, means, lifts vs control with CIs and (Holm-adjusted) p-values; CUPED with a covariate\n"
+    "  sample-size (--baseline_rate P --relative_lift R | --absolute_lift D | --sd S --delta D)\n"
+    "              [--alpha A] [--power W] [--arms K]   units per arm to detect the lift\n"
     "\n"
     "Factor file format: see README.md (\"Factor files\").";
 
@@ -194,6 +217,31 @@ int main(int argc, char** argv) {
     f.options.coupons_per_exposure = absl::GetFlag(FLAGS_coupons_per_day);
     f.options.seed = absl::GetFlag(FLAGS_seed) + 1;
     return cmd::Simulate(f);
+  }
+  if (command == "ab-report") {
+    cmd::AbReportFlags f;
+    f.input = absl::GetFlag(FLAGS_input);
+    f.arm_column = absl::GetFlag(FLAGS_arm_column);
+    f.conversion_columns = absl::GetFlag(FLAGS_conversion_column);
+    f.value_columns = absl::GetFlag(FLAGS_value_column);
+    f.control = absl::GetFlag(FLAGS_control);
+    f.covariate_column = absl::GetFlag(FLAGS_covariate_column);
+    f.alpha = absl::GetFlag(FLAGS_alpha);
+    f.format = absl::GetFlag(FLAGS_format);
+    f.out = absl::GetFlag(FLAGS_out);
+    return cmd::AbReportCommand(f);
+  }
+  if (command == "sample-size") {
+    cmd::SampleSizeFlags f;
+    f.baseline_rate = absl::GetFlag(FLAGS_baseline_rate);
+    f.relative_lift = absl::GetFlag(FLAGS_relative_lift);
+    f.absolute_lift = absl::GetFlag(FLAGS_absolute_lift);
+    f.sd = absl::GetFlag(FLAGS_sd);
+    f.delta = absl::GetFlag(FLAGS_delta);
+    f.alpha = absl::GetFlag(FLAGS_alpha);
+    f.power = absl::GetFlag(FLAGS_power);
+    f.arms = absl::GetFlag(FLAGS_arms);
+    return cmd::SampleSizeCommand(f);
   }
   std::fprintf(stderr, "couponctl: unknown command '%s'\n\n%s\n", command.c_str(), kUsage);
   return 2;
