@@ -1196,8 +1196,7 @@ absl::StatusOr<std::vector<CouponChoice>> ChooseCoupons(absl::Span<const Assignm
     }
     if (p == kNotEligible) continue;
     const double score =
-        p * (coupons[j].weight - prices.budget_price * coupons[j].face_value) -
-        prices.stock_prices[j];
+        ReducedScore(coupons[j], prices.budget_price, prices.stock_prices[j], p);
     if (score > 0) out.push_back(CouponChoice{static_cast<uint32_t>(j), score});
   }
   auto cmp = [](const CouponChoice& a, const CouponChoice& b) {

@@ -192,6 +192,13 @@ absl::StatusOr<AssignmentResult> SolveAssignment(absl::Span<const AssignmentCoup
 absl::Status ValidateAssignmentInput(absl::Span<const AssignmentCoupon> coupons, double budget,
                                      const AssignmentOptions& options);
 
+// p (w - lambda c) - mu: the reduced score by which ChooseCoupons ranks a coupon (and the
+// solver prices users), in one place so every caller computes it identically.
+inline double ReducedScore(const AssignmentCoupon& coupon, double budget_price,
+                           double stock_price, double probability) {
+  return probability * (coupon.weight - budget_price * coupon.face_value) - stock_price;
+}
+
 struct CouponChoice {
   uint32_t coupon = 0;   // index into the campaign's coupons
   double score = 0.0;    // p_j (w_j - lambda c_j) - mu_j, > 0

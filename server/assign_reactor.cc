@@ -4,7 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "api/convert.h"
-#include "server/status_util.h"
+#include "api/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -84,7 +84,7 @@ void AssignReactor::Run() {
   jobs_->Done();
   if (!status.ok()) {
     spdlog::info("Assign request_id={} failed: {}", request_id_, status.ToString());
-    Finish(ToGrpcStatus(status));
+    Finish(api::ToGrpcStatus(status));
     return;
   }
   WriteNext();

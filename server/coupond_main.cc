@@ -23,6 +23,15 @@ ABSL_FLAG(int, max_concurrent_assigns, 2, "Assign calls solved at the same time;
 ABSL_FLAG(int, assign_threads, 0, "Solver threads per Assign call (0: one per hardware thread).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may finish before they are cancelled.");
+ABSL_FLAG(std::string, collector_db, "",
+          "Run the collector in this process on this RocksDB directory: decisions are logged to "
+          "it and coupond.v1.Collector (ReportOutcome) is served on --listen.");
+ABSL_FLAG(std::string, collector, "", "Log decisions to the collectord at host:port (instead of --collector_db).");
+ABSL_FLAG(bool, collector_sync, true,
+          "--collector_db: fsync the write-ahead log before acknowledging (survives power loss; "
+          "false: survives a killed process only).");
+ABSL_FLAG(uint64_t, decision_queue, 100000,
+          "Decision records held while the collector is slow or down; more are dropped and counted.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 
@@ -52,6 +61,10 @@ int Run() {
   options.service.max_concurrent_assigns = absl::GetFlag(FLAGS_max_concurrent_assigns);
   options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.collector_db = absl::GetFlag(FLAGS_collector_db);
+  options.collector.sync = absl::GetFlag(FLAGS_collector_sync);
+  options.collector_address = absl::GetFlag(FLAGS_collector);
+  options.decision_log.queue_capacity = absl::GetFlag(FLAGS_decision_queue);
 
   auto server = coupond::server::CoupondServer::Start(
       coupond::server::NewStoreModelSource(store, absl::GetFlag(FLAGS_expected_dimension)),
@@ -83,7 +96,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
-      "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection.");
+      "          [--collector_db DIR | --collector HOST:PORT]\n"
+      "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection (and\n"
+      "coupond.v1.Collector with --collector_db).");
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

@@ -10,7 +10,7 @@
 #include "api/convert.h"
 #include "core/campaign.h"
 #include "core/scorer.h"
-#include "server/status_util.h"
+#include "api/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -23,6 +23,12 @@ std::string NewRequestId() {
 
 absl::Status NoModel() {
   return absl::UnavailableError("no model version loaded yet; retry later");
+}
+
+// 128 random bits, hex: unique across replicas without coordination.
+std::string NewDecisionId() {
+  thread_local absl::BitGen gen;
+  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
 }
 
 std::string RequestIdOrNew(const std::string& request_id) {
@@ -149,6 +155,33 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     out->set_probability(probabilities[c.coupon]);
     out->set_score(c.score);
   }
+  if (decisions_ != nullptr) {
+    // The decision record: every eligible candidate with its probability and reduced
+    // score, and the logging policy's propensities (greedy: the choice is certain).
+    v1::DecisionRecord record;
+    record.set_decision_id(NewDecisionId());
+    record.set_unix_micros(absl::ToUnixMicros(absl::Now()));
+    record.set_user_key(request.user_id());
+    record.set_campaign_id(campaign->campaign_id());
+    if (stored != nullptr) record.set_campaign_sequence(stored->sequence);
+    record.set_model_version(model->info().version);
+    record.set_prices_model_version(prices->model_version());
+    record.set_policy("greedy");
+    const uint32_t first = chosen->empty() ? UINT32_MAX : (*chosen)[0].coupon;
+    for (size_t j = 0; j < probabilities.size(); ++j) {
+      if (probabilities[j] == core::kNotEligible) continue;
+      v1::DecisionCandidate* c = record.add_candidates();
+      c->set_coupon_id((*plan)->coupons()[j].id);
+      c->set_probability(probabilities[j]);
+      c->set_score(core::ReducedScore((*plan)->coupons()[j], plan_prices->budget_price,
+                                      plan_prices->stock_prices[j], probabilities[j]));
+      c->set_propensity(j == first ? 1.0 : 0.0);
+    }
+    if (first != UINT32_MAX) record.set_chosen_coupon_id((*plan)->coupons()[first].id);
+    record.set_propensity(1.0);
+    response->set_decision_id(record.decision_id());
+    decisions_->Log(std::move(record));
+  }
   return absl::OkStatus();
 }
 
@@ -176,10 +209,10 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
     grpc::CallbackServerContext* /*context*/, const v1::AssignRequest* request) {
   const std::string request_id = RequestIdOrNew(request->request_id());
   if (absl::Status s = ValidateAssignRequest(*request, options_.limits); !s.ok()) {
-    return new AssignReactor(ToGrpcStatus(s));
+    return new AssignReactor(api::ToGrpcStatus(s));
   }
   std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
-  if (model == nullptr) return new AssignReactor(ToGrpcStatus(NoModel()));
+  if (model == nullptr) return new AssignReactor(api::ToGrpcStatus(NoModel()));
   if (!assign_jobs_.TryStart()) {
     return new AssignReactor(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -201,7 +234,7 @@ grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* co
   spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
                 absl::StatusCodeToString(status.code()), response->chosen_size());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(api::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -214,7 +247,7 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
                 absl::StatusCodeToString(status.code()), response->scores_size(),
                 absl::ToDoubleMicroseconds(absl::Now() - start));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(api::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -223,7 +256,7 @@ grpc::ServerUnaryReactor* ScoringService::ListCampaigns(grpc::CallbackServerCont
                                                         v1::ListCampaignsResponse* response) {
   const absl::Status status = DoListCampaigns(*request, response);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(api::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -234,7 +267,7 @@ grpc::ServerUnaryReactor* ScoringService::GetModelInfo(grpc::CallbackServerConte
   spdlog::debug("GetModelInfo request_id={} status={}", response->request_id(),
                 absl::StatusCodeToString(status.code()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(api::ToGrpcStatus(status));
   return reactor;
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
+#include "collector/decision_logger.h"
 #include "server/assign_reactor.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
@@ -24,12 +25,18 @@ struct ScoringServiceOptions {
   uint32_t assign_chunk_size = 10000;
 };
 
-// Thread-safe. `models` must outlive the service. The destructor waits for running Assign
-// solves (the server cancels them at shutdown).
+// Thread-safe. `models` (and `decisions`, when not null) must outlive the service. The
+// destructor waits for running Assign solves (the server cancels them at shutdown).
+// With a decision logger, every successful Decide gets a decision id and its record is
+// handed to the logger (non-blocking; see collector/decision_logger.h).
 class ScoringService final : public v1::CouponScoring::CallbackService {
  public:
-  ScoringService(const ModelManager* models, const ScoringServiceOptions& options)
-      : models_(models), options_(options), assign_jobs_(options.max_concurrent_assigns) {}
+  ScoringService(const ModelManager* models, const ScoringServiceOptions& options,
+                 collector::DecisionLogger* decisions = nullptr)
+      : models_(models),
+        options_(options),
+        decisions_(decisions),
+        assign_jobs_(options.max_concurrent_assigns) {}
   ~ScoringService() override { assign_jobs_.WaitForNone(); }
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
@@ -58,6 +65,7 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
  private:
   const ModelManager* const models_;
   const ScoringServiceOptions options_;
+  collector::DecisionLogger* const decisions_;
   AssignJobs assign_jobs_;
 };
 

@@ -6,7 +6,9 @@
 #include "core/kernel.h"
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
@@ -30,7 +32,27 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   std::unique_ptr<CoupondServer> s(new CoupondServer());
   s->options_ = options;
   COUPOND_ASSIGN_OR_RETURN(s->models_, ModelManager::Create(std::move(source), options.model));
-  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service);
+  if (!options.collector_db.empty() && !options.collector_address.empty()) {
+    return absl::InvalidArgumentError(
+        "collector_db and collector_address: give one (embedded collector, or a remote one)");
+  }
+  if (!options.collector_db.empty()) {
+    COUPOND_ASSIGN_OR_RETURN(s->collector_store_,
+                             collector::CollectorStore::Open(options.collector_db, options.collector));
+    s->collector_service_ = std::make_unique<collector::CollectorService>(s->collector_store_.get());
+    COUPOND_ASSIGN_OR_RETURN(s->decision_logger_,
+                             collector::DecisionLogger::Create(
+                                 collector::NewStoreSink(s->collector_store_.get()), options.decision_log));
+  } else if (!options.collector_address.empty()) {
+    auto channel = grpc::CreateChannel(options.collector_address, grpc::InsecureChannelCredentials());
+    COUPOND_ASSIGN_OR_RETURN(
+        s->decision_logger_,
+        collector::DecisionLogger::Create(
+            collector::NewGrpcSink(std::move(channel), options.collector_address, absl::Seconds(10)),
+            options.decision_log));
+  }
+  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service,
+                                                 s->decision_logger_.get());
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
   // reflection silently disappears.
@@ -40,6 +62,7 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
+  if (s->collector_service_ != nullptr) builder.RegisterService(s->collector_service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(

@@ -13,6 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "collector/collector_service.h"
+#include "collector/collector_store.h"
+#include "collector/decision_logger.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
 #include "server/scoring_service.h"
@@ -28,6 +31,16 @@ struct ServerOptions {
   // On Shutdown, how long in-flight requests may take before they are cancelled.
   // Default 10 s.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Decision logging (see collector/decision_logger.h). At most one of the two:
+  //  * collector_db: run the collector in this process on this RocksDB directory (the
+  //    embedded default): coupond.v1.Collector is served on the same port and decisions
+  //    go straight to it;
+  //  * collector_address: send decisions to a collectord at host:port.
+  // Both empty (default): Decide logs nothing and returns no decision_id.
+  std::string collector_db;
+  collector::CollectorOptions collector;
+  std::string collector_address;
+  collector::DecisionLoggerOptions decision_log;
 };
 
 // Thread-safe.
@@ -43,6 +56,8 @@ class CoupondServer {
   // The bound port.
   int port() const { return port_; }
   const ModelManager& models() const { return *models_; }
+  // Null when decisions are not logged.
+  const collector::DecisionLogger* decision_logger() const { return decision_logger_.get(); }
 
   // Stops accepting calls, marks health NOT_SERVING, lets in-flight calls finish for up to
   // shutdown_grace, then cancels the rest. Idempotent.
@@ -54,6 +69,11 @@ class CoupondServer {
   CoupondServer() = default;
 
   ServerOptions options_;
+  // Destroyed after the server and the service (reverse order): the logger delivers what
+  // is queued into the collector before the collector's store closes.
+  std::unique_ptr<collector::CollectorStore> collector_store_;
+  std::unique_ptr<collector::CollectorService> collector_service_;
+  std::unique_ptr<collector::DecisionLogger> decision_logger_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ScoringService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,8 +1,8 @@
-#include "server/status_util.h"
+#include "api/grpc_status.h"
 
 #include <string>
 
-namespace coupond::server {
+namespace coupond::api {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -11,4 +11,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-}  // namespace coupond::server
+}  // namespace coupond::api

@@ -1,0 +1,329 @@
+#include "collector/collector_store.h"
+
+#include <cmath>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
+#include "storage/rocksdb_status.h"
+
+namespace coupond::collector {
+namespace {
+
+constexpr size_t kMaxIdBytes = 128;
+constexpr char kDecisionPrefix[] = "d/";
+constexpr char kOutcomePrefix[] = "o/";
+constexpr char kUnmatchedPrefix[] = "x/";
+constexpr char kStatsKey[] = "~stats";
+
+using storage::FromRocksDb;
+
+absl::Status Invalid(const std::string& field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status CheckId(const std::string& field, const std::string& id) {
+  if (id.empty()) return Invalid(field, "required");
+  if (id.size() > kMaxIdBytes) return Invalid(field, absl::StrCat(id.size(), " bytes, limit ", kMaxIdBytes));
+  return absl::OkStatus();
+}
+
+bool Probability(double p) { return std::isfinite(p) && p >= 0.0 && p <= 1.0; }
+
+std::string Serialize(const google::protobuf::MessageLite& m) {
+  std::string out;
+  m.SerializeToString(&out);
+  return out;
+}
+
+// An outcome as stored: without the caller's request id.
+v1::ReportOutcomeRequest Stored(const v1::ReportOutcomeRequest& outcome, int64_t now) {
+  v1::ReportOutcomeRequest stored = outcome;
+  stored.clear_request_id();
+  if (stored.unix_seconds() == 0) stored.set_unix_seconds(now);
+  return stored;
+}
+
+bool SameContent(const v1::ReportOutcomeRequest& a, const v1::ReportOutcomeRequest& b) {
+  // The time is left out: a retry without an explicit time gets a later one.
+  return a.redeemed() == b.redeemed() && a.order_value() == b.order_value();
+}
+
+}  // namespace
+
+absl::Status ValidateDecisionRecord(const v1::DecisionRecord& record, const std::string& prefix) {
+  COUPOND_RETURN_IF_ERROR(CheckId(prefix + "decision_id", record.decision_id()));
+  if (record.user_key().size() > 256) {
+    return Invalid(prefix + "user_key", absl::StrCat(record.user_key().size(), " bytes, limit 256"));
+  }
+  if (!Probability(record.propensity()) || record.propensity() == 0.0) {
+    return Invalid(prefix + "propensity", absl::StrCat(record.propensity(), " is not in (0, 1]"));
+  }
+  double total = 0;
+  for (int i = 0; i < record.candidates_size(); ++i) {
+    const v1::DecisionCandidate& c = record.candidates(i);
+    const std::string field = absl::StrCat(prefix, "candidates[", i, "].");
+    COUPOND_RETURN_IF_ERROR(CheckId(field + "coupon_id", c.coupon_id()));
+    if (!Probability(c.probability())) {
+      return Invalid(field + "probability", absl::StrCat(c.probability(), " is not in [0, 1]"));
+    }
+    if (!std::isfinite(c.score())) return Invalid(field + "score", "not finite");
+    if (!Probability(c.propensity())) {
+      return Invalid(field + "propensity", absl::StrCat(c.propensity(), " is not in [0, 1]"));
+    }
+    total += c.propensity();
+  }
+  if (total > 1.0 + 1e-9) {
+    return Invalid(prefix + "candidates", absl::StrCat("propensities sum to ", total, " > 1"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateOutcome(const v1::ReportOutcomeRequest& outcome) {
+  if (outcome.request_id().size() > kMaxIdBytes) {
+    return Invalid("request_id", absl::StrCat(outcome.request_id().size(), " bytes, limit ", kMaxIdBytes));
+  }
+  COUPOND_RETURN_IF_ERROR(CheckId("decision_id", outcome.decision_id()));
+  if (!std::isfinite(outcome.order_value()) || outcome.order_value() < 0) {
+    return Invalid("order_value", absl::StrCat(outcome.order_value(), " is not a finite value >= 0"));
+  }
+  if (!outcome.redeemed() && outcome.order_value() != 0) {
+    return Invalid("order_value", "must be 0 when the coupon was not redeemed");
+  }
+  if (outcome.unix_seconds() < 0) {
+    return Invalid("unix_seconds", absl::StrCat(outcome.unix_seconds(), " is negative"));
+  }
+  return absl::OkStatus();
+}
+
+CollectorStore::CollectorStore(std::string path, std::unique_ptr<rocksdb::DB> db,
+                               const CollectorOptions& options, bool writable,
+                               v1::GetCollectorStatsResponse stats)
+    : path_(std::move(path)),
+      db_(std::move(db)),
+      options_(options),
+      writable_(writable),
+      stats_(std::move(stats)) {}
+
+CollectorStore::~CollectorStore() {
+  // Every acknowledged write is already in the WAL; closing flushes nothing we rely on.
+  db_->Close().PermitUncheckedError();
+}
+
+namespace {
+
+absl::StatusOr<v1::GetCollectorStatsResponse> ReadStats(rocksdb::DB* db, const std::string& path) {
+  v1::GetCollectorStatsResponse stats;
+  std::string value;
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kStatsKey, &value);
+  if (s.IsNotFound()) return stats;
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("collector '", path, "': reading counters")));
+  if (!stats.ParseFromString(value)) {
+    return absl::DataLossError(absl::StrCat("collector '", path, "': counters do not parse"));
+  }
+  return stats;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::Open(const std::string& path,
+                                                                     const CollectorOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("collector '", path, "': cannot create: ", ec.message()));
+  }
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  // Recovery that refuses a corrupted WAL tail instead of silently dropping acknowledged
+  // writes would be kAbsoluteConsistency; a torn last record (the write that was never
+  // acknowledged) is what kill -9 leaves, and kPointInTimeRecovery drops exactly that.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  rocksdb::DB* raw = nullptr;
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::Open(db_options, path, &raw),
+                                      absl::StrCat("collector '", path, "': open")));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  COUPOND_ASSIGN_OR_RETURN(v1::GetCollectorStatsResponse stats, ReadStats(db.get(), path));
+  return std::unique_ptr<CollectorStore>(
+      new CollectorStore(path, std::move(db), options, /*writable=*/true, std::move(stats)));
+}
+
+absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::OpenForRead(const std::string& path) {
+  if (!std::filesystem::exists(std::filesystem::path(path) / "CURRENT")) {
+    return absl::NotFoundError(absl::StrCat("collector '", path, "': no database there"));
+  }
+  rocksdb::Options db_options;
+  rocksdb::DB* raw = nullptr;
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::OpenForReadOnly(db_options, path, &raw),
+                                      absl::StrCat("collector '", path, "': open for read")));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  COUPOND_ASSIGN_OR_RETURN(v1::GetCollectorStatsResponse stats, ReadStats(db.get(), path));
+  return std::unique_ptr<CollectorStore>(
+      new CollectorStore(path, std::move(db), CollectorOptions(), /*writable=*/false, std::move(stats)));
+}
+
+absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
+    const google::protobuf::RepeatedPtrField<v1::DecisionRecord>& records) {
+  if (!writable_) return absl::FailedPreconditionError("collector opened read-only");
+  absl::flat_hash_set<absl::string_view> in_batch;
+  for (int i = 0; i < records.size(); ++i) {
+    COUPOND_RETURN_IF_ERROR(ValidateDecisionRecord(records[i], absl::StrCat("decisions[", i, "].")));
+  }
+  v1::LogDecisionsResponse response;
+  absl::MutexLock lock(&mu_);
+  v1::GetCollectorStatsResponse stats = stats_;
+  rocksdb::WriteBatch batch;
+  for (const v1::DecisionRecord& record : records) {
+    const std::string key = kDecisionPrefix + record.decision_id();
+    std::string existing;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
+    if (s.ok() || !in_batch.insert(record.decision_id()).second) {
+      response.set_duplicates(response.duplicates() + 1);
+      continue;
+    }
+    COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
+    COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
+    response.set_stored(response.stored() + 1);
+    // An outcome that arrived first: it becomes the decision's outcome now.
+    const std::string unmatched_key = kUnmatchedPrefix + record.decision_id();
+    std::string outcome;
+    s = db_->Get(rocksdb::ReadOptions(), unmatched_key, &outcome);
+    if (s.ok()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kOutcomePrefix + record.decision_id(), outcome),
+                                          "WriteBatch::Put"));
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Delete(unmatched_key), "WriteBatch::Delete"));
+      response.set_matched_outcomes(response.matched_outcomes() + 1);
+    } else if (!s.IsNotFound()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an unmatched outcome"));
+    }
+  }
+  stats.set_decisions(stats.decisions() + response.stored());
+  stats.set_duplicate_decisions(stats.duplicate_decisions() + response.duplicates());
+  stats.set_outcomes(stats.outcomes() + response.matched_outcomes());
+  stats.set_unmatched_outcomes(stats.unmatched_outcomes() - response.matched_outcomes());
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
+  rocksdb::WriteOptions write;
+  write.sync = options_.sync;
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing decisions"));
+  stats_ = std::move(stats);
+  return response;
+}
+
+absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
+    const v1::ReportOutcomeRequest& outcome, int64_t now_unix_seconds) {
+  if (!writable_) return absl::FailedPreconditionError("collector opened read-only");
+  COUPOND_RETURN_IF_ERROR(ValidateOutcome(outcome));
+  const v1::ReportOutcomeRequest stored = Stored(outcome, now_unix_seconds);
+  const std::string& id = outcome.decision_id();
+
+  absl::MutexLock lock(&mu_);
+  v1::GetCollectorStatsResponse stats = stats_;
+  rocksdb::WriteBatch batch;
+  v1::OutcomeDisposition disposition = v1::OUTCOME_DISPOSITION_RECORDED;
+
+  // An outcome already stored for this decision (matched or not)?
+  for (const char* prefix : {kOutcomePrefix, kUnmatchedPrefix}) {
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), prefix + id, &value);
+    if (s.IsNotFound()) continue;
+    COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
+    v1::ReportOutcomeRequest previous;
+    if (!previous.ParseFromString(value)) {
+      return absl::DataLossError(absl::StrCat("collector: stored outcome of '", id, "' does not parse"));
+    }
+    if (!SameContent(previous, stored)) {
+      stats.set_conflicting_outcomes(stats.conflicting_outcomes() + 1);
+      // Counted durably, like everything else the stats report.
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
+      rocksdb::WriteOptions write;
+      write.sync = options_.sync;
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing counters"));
+      stats_ = std::move(stats);
+      return absl::AlreadyExistsError(absl::StrCat(
+          "decision_id: '", id, "' already has a different outcome (redeemed=",
+          previous.redeemed() ? "true" : "false", ", order_value=", previous.order_value(), ")"));
+    }
+    disposition = v1::OUTCOME_DISPOSITION_DUPLICATE;
+    stats.set_duplicate_outcomes(stats.duplicate_outcomes() + 1);
+  }
+  if (disposition == v1::OUTCOME_DISPOSITION_RECORDED) {
+    std::string decision;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kDecisionPrefix + id, &decision);
+    if (s.ok()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kOutcomePrefix + id, Serialize(stored)), "WriteBatch::Put"));
+      stats.set_outcomes(stats.outcomes() + 1);
+    } else if (s.IsNotFound()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
+      stats.set_unmatched_outcomes(stats.unmatched_outcomes() + 1);
+      disposition = v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION;
+    } else {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
+    }
+  }
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
+  rocksdb::WriteOptions write;
+  write.sync = options_.sync;
+  COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing an outcome"));
+  stats_ = std::move(stats);
+  return disposition;
+}
+
+v1::GetCollectorStatsResponse CollectorStore::Stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::Status CollectorStore::ForEachDecision(
+    const std::function<absl::Status(const v1::DecisionRecord&, const v1::ReportOutcomeRequest*)>&
+        visit) const {
+  const std::string upper = "d0";  // '/' + 1
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(kDecisionPrefix); it->Valid(); it->Next()) {
+    v1::DecisionRecord record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("collector: decision '", it->key().ToString(), "' does not parse"));
+    }
+    std::string value;
+    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kOutcomePrefix + record.decision_id(), &value);
+    v1::ReportOutcomeRequest outcome;
+    const v1::ReportOutcomeRequest* outcome_ptr = nullptr;
+    if (s.ok()) {
+      if (!outcome.ParseFromString(value)) {
+        return absl::DataLossError(absl::StrCat("collector: outcome of '", record.decision_id(), "' does not parse"));
+      }
+      outcome_ptr = &outcome;
+    } else if (!s.IsNotFound()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
+    }
+    COUPOND_RETURN_IF_ERROR(visit(record, outcome_ptr));
+  }
+  return FromRocksDb(it->status(), "collector: listing decisions");
+}
+
+absl::Status CollectorStore::ForEachUnmatchedOutcome(
+    const std::function<absl::Status(const v1::ReportOutcomeRequest&)>& visit) const {
+  const std::string upper = "x0";
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(kUnmatchedPrefix); it->Valid(); it->Next()) {
+    v1::ReportOutcomeRequest outcome;
+    if (!outcome.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("collector: outcome '", it->key().ToString(), "' does not parse"));
+    }
+    COUPOND_RETURN_IF_ERROR(visit(outcome));
+  }
+  return FromRocksDb(it->status(), "collector: listing unmatched outcomes");
+}
+
+}  // namespace coupond::collector

@@ -1,0 +1,100 @@
+#ifndef COUPOND_COLLECTOR_COLLECTOR_STORE_H_
+#define COUPOND_COLLECTOR_COLLECTOR_STORE_H_
+
+// The collector's durable state: decision records and their outcomes in a RocksDB database
+// with its write-ahead log.
+//
+// Layout (default column family):
+//   d/<decision_id>   a DecisionRecord (serialized coupond.v1 message)
+//   o/<decision_id>   the decision's outcome (a ReportOutcomeRequest, request_id cleared)
+//   x/<decision_id>   an outcome whose decision is not (yet) stored: kept apart
+//   ~stats            the counters (a GetCollectorStatsResponse), updated in the same
+//                     atomic WriteBatch as the rows they count
+//
+// Durability: every acknowledged write went through the WAL. With `sync` (the default) the
+// WAL is fsync'ed before the call returns, so an acknowledged write survives power loss;
+// without it, it survives the death of the process (kill -9) but not of the machine. RocksDB
+// groups concurrent synced writes into one fsync (group commit).
+//
+// Idempotency: decision records and outcomes are keyed by decision id. A record already
+// stored is left unchanged (counted as a duplicate). An outcome retried with the same
+// content (redeemed, order value) counts once; different content for a decision that
+// already has one is AlreadyExists. Writes are serialised by a mutex, so the check and the
+// write of an outcome are atomic with respect to each other.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "coupond/v1/collector.pb.h"
+#include "google/protobuf/repeated_field.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace coupond::collector {
+
+struct CollectorOptions {
+  // fsync the WAL before acknowledging a write. Default true (see the file comment).
+  bool sync = true;
+};
+
+// Field checks of the two inputs; InvalidArgument whose message starts with the field
+// (`decisions[3].decision_id: ...`, `order_value: ...`). `field_prefix` is prepended.
+absl::Status ValidateDecisionRecord(const v1::DecisionRecord& record,
+                                    const std::string& field_prefix = "");
+absl::Status ValidateOutcome(const v1::ReportOutcomeRequest& outcome);
+
+// Thread-safe.
+class CollectorStore {
+ public:
+  // Opens (creating if missing) the database at `path` for writing; takes RocksDB's lock
+  // (one writer per path).
+  static absl::StatusOr<std::unique_ptr<CollectorStore>> Open(const std::string& path,
+                                                              const CollectorOptions& options = {});
+  // Opens it read-only beside a running writer (couponctl export): sees what was written
+  // before the call, WAL included.
+  static absl::StatusOr<std::unique_ptr<CollectorStore>> OpenForRead(const std::string& path);
+  ~CollectorStore();
+
+  // Validates every record first (nothing is stored if one is bad), then stores the new
+  // ones and matches outcomes that arrived before their decision, in one atomic batch.
+  absl::StatusOr<v1::LogDecisionsResponse> StoreDecisions(
+      const google::protobuf::RepeatedPtrField<v1::DecisionRecord>& records);
+
+  // Stores one outcome (see the file comment). `now_unix_seconds` fills an unset time.
+  absl::StatusOr<v1::OutcomeDisposition> RecordOutcome(const v1::ReportOutcomeRequest& outcome,
+                                                       int64_t now_unix_seconds);
+
+  v1::GetCollectorStatsResponse Stats() const;
+
+  // Every stored decision in decision-id order, with its outcome (null when none was
+  // reported). Stops at the first error `visit` returns.
+  absl::Status ForEachDecision(
+      const std::function<absl::Status(const v1::DecisionRecord&,
+                                       const v1::ReportOutcomeRequest*)>& visit) const;
+  // Every outcome whose decision is not stored.
+  absl::Status ForEachUnmatchedOutcome(
+      const std::function<absl::Status(const v1::ReportOutcomeRequest&)>& visit) const;
+
+ private:
+  CollectorStore(std::string path, std::unique_ptr<rocksdb::DB> db, const CollectorOptions& options,
+                 bool writable, v1::GetCollectorStatsResponse stats);
+
+  const std::string path_;
+  const std::unique_ptr<rocksdb::DB> db_;
+  const CollectorOptions options_;
+  const bool writable_;
+  mutable absl::Mutex mu_;  // serialises writes and guards the counters
+  v1::GetCollectorStatsResponse stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace coupond::collector
+
+#endif  // COUPOND_COLLECTOR_COLLECTOR_STORE_H_

@@ -1,0 +1,79 @@
+// collectord: the collector as its own process (its own deployment): serves
+// coupond.v1.Collector over a RocksDB directory. Parses flags, serves, drains on SIGTERM.
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "collector/collector_service.h"
+#include "collector/collector_store.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, db, "", "The collector's RocksDB directory (created if missing). Required.");
+ABSL_FLAG(std::string, listen, "0.0.0.0:8981", "Address to serve on, host:port (port 0: any free port).");
+ABSL_FLAG(bool, sync, true,
+          "fsync the write-ahead log before acknowledging a write (survives power loss; false: "
+          "survives a killed process only).");
+ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the coupond collector: durable decision log and outcomes.\n"
+      "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true]");
+  absl::ParseCommandLine(argc, argv);
+  const std::string db = absl::GetFlag(FLAGS_db);
+  if (db.empty()) {
+    std::fprintf(stderr, "collectord: --db is required (see --help)\n");
+    return 2;
+  }
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  coupond::collector::CollectorOptions options;
+  options.sync = absl::GetFlag(FLAGS_sync);
+  auto store = coupond::collector::CollectorStore::Open(db, options);
+  if (!store.ok()) {
+    spdlog::critical("cannot open the collector database: {}", store.status().ToString());
+    return 1;
+  }
+  coupond::collector::CollectorService service(store->get());
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::critical("cannot listen on '{}'", absl::GetFlag(FLAGS_listen));
+    return 1;
+  }
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      spdlog::critical("cannot write --port_file {}", port_file);
+      return 1;
+    }
+  }
+  const auto stats = (*store)->Stats();
+  spdlog::info("collectord listening on port {} ({}; {} decisions, {} outcomes, {} unmatched)", port,
+               options.sync ? "synced writes" : "unsynced writes", stats.decisions(), stats.outcomes(),
+               stats.unmatched_outcomes());
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}; draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return 0;
+}
