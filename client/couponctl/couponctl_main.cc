@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/couponctl/commands.h"
+#include "client/couponctl/ope_commands.h"
 #include "client/couponctl/pipeline_commands.h"
 
 ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
@@ -47,6 +48,11 @@ ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
 ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
 ABSL_FLAG(int, dirty_rows, 0, "simulate: deliberately bad log rows to append (they end in the quarantine).");
 ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows).");
+ABSL_FLAG(std::string, decisions, "", "ope: the decision log CSV (couponctl export --decisions_out).");
+ABSL_FLAG(std::string, policy, "greedy", "ope: the target policy: greedy, epsilon_greedy:E, softmax:T, none or uniform.");
+ABSL_FLAG(std::string, reward, "redeemed", "ope: redeemed (1/0) or order_value (the order's value when redeemed, else 0).");
+ABSL_FLAG(std::string, missing_outcome, "drop", "ope: decisions without an outcome are dropped, or counted as reward 0 (zero).");
+ABSL_FLAG(std::string, arm, "", "ope: use only the decisions of this experiment arm (default: all).");
 
 namespace {
 
@@ -85,6 +91,11 @@ constexpr char kUsage[] =
     "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
     "              [--seed S] [--dirty_rows R]\n"
     "              behaviour logs simulated from a synthetic platform (truth in DIR/truth)\n"
+    "\n"
+    "offline analysis (decision logs):\n"
+    "  ope         --decisions FILE.csv [--policy greedy|epsilon_greedy:E|softmax:T|none|uniform]\n"
+    "              [--reward redeemed|order_value] [--missing_outcome drop|zero] [--arm NAME]\n"
+    "              off-policy value of a policy (IPS, SNIPS, doubly robust) with 95% intervals\n"
     "\n"
     "Factor file format: see README.md (\"Factor files\").";
 
@@ -179,6 +190,15 @@ int main(int argc, char** argv) {
     f.options.coupons_per_exposure = absl::GetFlag(FLAGS_coupons_per_day);
     f.options.seed = absl::GetFlag(FLAGS_seed) + 1;
     return cmd::Simulate(f);
+  }
+  if (command == "ope") {
+    cmd::OpeFlags f;
+    f.decisions = absl::GetFlag(FLAGS_decisions);
+    f.policy = absl::GetFlag(FLAGS_policy);
+    f.reward = absl::GetFlag(FLAGS_reward);
+    f.missing_outcome = absl::GetFlag(FLAGS_missing_outcome);
+    f.arm = absl::GetFlag(FLAGS_arm);
+    return cmd::Ope(f);
   }
   std::fprintf(stderr, "couponctl: unknown command '%s'\n\n%s\n", command.c_str(), kUsage);
   return 2;
