@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "client/couponctl/analysis_commands.h"
 #include "client/couponctl/commands.h"
+#include "client/couponctl/ope_commands.h"
 #include "client/couponctl/pipeline_commands.h"
 
 ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
@@ -65,6 +66,11 @@ ABSL_FLAG(double, power, 0.8, "sample-size: probability of detecting the lift.")
 ABSL_FLAG(int, arms, 2, "sample-size: arms including the control (alpha split over arms - 1 comparisons).");
 ABSL_FLAG(double, sd, 0, "sample-size (means): outcome standard deviation.");
 ABSL_FLAG(double, delta, 0, "sample-size (means): difference of means to detect.");
+ABSL_FLAG(std::string, decisions, "", "ope: the decision log CSV (couponctl export --decisions_out).");
+ABSL_FLAG(std::string, policy, "greedy", "ope: the target policy: greedy, epsilon_greedy:E, softmax:T, none or uniform.");
+ABSL_FLAG(std::string, reward, "redeemed", "ope: redeemed (1/0) or order_value (the order's value when redeemed, else 0).");
+ABSL_FLAG(std::string, missing_outcome, "drop", "ope: decisions without an outcome are dropped, or counted as reward 0 (zero).");
+ABSL_FLAG(std::string, arm, "", "ope: use only the decisions of this experiment arm (default: all).");
 
 namespace {
 
@@ -115,6 +121,10 @@ constexpr char kUsage[] =
     "              rates, means, lifts vs control with CIs and (Holm-adjusted) p-values; CUPED with a covariate\n"
     "  sample-size (--baseline_rate P --relative_lift R | --absolute_lift D | --sd S --delta D)\n"
     "              [--alpha A] [--power W] [--arms K]   units per arm to detect the lift\n"
+    "offline analysis (decision logs):\n"
+    "  ope         --decisions FILE.csv [--policy greedy|epsilon_greedy:E|softmax:T|none|uniform]\n"
+    "              [--reward redeemed|order_value] [--missing_outcome drop|zero] [--arm NAME]\n"
+    "              off-policy value of a policy (IPS, SNIPS, doubly robust) with 95% intervals\n"
     "\n"
     "Factor file format: see README.md (\"Factor files\").";
 
@@ -242,6 +252,15 @@ int main(int argc, char** argv) {
     f.power = absl::GetFlag(FLAGS_power);
     f.arms = absl::GetFlag(FLAGS_arms);
     return cmd::SampleSizeCommand(f);
+  }
+  if (command == "ope") {
+    cmd::OpeFlags f;
+    f.decisions = absl::GetFlag(FLAGS_decisions);
+    f.policy = absl::GetFlag(FLAGS_policy);
+    f.reward = absl::GetFlag(FLAGS_reward);
+    f.missing_outcome = absl::GetFlag(FLAGS_missing_outcome);
+    f.arm = absl::GetFlag(FLAGS_arm);
+    return cmd::Ope(f);
   }
   std::fprintf(stderr, "couponctl: unknown command '%s'\n\n%s\n", command.c_str(), kUsage);
   return 2;

@@ -1,0 +1,153 @@
+#ifndef COUPOND_ANALYSIS_OPE_H_
+#define COUPOND_ANALYSIS_OPE_H_
+
+// Off-policy evaluation (issue 6): what a different decision policy would have earned, from
+// a decision log (analysis/decision_log.h) written while an exploring policy decided.
+//
+// Notation, per logged decision i: actions a = the candidates and "nothing"; mu_i(a) the
+// logging propensities (from the log), a_i the action taken, r_i its reward, pi_i(a) the
+// target policy's probabilities computed from the logged scores, w_i = pi_i(a_i) / mu_i(a_i)
+// the importance weight, rhat_i(a) a reward model. With n usable decisions:
+//
+//   logging value  (1/n) sum r_i                          what the logging policy earned
+//   IPS            (1/n) sum w_i r_i                      unbiased when mu > 0 wherever pi > 0
+//   SNIPS          sum w_i r_i / sum w_i                  self-normalised: a little bias, far
+//                                                         less variance with large weights
+//   DR             (1/n) sum [ sum_a pi_i(a) rhat_i(a) + w_i (r_i - rhat_i(a_i)) ]
+//                                                         unbiased like IPS; lower variance the
+//                                                         better rhat is
+//   DM             (1/n) sum sum_a pi_i(a) rhat_i(a)      the reward model alone (biased when
+//                                                         the model is; shown for contrast)
+//
+// Reward model: rhat(coupon) = its logged model probability p (reward "redeemed"), or
+// p x (mean order value of the redeemed rows used) (reward "order_value"; that mean is
+// computed from the same log, one extra pass); rhat(nothing) = 0: no coupon, no redemption.
+//
+// Confidence intervals (95% by default): normal approximation, value +- z x standard error;
+// for IPS, DR, DM and the logging value the standard error is the sample standard deviation
+// of the per-decision terms over sqrt(n); for SNIPS (a ratio of means) by the delta method:
+//   se^2 = (Var(w r) - 2 theta Cov(w r, w) + theta^2 Var(w)) / (n mean(w)^2).
+// These assume independent decisions and enough of them that the mean is near normal; with
+// heavy weights (a small effective sample size) the intervals are too narrow, which the
+// result's weight diagnostics show.
+//
+// Support: an action the target policy may take but the logging policy never did (logging
+// propensity 0, e.g. any coupon in a control arm) makes IPS and DR biased low for it; the
+// result reports how much target mass is unsupported. Restrict to the arms that explored
+// (OpeOptions::arm) when the log mixes arms.
+//
+// Duplicate decision ids are an error (a double-counted export would bias everything).
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "analysis/decision_log.h"
+#include "core/exploration.h"
+
+namespace coupond::analysis {
+
+struct TargetPolicy {
+  enum class Kind {
+    // The model policy with `exploration` over the logged scores (greedy by default).
+    kExploration,
+    // Never give a coupon.
+    kNone,
+    // A uniformly random candidate coupon, as an experiment's kRandom arm does; nothing only
+    // when there is no candidate.
+    kUniform,
+  };
+  Kind kind = Kind::kExploration;
+  core::ExplorationPolicy exploration;
+};
+
+// "none", "uniform", or an exploration policy's text ("greedy", "epsilon_greedy:0.1",
+// "softmax:0.05"). InvalidArgument naming the text otherwise.
+absl::StatusOr<TargetPolicy> ParseTargetPolicy(absl::string_view text);
+std::string FormatTargetPolicy(const TargetPolicy& policy);
+
+// The target policy's probabilities over the decision's candidates then nothing (size n + 1).
+// InvalidArgument as core::ActionProbabilities (a non-finite logged score).
+absl::StatusOr<std::vector<double>> TargetProbabilities(const LoggedDecision& decision,
+                                                        const TargetPolicy& policy);
+
+enum class OpeReward {
+  kRedeemed,    // 1 if the coupon was redeemed, else 0
+  kOrderValue,  // the order value when redeemed, else 0
+};
+
+// What to do with a decision whose outcome is missing: `redeemed` empty, or (order value
+// reward) redeemed = 1 with an empty order_value.
+enum class MissingOutcome {
+  kDrop,  // leave it out (counted in OpeResult::dropped_missing_outcome)
+  kZero,  // count it as reward 0 (counted in OpeResult::zeroed_missing_outcome)
+};
+
+struct OpeOptions {
+  // Default: greedy, the online policy without exploration.
+  TargetPolicy target;
+  // Default kRedeemed.
+  OpeReward reward = OpeReward::kRedeemed;
+  // Default kDrop: an outcome not yet reported is unknown, not a non-redemption.
+  MissingOutcome missing_outcome = MissingOutcome::kDrop;
+  // When non-empty, only decisions with this `arm` are used (others are counted in
+  // skipped_other_arm). Default: all.
+  std::string arm;
+  // Normal quantile of the intervals. Finite, > 0. Default 1.959964 (95%).
+  double z = 1.959963984540054;
+};
+
+struct OpeEstimate {
+  double value = 0.0;
+  double std_error = 0.0;
+  double ci_low = 0.0;
+  double ci_high = 0.0;
+};
+
+struct OpeResult {
+  size_t rows = 0;  // decisions read
+  size_t used = 0;  // n: decisions in the estimates
+  size_t skipped_other_arm = 0;
+  size_t dropped_missing_outcome = 0;  // MissingOutcome::kDrop
+  size_t zeroed_missing_outcome = 0;   // MissingOutcome::kZero
+  // Order value reward: the mean order value of the redeemed rows used (the reward model's
+  // scale); 0 for the redeemed reward.
+  double mean_order_value = 0.0;
+
+  OpeEstimate logging;  // on-policy: the mean reward under the logging policy
+  OpeEstimate ips;
+  // SNIPS is undefined (NaN value and interval) when every weight is 0.
+  OpeEstimate snips;
+  OpeEstimate dr;
+  OpeEstimate direct;  // DM, the reward model alone
+
+  // Importance weight diagnostics. mean_weight estimates 1 (less the unsupported mass);
+  // far from it means the propensities or the scores are not what the logging policy used.
+  double mean_weight = 0.0;
+  double max_weight = 0.0;
+  // (sum w)^2 / sum w^2: how many decisions the estimate is effectively worth.
+  double effective_sample_size = 0.0;
+  // Mean over decisions of the target probability on actions whose logging propensity is
+  // below 1e-9 (never taken), and the number of decisions with any such mass.
+  double unsupported_mass = 0.0;
+  size_t decisions_with_unsupported_mass = 0;
+};
+
+// Evaluates options.target on `decisions`. InvalidArgument on invalid options, an invalid
+// decision ("decisions[i] ('id'): field: why"), a repeated decision_id; FailedPrecondition
+// when fewer than 2 decisions remain (no interval).
+absl::StatusOr<OpeResult> EvaluateOffPolicy(absl::Span<const LoggedDecision> decisions,
+                                            const OpeOptions& options);
+
+// The same over a decision log file, streamed (two passes for the order value reward).
+// Memory: the set of decision ids (duplicate detection). Errors as DecisionLogReader's
+// ("path:line: field: why") and as above.
+absl::StatusOr<OpeResult> EvaluateDecisionLog(const std::string& path, const OpeOptions& options);
+
+}  // namespace coupond::analysis
+
+#endif  // COUPOND_ANALYSIS_OPE_H_

@@ -1,0 +1,660 @@
+// Off-policy evaluation and the decision log.
+//
+// The key test simulates a platform with known truth: contexts whose candidate coupons have
+// true redemption probabilities q, a model that knows them only approximately (p = q
+// perturbed, so the doubly robust estimator is not trivially exact), a logging policy that
+// explores, and Bernoulli(q) outcomes. The target policy's true value is computed exactly
+// from q; the 95% intervals of IPS, SNIPS and DR must cover it in at least 90 of 100 seeded
+// repetitions. The rest checks identities (target = logging policy gives weight 1 and IPS =
+// the mean reward; "none" is worth exactly 0), missing outcomes, arms, support diagnostics,
+// the CSV round trip, and bad input.
+
+#include "analysis/ope.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "analysis/decision_log.h"
+#include "core/exploration.h"
+#include "core/random.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
+
+namespace coupond::analysis {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::testing::HasSubstr;
+
+core::ExplorationPolicy Softmax(double t) {
+  core::ExplorationPolicy p;
+  p.kind = core::ExplorationPolicy::Kind::kSoftmax;
+  p.temperature = t;
+  return p;
+}
+core::ExplorationPolicy EpsilonGreedy(double e) {
+  core::ExplorationPolicy p;
+  p.kind = core::ExplorationPolicy::Kind::kEpsilonGreedy;
+  p.epsilon = e;
+  return p;
+}
+TargetPolicy Target(const core::ExplorationPolicy& p) {
+  TargetPolicy t;
+  t.exploration = p;
+  return t;
+}
+TargetPolicy Target(TargetPolicy::Kind kind) {
+  TargetPolicy t;
+  t.kind = kind;
+  return t;
+}
+
+// ---- The synthetic platform --------------------------------------------------------------
+
+struct Context {
+  std::vector<double> q;      // true redemption probabilities
+  std::vector<double> p;      // the model's, q perturbed
+  std::vector<double> score;  // p (w - lambda c) with w = 1, lambda = 0.4
+};
+
+constexpr double kMeanOrderValue = 50.0;  // order values ~ U(20, 80)
+
+std::vector<Context> MakePlatform(core::SplitMix64& rng, int num_contexts) {
+  std::vector<Context> contexts(static_cast<size_t>(num_contexts));
+  for (Context& c : contexts) {
+    const size_t n = 1 + rng.Below(5);
+    for (size_t j = 0; j < n; ++j) {
+      const double q = 0.02 + 0.38 * rng.Uniform();
+      const double p = std::clamp(q + 0.06 * (2.0 * rng.Uniform() - 1.0), 0.001, 0.999);
+      const double face_value = 3.0 * rng.Uniform();  // above 2.5 the score is negative
+      c.q.push_back(q);
+      c.p.push_back(p);
+      c.score.push_back(p * (1.0 - 0.4 * face_value));
+    }
+  }
+  return contexts;
+}
+
+// The exact value of `target` on the platform (contexts equally likely): sum_a pi(a) q_a,
+// times the mean order value for the order value reward.
+double TrueValue(const std::vector<Context>& contexts, const TargetPolicy& target,
+                 OpeReward reward) {
+  double total = 0.0;
+  for (const Context& c : contexts) {
+    LoggedDecision d;
+    for (size_t j = 0; j < c.q.size(); ++j) {
+      d.candidates.push_back({absl::StrCat("c", j), c.p[j], c.score[j], 0.0});
+    }
+    const std::vector<double> pi = *TargetProbabilities(d, target);
+    for (size_t j = 0; j < c.q.size(); ++j) total += pi[j] * c.q[j];
+  }
+  const double scale = reward == OpeReward::kOrderValue ? kMeanOrderValue : 1.0;
+  return scale * total / static_cast<double>(contexts.size());
+}
+
+std::vector<LoggedDecision> SimulateLog(const std::vector<Context>& contexts,
+                                        const core::ExplorationPolicy& logging, int decisions,
+                                        core::SplitMix64& rng) {
+  // The logging distribution and the candidate list depend only on the context.
+  std::vector<std::vector<double>> mus;
+  std::vector<std::vector<LoggedCandidate>> candidates;
+  for (size_t k = 0; k < contexts.size(); ++k) {
+    const Context& c = contexts[k];
+    mus.push_back(*core::ActionProbabilities(c.score, logging));
+    candidates.emplace_back();
+    for (size_t j = 0; j < c.q.size(); ++j) {
+      candidates.back().push_back({absl::StrCat("k", k, "-c", j), c.p[j], c.score[j], mus[k][j]});
+    }
+  }
+  std::vector<LoggedDecision> log;
+  log.reserve(static_cast<size_t>(decisions));
+  for (int i = 0; i < decisions; ++i) {
+    const size_t k = rng.Below(contexts.size());
+    const Context& c = contexts[k];
+    const std::vector<double>& mu = mus[k];
+    const size_t a = core::SampleAction(mu, rng.Uniform());
+    LoggedDecision d;
+    d.decision_id = absl::StrCat("d", i);
+    d.unix_seconds = 1700000000 + i;
+    d.user_key = absl::StrCat("u", k);
+    d.campaign_id = "sim";
+    d.arm = "model";
+    d.model_version = 3;
+    d.prices_sequence = 1;
+    d.candidates = candidates[k];
+    d.propensity = mu[a];
+    const bool redeemed = a < c.q.size() && rng.Uniform() < c.q[a];
+    if (a < c.q.size()) d.chosen_coupon_id = d.candidates[a].coupon_id;
+    d.redeemed = redeemed;
+    if (redeemed) d.order_value = 20.0 + 60.0 * rng.Uniform();
+    log.push_back(std::move(d));
+  }
+  return log;
+}
+
+bool Covers(const OpeEstimate& e, double truth) { return e.ci_low <= truth && truth <= e.ci_high; }
+
+struct Coverage {
+  int ips = 0, snips = 0, dr = 0, logging_covers_target = 0;
+  double ips_half_width = 0, dr_half_width = 0;
+  std::vector<double> ips_error, dr_error;
+};
+
+Coverage RunCoverage(const core::ExplorationPolicy& logging, const TargetPolicy& target,
+                     OpeReward reward, int repetitions, uint64_t seed) {
+  Coverage cov;
+  for (int rep = 0; rep < repetitions; ++rep) {
+    core::SplitMix64 rng(seed + static_cast<uint64_t>(rep) * 1000003);
+    const std::vector<Context> contexts = MakePlatform(rng, 200);
+    const double truth = TrueValue(contexts, target, reward);
+    const std::vector<LoggedDecision> log = SimulateLog(contexts, logging, 2000, rng);
+    OpeOptions options;
+    options.target = target;
+    options.reward = reward;
+    absl::StatusOr<OpeResult> r = EvaluateOffPolicy(log, options);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return cov;
+    cov.ips += Covers(r->ips, truth);
+    cov.snips += Covers(r->snips, truth);
+    cov.dr += Covers(r->dr, truth);
+    cov.logging_covers_target += Covers(r->logging, truth);
+    cov.ips_half_width += (r->ips.ci_high - r->ips.value) / repetitions;
+    cov.dr_half_width += (r->dr.ci_high - r->dr.value) / repetitions;
+    cov.ips_error.push_back(r->ips.value - truth);
+    cov.dr_error.push_back(r->dr.value - truth);
+  }
+  return cov;
+}
+
+// Mean and standard error of the mean of xs.
+std::pair<double, double> MeanAndSe(const std::vector<double>& xs) {
+  double mean = 0.0;
+  for (double x : xs) mean += x / static_cast<double>(xs.size());
+  double var = 0.0;
+  for (double x : xs) var += (x - mean) * (x - mean) / static_cast<double>(xs.size() - 1);
+  return {mean, std::sqrt(var / static_cast<double>(xs.size()))};
+}
+
+void ExpectCoverage(const char* scenario, const Coverage& cov, double scale) {
+  std::printf(
+      "[%s] coverage of the true value in %d repetitions: IPS %d, SNIPS %d, DR %d "
+      "(logging value's interval: %d); mean half-width IPS %.4g, DR %.4g\n",
+      scenario, static_cast<int>(cov.ips_error.size()), cov.ips, cov.snips, cov.dr,
+      cov.logging_covers_target, cov.ips_half_width, cov.dr_half_width);
+  EXPECT_GE(cov.ips, 90) << scenario;
+  EXPECT_GE(cov.snips, 90) << scenario;
+  EXPECT_GE(cov.dr, 90) << scenario;
+  // The intervals are informative: the target differs from the logging policy by more than
+  // the noise (so covering is not automatic), and no interval is absurdly wide.
+  EXPECT_LE(cov.logging_covers_target, 50) << scenario;
+  EXPECT_LT(cov.ips_half_width, 0.1 * scale) << scenario;
+  // The model is informative, so DR is tighter than IPS.
+  EXPECT_LT(cov.dr_half_width, cov.ips_half_width) << scenario;
+  // Unbiased: the mean error over the repetitions is within 4 standard errors of 0.
+  const auto [ips_bias, ips_se] = MeanAndSe(cov.ips_error);
+  const auto [dr_bias, dr_se] = MeanAndSe(cov.dr_error);
+  EXPECT_LT(std::fabs(ips_bias), 4 * ips_se) << scenario;
+  EXPECT_LT(std::fabs(dr_bias), 4 * dr_se) << scenario;
+}
+
+// The scenarios: the logging policy explores enough that its own value differs from the
+// target's by more than the noise (checked in ExpectCoverage), so covering is not automatic.
+// One base seed for all, chosen before looking; 1,000 repetitions of each (the DISABLED test
+// below) measured coverage 93.9-95.9% for every estimator, so a scenario falls below 90 of 100
+// by chance with probability of a few percent.
+constexpr uint64_t kCoverageSeed = 2024;
+
+TEST(OpeCoverageTest, GreedyTargetFromSoftmaxLogging) {
+  const Coverage cov = RunCoverage(Softmax(0.1), Target(core::ExplorationPolicy{}),
+                                   OpeReward::kRedeemed, 100, kCoverageSeed);
+  ExpectCoverage("softmax:0.1 -> greedy", cov, 1.0);
+}
+
+TEST(OpeCoverageTest, SoftmaxTargetFromEpsilonGreedyLogging) {
+  const Coverage cov = RunCoverage(EpsilonGreedy(0.3), Target(Softmax(0.2)), OpeReward::kRedeemed,
+                                   100, kCoverageSeed);
+  ExpectCoverage("epsilon_greedy:0.3 -> softmax:0.2", cov, 1.0);
+}
+
+TEST(OpeCoverageTest, GreedyTargetOrderValueReward) {
+  const Coverage cov = RunCoverage(Softmax(0.1), Target(core::ExplorationPolicy{}),
+                                   OpeReward::kOrderValue, 100, kCoverageSeed);
+  ExpectCoverage("softmax:0.1 -> greedy, order value", cov, kMeanOrderValue);
+}
+
+// The calibration behind the thresholds (10-15 s in Release):
+//   ope_test --gtest_also_run_disabled_tests --gtest_filter='*Calibration*'
+TEST(OpeCoverageTest, DISABLED_CalibrationWith1000Repetitions) {
+  struct Scenario {
+    const char* name;
+    core::ExplorationPolicy logging;
+    TargetPolicy target;
+    OpeReward reward;
+  };
+  for (const Scenario& s : {Scenario{"softmax:0.1 -> greedy", Softmax(0.1),
+                                     Target(core::ExplorationPolicy{}), OpeReward::kRedeemed},
+                            Scenario{"epsilon_greedy:0.3 -> softmax:0.2", EpsilonGreedy(0.3),
+                                     Target(Softmax(0.2)), OpeReward::kRedeemed},
+                            Scenario{"softmax:0.1 -> greedy, order value", Softmax(0.1),
+                                     Target(core::ExplorationPolicy{}), OpeReward::kOrderValue},
+                            Scenario{"softmax:0.1 -> epsilon_greedy:0.1", Softmax(0.1),
+                                     Target(EpsilonGreedy(0.1)), OpeReward::kRedeemed},
+                            Scenario{"epsilon_greedy:0.5 -> softmax:0.05", EpsilonGreedy(0.5),
+                                     Target(Softmax(0.05)), OpeReward::kRedeemed}}) {
+    const Coverage c = RunCoverage(s.logging, s.target, s.reward, 1000, 77);
+    std::printf("[%s] coverage in 1000 repetitions: IPS %d, SNIPS %d, DR %d (logging %d)\n", s.name,
+                c.ips, c.snips, c.dr, c.logging_covers_target);
+    EXPECT_GE(c.ips, 930);
+    EXPECT_GE(c.snips, 930);
+    EXPECT_GE(c.dr, 930);
+  }
+}
+
+// ---- Identities ---------------------------------------------------------------------------
+
+std::vector<LoggedDecision> SmallLog(uint64_t seed, const core::ExplorationPolicy& logging,
+                                     int decisions = 500) {
+  core::SplitMix64 rng(seed);
+  const std::vector<Context> contexts = MakePlatform(rng, 50);
+  return SimulateLog(contexts, logging, decisions, rng);
+}
+
+TEST(OpeTest, TargetEqualToTheLoggingPolicyHasUnitWeights) {
+  for (const core::ExplorationPolicy& logging : {Softmax(0.05), EpsilonGreedy(0.2)}) {
+    const std::vector<LoggedDecision> log = SmallLog(5, logging);
+    OpeOptions options;
+    options.target = Target(logging);
+    ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, options));
+    EXPECT_EQ(r.used, log.size());
+    EXPECT_NEAR(r.mean_weight, 1.0, 1e-12);
+    EXPECT_NEAR(r.max_weight, 1.0, 1e-12);
+    EXPECT_NEAR(r.effective_sample_size, static_cast<double>(log.size()), 1e-6);
+    EXPECT_NEAR(r.ips.value, r.logging.value, 1e-12);
+    EXPECT_NEAR(r.ips.std_error, r.logging.std_error, 1e-12);
+    EXPECT_NEAR(r.snips.value, r.logging.value, 1e-12);
+    EXPECT_EQ(r.unsupported_mass, 0.0);
+    // The logging value is the plain mean reward.
+    double redeemed = 0;
+    for (const LoggedDecision& d : log) redeemed += *d.redeemed;
+    EXPECT_NEAR(r.logging.value, redeemed / static_cast<double>(log.size()), 1e-12);
+  }
+}
+
+TEST(OpeTest, NeverGivingIsWorthExactlyZero) {
+  const std::vector<LoggedDecision> log = SmallLog(6, EpsilonGreedy(0.3));
+  OpeOptions options;
+  options.target = Target(TargetPolicy::Kind::kNone);
+  ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(r.ips.value, 0.0);
+  EXPECT_EQ(r.dr.value, 0.0);
+  EXPECT_EQ(r.snips.value, 0.0);
+  EXPECT_EQ(r.direct.value, 0.0);
+  EXPECT_EQ(r.unsupported_mass, 0.0);  // epsilon-greedy gives nothing positive propensity
+  EXPECT_GT(r.logging.value, 0.0);
+}
+
+TEST(OpeTest, UniformTargetOnARandomArmHasUnitWeights) {
+  // A kRandom arm: every candidate with propensity 1/n, nothing only without candidates.
+  core::SplitMix64 rng(8);
+  std::vector<LoggedDecision> log;
+  for (int i = 0; i < 300; ++i) {
+    LoggedDecision d;
+    d.decision_id = absl::StrCat("r", i);
+    d.arm = "random";
+    const size_t n = rng.Below(4);
+    for (size_t j = 0; j < n; ++j) {
+      d.candidates.push_back({absl::StrCat("c", j), 0.2, 0.1, 1.0 / static_cast<double>(n)});
+    }
+    if (n > 0) {
+      const size_t a = rng.Below(n);
+      d.chosen_coupon_id = d.candidates[a].coupon_id;
+      d.propensity = d.candidates[a].propensity;
+    }
+    d.redeemed = n > 0 && rng.Uniform() < 0.2;
+    log.push_back(std::move(d));
+  }
+  OpeOptions options;
+  options.target = Target(TargetPolicy::Kind::kUniform);
+  ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, options));
+  EXPECT_NEAR(r.mean_weight, 1.0, 1e-12);
+  EXPECT_NEAR(r.ips.value, r.logging.value, 1e-12);
+  EXPECT_EQ(r.unsupported_mass, 0.0);
+}
+
+TEST(OpeTest, UnsupportedTargetMassIsReported) {
+  // A greedy log never shows the other actions; a softmax target puts mass on them.
+  const std::vector<LoggedDecision> log = SmallLog(9, core::ExplorationPolicy{});
+  OpeOptions options;
+  options.target = Target(Softmax(0.05));
+  ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, options));
+  EXPECT_GT(r.unsupported_mass, 0.05);
+  EXPECT_GT(r.decisions_with_unsupported_mass, log.size() / 2);
+  EXPECT_LT(r.mean_weight, 1.0);  // the missing mass shows in the weights too
+}
+
+TEST(OpeTest, MissingOutcomesAreDroppedOrZeroed) {
+  std::vector<LoggedDecision> log = SmallLog(10, Softmax(0.05), 400);
+  size_t missing = 0;
+  double redeemed_known = 0;
+  for (size_t i = 0; i < log.size(); ++i) {
+    if (i % 4 == 0) {
+      log[i].redeemed.reset();
+      log[i].order_value.reset();
+      ++missing;
+    } else {
+      redeemed_known += *log[i].redeemed;
+    }
+  }
+  OpeOptions options;
+  ASSERT_OK_AND_ASSIGN(OpeResult dropped, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(dropped.used, log.size() - missing);
+  EXPECT_EQ(dropped.dropped_missing_outcome, missing);
+  EXPECT_EQ(dropped.zeroed_missing_outcome, 0u);
+  EXPECT_NEAR(dropped.logging.value, redeemed_known / static_cast<double>(log.size() - missing),
+              1e-12);
+  options.missing_outcome = MissingOutcome::kZero;
+  ASSERT_OK_AND_ASSIGN(OpeResult zeroed, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(zeroed.used, log.size());
+  EXPECT_EQ(zeroed.zeroed_missing_outcome, missing);
+  EXPECT_NEAR(zeroed.logging.value, redeemed_known / static_cast<double>(log.size()), 1e-12);
+}
+
+TEST(OpeTest, OrderValueRewardUsesTheMeanOrderValueOfRedeemedRows) {
+  std::vector<LoggedDecision> log = SmallLog(11, Softmax(0.05), 600);
+  double sum = 0, count = 0, total = 0;
+  for (const LoggedDecision& d : log) {
+    if (*d.redeemed) {
+      sum += *d.order_value;
+      ++count;
+      total += *d.order_value;
+    }
+  }
+  OpeOptions options;
+  options.reward = OpeReward::kOrderValue;
+  options.target = Target(Softmax(0.05));
+  ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, options));
+  EXPECT_DOUBLE_EQ(r.mean_order_value, sum / count);
+  EXPECT_NEAR(r.logging.value, total / static_cast<double>(log.size()), 1e-9);
+  EXPECT_NEAR(r.ips.value, r.logging.value, 1e-9);
+  // A redeemed row without an order value is a missing outcome for this reward only.
+  for (LoggedDecision& d : log) {
+    if (*d.redeemed) {
+      d.order_value.reset();
+      break;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(r, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(r.dropped_missing_outcome, 1u);
+  options.reward = OpeReward::kRedeemed;
+  ASSERT_OK_AND_ASSIGN(r, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(r.dropped_missing_outcome, 0u);
+}
+
+TEST(OpeTest, ArmFilterKeepsOnlyThatArm) {
+  std::vector<LoggedDecision> log = SmallLog(12, Softmax(0.05), 300);
+  for (size_t i = 0; i < log.size(); i += 3) {
+    // A control arm: nothing, propensity 1, every coupon at propensity 0.
+    log[i].arm = "control";
+    for (LoggedCandidate& c : log[i].candidates) c.propensity = 0.0;
+    log[i].chosen_coupon_id.clear();
+    log[i].propensity = 1.0;
+    log[i].redeemed = false;
+    log[i].order_value.reset();
+  }
+  OpeOptions options;
+  ASSERT_OK_AND_ASSIGN(OpeResult all, EvaluateOffPolicy(log, options));
+  EXPECT_GT(all.unsupported_mass, 0.1);  // greedy gives coupons the control arm never did
+  options.arm = "model";
+  ASSERT_OK_AND_ASSIGN(OpeResult model, EvaluateOffPolicy(log, options));
+  EXPECT_EQ(model.skipped_other_arm, 100u);
+  EXPECT_EQ(model.used, 200u);
+  EXPECT_EQ(model.unsupported_mass, 0.0);
+  options.arm = "no-such-arm";
+  EXPECT_THAT(EvaluateOffPolicy(log, options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("300 in other arms")));
+}
+
+TEST(OpeTest, ParseTargetPolicy) {
+  ASSERT_OK_AND_ASSIGN(TargetPolicy t, ParseTargetPolicy("none"));
+  EXPECT_EQ(t.kind, TargetPolicy::Kind::kNone);
+  ASSERT_OK_AND_ASSIGN(t, ParseTargetPolicy("uniform"));
+  EXPECT_EQ(t.kind, TargetPolicy::Kind::kUniform);
+  ASSERT_OK_AND_ASSIGN(t, ParseTargetPolicy("epsilon_greedy:0.1"));
+  EXPECT_EQ(t.kind, TargetPolicy::Kind::kExploration);
+  EXPECT_EQ(t.exploration.epsilon, 0.1);
+  EXPECT_EQ(FormatTargetPolicy(t), "epsilon_greedy:0.1");
+  EXPECT_THAT(ParseTargetPolicy("softmax:-2"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature")));
+  EXPECT_THAT(ParseTargetPolicy("best"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'best'")));
+}
+
+// ---- The file format ----------------------------------------------------------------------
+
+TEST(DecisionLogTest, RoundTripIsExactAndFileEvaluationMatches) {
+  std::vector<LoggedDecision> log = SmallLog(13, Softmax(0.05), 300);
+  // Awkward but legal text: commas, quotes, a "NULL" user key, an empty arm.
+  log[0].user_key = "NULL";
+  log[1].campaign_id = "spring, \"vip\"";
+  log[2].arm = "";
+  log[3].redeemed.reset();
+  coupond::testing::TempDir dir;
+  const std::string path = dir.Sub("decisions.csv");
+  ASSERT_OK(WriteDecisionLog(path, log));
+  ASSERT_OK_AND_ASSIGN(std::vector<LoggedDecision> back, ReadDecisionLog(path));
+  ASSERT_EQ(back.size(), log.size());
+  for (size_t i = 0; i < log.size(); ++i) {
+    const LoggedDecision& a = log[i];
+    const LoggedDecision& b = back[i];
+    EXPECT_EQ(a.decision_id, b.decision_id);
+    EXPECT_EQ(a.unix_seconds, b.unix_seconds);
+    EXPECT_EQ(a.user_key, b.user_key);
+    EXPECT_EQ(a.campaign_id, b.campaign_id);
+    EXPECT_EQ(a.arm, b.arm);
+    EXPECT_EQ(a.model_version, b.model_version);
+    EXPECT_EQ(a.prices_sequence, b.prices_sequence);
+    EXPECT_EQ(a.chosen_coupon_id, b.chosen_coupon_id);
+    EXPECT_EQ(a.propensity, b.propensity);
+    EXPECT_EQ(a.redeemed, b.redeemed);
+    EXPECT_EQ(a.order_value, b.order_value);
+    ASSERT_EQ(a.candidates.size(), b.candidates.size());
+    for (size_t j = 0; j < a.candidates.size(); ++j) {
+      EXPECT_EQ(a.candidates[j].coupon_id, b.candidates[j].coupon_id);
+      EXPECT_EQ(a.candidates[j].probability, b.candidates[j].probability);
+      EXPECT_EQ(a.candidates[j].score, b.candidates[j].score);
+      EXPECT_EQ(a.candidates[j].propensity, b.candidates[j].propensity);
+    }
+  }
+  OpeOptions options;
+  options.reward = OpeReward::kOrderValue;
+  ASSERT_OK_AND_ASSIGN(OpeResult in_memory, EvaluateOffPolicy(log, options));
+  ASSERT_OK_AND_ASSIGN(OpeResult from_file, EvaluateDecisionLog(path, options));
+  EXPECT_EQ(in_memory.used, from_file.used);
+  EXPECT_EQ(in_memory.dropped_missing_outcome, 1u);
+  EXPECT_EQ(in_memory.ips.value, from_file.ips.value);
+  EXPECT_EQ(in_memory.dr.value, from_file.dr.value);
+  EXPECT_EQ(in_memory.snips.std_error, from_file.snips.std_error);
+}
+
+TEST(DecisionLogTest, WriterProducesTheDocumentedRow) {
+  LoggedDecision d;
+  d.decision_id = "d1";
+  d.unix_seconds = 1700000000;
+  d.user_key = "u9";
+  d.campaign_id = "spring";
+  d.arm = "model";
+  d.model_version = 4;
+  d.prices_sequence = 2;
+  d.candidates = {{"c1", 0.25, 0.1, 0.7}, {"c2", 0.5, -0.05, 0.1}};
+  d.chosen_coupon_id = "c1";
+  d.propensity = 0.7;
+  d.redeemed = true;
+  d.order_value = 42.5;
+  std::string out;
+  ASSERT_OK(AppendDecisionLogRow(d, &out));
+  EXPECT_EQ(out,
+            "d1,1700000000,u9,spring,model,4,2,c1,0.7,1,42.5,c1:0.25:0.1:0.7;c2:0.5:-0.05:0.1\n");
+  d.candidates[1].coupon_id = "c:2";
+  EXPECT_THAT(
+      AppendDecisionLogRow(d, &out),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("decision 'd1': candidates[1].coupon_id: 'c:2' contains ':' or ';'")));
+  d.candidates[1].coupon_id = "c;2";
+  EXPECT_THAT(AppendDecisionLogRow(d, &out), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// One CSV row through the reader: the error, or OK.
+absl::Status ReadRow(const std::string& row, LoggedDecision* d = nullptr) {
+  auto input =
+      std::make_unique<std::istringstream>(absl::StrCat(kDecisionLogHeader, "\n", row, "\n"));
+  auto reader = DecisionLogReader::FromStream(std::move(input), "log.csv");
+  if (!reader.ok()) return reader.status();
+  LoggedDecision scratch;
+  absl::StatusOr<bool> more = (*reader)->Next(d != nullptr ? d : &scratch);
+  if (!more.ok()) return more.status();
+  return *more ? absl::OkStatus() : absl::NotFoundError("no row");
+}
+
+TEST(DecisionLogTest, ReaderAcceptsAGoodRowAndNothingChosen) {
+  LoggedDecision d;
+  ASSERT_OK(ReadRow("d1,5,u,c,a,1,2,,0.4,0,,x:0.5:0.2:0.6", &d));
+  EXPECT_EQ(d.ChosenAction(), 1u);  // nothing
+  EXPECT_DOUBLE_EQ(d.NothingPropensity(), 0.4);
+  EXPECT_EQ(d.redeemed, false);
+  EXPECT_FALSE(d.order_value.has_value());
+  // No candidates: nothing with propensity 1; no outcome yet.
+  ASSERT_OK(ReadRow("d2,5,u,c,control,0,0,,1,,,", &d));
+  EXPECT_TRUE(d.candidates.empty());
+  EXPECT_FALSE(d.redeemed.has_value());
+}
+
+TEST(DecisionLogTest, BadRowsNameTheLineAndTheField) {
+  const std::string good_tail = ",x:0.5:0.2:0.6;y:0.1:0.01:0.1";
+  struct Case {
+    std::string row;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {",5,u,c,a,1,2,x,0.6,1,," + good_tail.substr(1), "log.csv:2: decision_id: empty"},
+      {"d,5,u,c,a,1,2,x,0,1,," + good_tail.substr(1), "log.csv:2: propensity: 0 is not in (0, 1]"},
+      {"d,5,u,c,a,1,2,x,1.5,1,," + good_tail.substr(1), "propensity: 1.5 is not in (0, 1]"},
+      {"d,5,u,c,a,1,2,x,nan,1,," + good_tail.substr(1), "log.csv:2: propensity: nan"},
+      {"d,5,u,c,a,1,2,x,abc,1,," + good_tail.substr(1), "propensity: 'abc' is not a number"},
+      {"d,5,u,c,a,1,2,x,0.5,1,," + good_tail.substr(1),
+       "propensity: 0.5 does not match the candidates' 0.6 for 'x'"},
+      {"d,5,u,c,a,1,2,,0.5,0,," + good_tail.substr(1),
+       "does not match the candidates' 0.3 for nothing"},
+      {"d,5,u,c,a,1,2,z,0.6,1,," + good_tail.substr(1),
+       "chosen_coupon_id: 'z' is not among the candidates"},
+      {"d,5,u,c,a,1,2,x,0.6,2,," + good_tail.substr(1), "redeemed: '2' is not 0, 1 or empty"},
+      {"d,5,u,c,a,1,2,,0.3,1,," + good_tail.substr(1), "redeemed: 1 but no coupon was given"},
+      {"d,5,u,c,a,1,2,x,0.6,1,-3," + good_tail.substr(1), "order_value: -3 is not finite and >= 0"},
+      {"d,5,u,c,a,1,2,x,0.6,1,nan," + good_tail.substr(1), "order_value: nan"},
+      {"d,x5,u,c,a,1,2,x,0.6,1,," + good_tail.substr(1), "unix_seconds: 'x5' is not an integer"},
+      {"d,5,u,c,a,-1,2,x,0.6,1,," + good_tail.substr(1),
+       "model_version: '-1' is not an integer >= 0"},
+      {"d,5,u,c,a,1,,x,0.6,1,," + good_tail.substr(1),
+       "prices_sequence: '' is not an integer >= 0"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:0.2:0.6;x:0.1:0.01:0.1",
+       "candidates[1].coupon_id: 'x' appears twice"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:nan:0.6", "candidates[0].score: nan is not finite"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:1.5:0.2:0.6", "candidates[0].probability: 1.5 is not in [0, 1]"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:0.2:-0.6", "candidates[0].propensity: -0.6 is not in [0, 1]"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:0.2:0.6;y:0.1:0.01:0.7",
+       "candidates: propensities sum to 1.3"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:0.2",
+       "candidates[0]: 'x:0.5:0.2' is not coupon_id:probability:score:propensity"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,x:0.5:0.2:0.6;", "candidates[1]: '' is not"},
+      {"d,5,u,c,a,1,2,x,0.6,1,,:0.5:0.2:0.6", "candidates[0].coupon_id: empty"},
+      {"d,5,u,c,a,1,2,x,0.6", "log.csv:2: the row has 9 fields, the header 12"},
+      {"d,5,u,\"c,a,1,2,x,0.6,1,," + good_tail.substr(1), "log.csv:2: "},
+  };
+  for (const Case& c : cases) {
+    EXPECT_THAT(ReadRow(c.row), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.row;
+  }
+  // A propensity within the tolerance of the candidate list is accepted (other writers may
+  // print fewer digits).
+  EXPECT_OK(ReadRow("d,5,u,c,a,1,2,x,0.6000004,1,," + good_tail.substr(1)));
+}
+
+TEST(DecisionLogTest, HeaderMustNameEveryColumn) {
+  coupond::testing::TempDir dir;
+  const std::string path = dir.Sub("bad.csv");
+  {
+    std::ofstream out(path);
+    out << "decision_id,unix_seconds,user_key,campaign_id,arm,model_version,prices_sequence,"
+           "chosen_coupon_id,propensity,redeemed,order_value\n";
+  }
+  EXPECT_THAT(ReadDecisionLog(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no column 'candidates'")));
+  EXPECT_THAT(ReadDecisionLog(dir.Sub("missing.csv")), StatusIs(absl::StatusCode::kNotFound));
+  // Columns in another order, plus an extra one, are fine.
+  {
+    std::ofstream out(path);
+    out << "candidates,extra,decision_id,unix_seconds,user_key,campaign_id,arm,model_version,"
+           "prices_sequence,chosen_coupon_id,propensity,redeemed,order_value\n"
+        << "x:0.5:0.2:1,?,d1,5,u,c,a,1,2,x,1,1,10\n";
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<LoggedDecision> back, ReadDecisionLog(path));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].chosen_coupon_id, "x");
+  EXPECT_EQ(back[0].order_value, 10.0);
+}
+
+TEST(OpeTest, BadInputToTheEvaluator) {
+  std::vector<LoggedDecision> log = SmallLog(14, Softmax(0.05), 50);
+  OpeOptions options;
+  // A repeated decision id, in memory and in a file (with its line).
+  log[7].decision_id = log[3].decision_id;
+  EXPECT_THAT(EvaluateOffPolicy(log, options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("decisions[7] ('d3'): decision_id: 'd3' repeats")));
+  coupond::testing::TempDir dir;
+  ASSERT_OK(WriteDecisionLog(dir.Sub("dup.csv"), log));
+  EXPECT_THAT(
+      EvaluateDecisionLog(dir.Sub("dup.csv"), options),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dup.csv:9: decision_id: 'd3'")));
+  log[7].decision_id = "d7";
+  // An invalid decision in memory names its index and field.
+  log[4].propensity = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_THAT(EvaluateOffPolicy(log, options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("decisions[4] ('d4'): propensity: nan")));
+  EXPECT_THAT(WriteDecisionLog(dir.Sub("nan.csv"), log),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("decisions[4]: decision 'd4': propensity")));
+  log[4].propensity = log[4].chosen_coupon_id.empty()
+                          ? log[4].NothingPropensity()
+                          : log[4].candidates[*log[4].ChosenAction()].propensity;
+  ASSERT_OK(EvaluateOffPolicy(log, options).status());
+  // Invalid options.
+  options.z = 0;
+  EXPECT_THAT(EvaluateOffPolicy(log, options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("z: 0")));
+  options.z = 1.96;
+  options.target = Target(Softmax(0));
+  EXPECT_THAT(EvaluateOffPolicy(log, options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target: temperature")));
+  // Too little data for an interval; an empty log.
+  options.target = TargetPolicy();
+  EXPECT_THAT(EvaluateOffPolicy(absl::MakeSpan(log).subspan(0, 1), options),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("only 1 of 1")));
+  EXPECT_THAT(EvaluateOffPolicy({}, options), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // An empty file (no header) is an error, not an empty log.
+  { std::ofstream out(dir.Sub("empty.csv")); }
+  EXPECT_THAT(EvaluateDecisionLog(dir.Sub("empty.csv"), options),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace coupond::analysis
