@@ -124,6 +124,46 @@ v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
   return s;
 }
 
+absl::StatusOr<DecisionPolicy> DecisionPolicyFromProto(const v1::Campaign& campaign) {
+  DecisionPolicy policy;
+  if (!campaign.exploration().empty()) {
+    absl::StatusOr<core::ExplorationPolicy> exploration =
+        core::ParseExplorationPolicy(campaign.exploration());
+    if (!exploration.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("campaign.exploration: ", exploration.status().message()));
+    }
+    policy.exploration = *exploration;
+    if (policy.exploration.kind != core::ExplorationPolicy::Kind::kGreedy &&
+        campaign.has_max_coupons_per_user() && campaign.max_coupons_per_user() != 1) {
+      return absl::InvalidArgumentError(
+          "campaign.exploration: needs max_coupons_per_user 1 (a logged decision has one action)");
+    }
+  }
+  if (campaign.has_experiment()) {
+    const v1::Experiment& in = campaign.experiment();
+    core::Experiment experiment;
+    experiment.id = in.experiment_id();
+    experiment.salt = in.salt();
+    for (const v1::ExperimentArm& a : in.arms()) {
+      core::ExperimentArm arm;
+      arm.name = a.name();
+      arm.share = a.share();
+      switch (a.policy()) {
+        case v1::ARM_POLICY_CONTROL: arm.policy = core::ExperimentArm::Policy::kControl; break;
+        case v1::ARM_POLICY_RANDOM: arm.policy = core::ExperimentArm::Policy::kRandom; break;
+        default: arm.policy = core::ExperimentArm::Policy::kModel; break;
+      }
+      experiment.arms.push_back(std::move(arm));
+    }
+    if (absl::Status s = core::ValidateExperiment(experiment); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("campaign.experiment.", s.message()));
+    }
+    policy.experiment = std::move(experiment);
+  }
+  return policy;
+}
+
 namespace {
 
 absl::Status CheckStoredCampaign(const v1::StoredCampaign& stored) {
@@ -132,6 +172,7 @@ absl::Status CheckStoredCampaign(const v1::StoredCampaign& stored) {
     return absl::InvalidArgumentError("campaign.campaign_id: required for a stored campaign");
   }
   COUPOND_RETURN_IF_ERROR(core::ValidateCampaignSpec(CampaignFromProto(campaign, 0)));
+  COUPOND_RETURN_IF_ERROR(DecisionPolicyFromProto(campaign).status());
   const v1::CampaignPrices& prices = stored.prices();
   if (prices.campaign_id() != campaign.campaign_id()) {
     return absl::InvalidArgumentError(absl::StrCat("prices.campaign_id: '", prices.campaign_id().substr(0, 128),

@@ -8,12 +8,15 @@
 // solver), with field names that match the .proto.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/assignment.h"
 #include "core/campaign.h"
+#include "core/experiment.h"
+#include "core/exploration.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 
 namespace coupond::api {
@@ -37,9 +40,18 @@ v1::CampaignPrices PricesToProto(const core::AssignmentPrices& prices,
 v1::AssignSummary SummaryToProto(const core::AssignmentResult& result,
                                  const core::CampaignPlan& plan, double solve_seconds);
 
+// How Decide treats users of a campaign: its experiment (none when the campaign has no
+// arms) and the model arm's exploration. InvalidArgument naming the field
+// (campaign.experiment.arms[1].share, campaign.exploration, ...).
+struct DecisionPolicy {
+  std::optional<core::Experiment> experiment;
+  core::ExplorationPolicy exploration;
+};
+absl::StatusOr<DecisionPolicy> DecisionPolicyFromProto(const v1::Campaign& campaign);
+
 // The payload of a campaign's record in the model store (a serialized StoredCampaign).
 // Checks everything that needs no model, so that a server can trust what it loads:
-// core::ValidateCampaignSpec, a non-empty campaign id, and prices that are finite, >= 0,
+// core::ValidateCampaignSpec, DecisionPolicyFromProto, a non-empty campaign id, and prices that are finite, >= 0,
 // for coupons of the campaign, and for this campaign (prices.campaign_id empty or equal;
 // it is set). InvalidArgument naming the field.
 absl::StatusOr<std::string> EncodeStoredCampaign(const v1::Campaign& campaign,

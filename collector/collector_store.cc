@@ -183,11 +183,13 @@ absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
     const std::string key = kDecisionPrefix + record.decision_id();
     std::string existing;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
+    if (!s.ok() && !s.IsNotFound()) {
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
+    }
     if (s.ok() || !in_batch.insert(record.decision_id()).second) {
       response.set_duplicates(response.duplicates() + 1);
       continue;
     }
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
     COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
     response.set_stored(response.stored() + 1);
     // An outcome that arrived first: it becomes the decision's outcome now.

@@ -1,6 +1,7 @@
 #include "server/scoring_service.h"
 
 #include "absl/strings/string_view.h"
+#include <algorithm>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -9,6 +10,8 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "core/campaign.h"
+#include "core/experiment.h"
+#include "core/exploration.h"
 #include "core/scorer.h"
 #include "api/grpc_status.h"
 #include "spdlog/spdlog.h"
@@ -143,42 +146,108 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   if (!plan_prices.ok()) return plan_prices.status();
   response->set_user_resolution((*plan)->known_user(0) ? v1::USER_RESOLUTION_KNOWN_USER
                                                        : v1::USER_RESOLUTION_POPULATION_PRIOR);
+  absl::StatusOr<api::DecisionPolicy> policy = api::DecisionPolicyFromProto(*campaign);
+  if (!policy.ok()) return policy.status();
   std::vector<double> probabilities((*plan)->coupons().size());
   if (absl::Status s = (*plan)->Fill(0, 1, absl::MakeSpan(probabilities)); !s.ok()) return s;
-  absl::StatusOr<std::vector<core::CouponChoice>> chosen = core::ChooseCoupons(
-      (*plan)->coupons(), *plan_prices, probabilities,
-      static_cast<int>((*plan)->spec().max_coupons_per_user));
-  if (!chosen.ok()) return chosen.status();
-  for (const core::CouponChoice& c : *chosen) {
+
+  // The eligible candidates and their reduced scores: what every policy chooses among.
+  const absl::Span<const core::AssignmentCoupon> coupons = (*plan)->coupons();
+  std::vector<uint32_t> eligible;
+  std::vector<double> scores;
+  for (size_t j = 0; j < coupons.size(); ++j) {
+    if (probabilities[j] == core::kNotEligible) continue;
+    eligible.push_back(static_cast<uint32_t>(j));
+    scores.push_back(core::ReducedScore(coupons[j], plan_prices->budget_price,
+                                        plan_prices->stock_prices[j], probabilities[j]));
+  }
+
+  // The user's arm decides the policy: control (nothing), random (one eligible coupon
+  // uniformly) or the model (greedy top-k, or one coupon drawn by the exploration policy).
+  core::ExperimentArm::Policy arm_policy = core::ExperimentArm::Policy::kModel;
+  if (policy->experiment.has_value()) {
+    const core::ExperimentArm& arm =
+        policy->experiment->arms[core::ArmIndex(*policy->experiment, request.user_id())];
+    arm_policy = arm.policy;
+    response->set_experiment_id(policy->experiment->id);
+    response->set_arm(arm.name);
+  }
+  // Action probabilities over eligible[0..n) and nothing (index n), for the decision log.
+  std::vector<double> action_probabilities(eligible.size() + 1, 0.0);
+  std::vector<core::CouponChoice> chosen;
+  std::string policy_name;
+  thread_local absl::BitGen gen;
+  if (arm_policy == core::ExperimentArm::Policy::kControl) {
+    policy_name = "control";
+    action_probabilities.back() = 1.0;
+  } else if (arm_policy == core::ExperimentArm::Policy::kRandom) {
+    policy_name = "random";
+    if (eligible.empty()) {
+      action_probabilities.back() = 1.0;
+    } else {
+      std::fill(action_probabilities.begin(), action_probabilities.end() - 1,
+                1.0 / static_cast<double>(eligible.size()));
+      const size_t a = absl::Uniform<size_t>(gen, 0, eligible.size());
+      chosen.push_back(core::CouponChoice{eligible[a], scores[a]});
+    }
+  } else if (policy->exploration.kind == core::ExplorationPolicy::Kind::kGreedy) {
+    policy_name = "greedy";
+    absl::StatusOr<std::vector<core::CouponChoice>> top = core::ChooseCoupons(
+        coupons, *plan_prices, probabilities, static_cast<int>((*plan)->spec().max_coupons_per_user));
+    if (!top.ok()) return top.status();
+    chosen = *std::move(top);
+    // Deterministic: the first choice is certain (the log records the first slot).
+    if (chosen.empty()) {
+      action_probabilities.back() = 1.0;
+    } else {
+      const size_t a = static_cast<size_t>(
+          std::find(eligible.begin(), eligible.end(), chosen[0].coupon) - eligible.begin());
+      action_probabilities[a] = 1.0;
+    }
+  } else {
+    policy_name = core::FormatExplorationPolicy(policy->exploration);
+    absl::StatusOr<std::vector<double>> p = core::ActionProbabilities(scores, policy->exploration);
+    if (!p.ok()) return p.status();
+    action_probabilities = *std::move(p);
+    const size_t a = core::SampleAction(action_probabilities, absl::Uniform<double>(gen, 0.0, 1.0));
+    if (a < eligible.size()) chosen.push_back(core::CouponChoice{eligible[a], scores[a]});
+  }
+  const double propensity =
+      chosen.empty()
+          ? action_probabilities.back()
+          : action_probabilities[static_cast<size_t>(
+                std::find(eligible.begin(), eligible.end(), chosen[0].coupon) - eligible.begin())];
+  response->set_propensity(propensity);
+  for (const core::CouponChoice& c : chosen) {
     v1::CouponDecision* out = response->add_chosen();
-    out->set_coupon_id((*plan)->coupons()[c.coupon].id);
+    out->set_coupon_id(coupons[c.coupon].id);
     out->set_probability(probabilities[c.coupon]);
     out->set_score(c.score);
   }
+
   if (decisions_ != nullptr) {
-    // The decision record: every eligible candidate with its probability and reduced
-    // score, and the logging policy's propensities (greedy: the choice is certain).
+    // Everything an off-line evaluation needs (couponctl ope): every eligible candidate
+    // with its probability, score and logging propensity, and the chosen action's.
     v1::DecisionRecord record;
     record.set_decision_id(NewDecisionId());
     record.set_unix_micros(absl::ToUnixMicros(absl::Now()));
     record.set_user_key(request.user_id());
     record.set_campaign_id(campaign->campaign_id());
     if (stored != nullptr) record.set_campaign_sequence(stored->sequence);
+    record.set_experiment_id(response->experiment_id());
+    record.set_arm(response->arm());
     record.set_model_version(model->info().version);
     record.set_prices_model_version(prices->model_version());
-    record.set_policy("greedy");
-    const uint32_t first = chosen->empty() ? UINT32_MAX : (*chosen)[0].coupon;
-    for (size_t j = 0; j < probabilities.size(); ++j) {
-      if (probabilities[j] == core::kNotEligible) continue;
+    record.set_policy(policy_name);
+    for (size_t a = 0; a < eligible.size(); ++a) {
       v1::DecisionCandidate* c = record.add_candidates();
-      c->set_coupon_id((*plan)->coupons()[j].id);
-      c->set_probability(probabilities[j]);
-      c->set_score(core::ReducedScore((*plan)->coupons()[j], plan_prices->budget_price,
-                                      plan_prices->stock_prices[j], probabilities[j]));
-      c->set_propensity(j == first ? 1.0 : 0.0);
+      c->set_coupon_id(coupons[eligible[a]].id);
+      c->set_probability(probabilities[eligible[a]]);
+      c->set_score(scores[a]);
+      c->set_propensity(action_probabilities[a]);
     }
-    if (first != UINT32_MAX) record.set_chosen_coupon_id((*plan)->coupons()[first].id);
-    record.set_propensity(1.0);
+    if (!chosen.empty()) record.set_chosen_coupon_id(coupons[chosen[0].coupon].id);
+    record.set_propensity(propensity);
     response->set_decision_id(record.decision_id());
     decisions_->Log(std::move(record));
   }
