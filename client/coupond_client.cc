@@ -22,7 +22,7 @@ CoupondClient::CoupondClient(const ClientOptions& options, std::shared_ptr<grpc:
       scoring_(v1::CouponScoring::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
-absl::StatusOr<std::unique_ptr<CoupondClient>> CoupondClient::Create(const ClientOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(const ClientOptions& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("target: empty");
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timeout: must be positive");
@@ -32,7 +32,13 @@ absl::StatusOr<std::unique_ptr<CoupondClient>> CoupondClient::Create(const Clien
     return absl::InvalidArgumentError(absl::StrCat("target: cannot create a channel to '",
                                                    options.target, "'"));
   }
-  return std::unique_ptr<CoupondClient>(new CoupondClient(options, std::move(channel)));
+  return channel;
+}
+
+absl::StatusOr<std::unique_ptr<CoupondClient>> CoupondClient::Create(const ClientOptions& options) {
+  auto channel = NewChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<CoupondClient>(new CoupondClient(options, *std::move(channel)));
 }
 
 namespace {

@@ -24,6 +24,10 @@ struct ClientOptions {
   absl::Duration timeout = absl::Seconds(5);
 };
 
+// The channel a client of `options` talks over (shared by CoupondClient and
+// CollectorClient). InvalidArgument for an empty target or a non-positive timeout.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(const ClientOptions& options);
+
 // Thread-safe: one client may be shared by many threads (gRPC channels are).
 class CoupondClient {
  public:

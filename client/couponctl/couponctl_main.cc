@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "client/couponctl/analysis_commands.h"
 #include "client/couponctl/commands.h"
+#include "client/couponctl/feedback_commands.h"
 #include "client/couponctl/ope_commands.h"
 #include "client/couponctl/pipeline_commands.h"
 
@@ -50,7 +51,7 @@ ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core; 1: 
 ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
 ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
 ABSL_FLAG(int, dirty_rows, 0, "simulate: deliberately bad log rows to append (they end in the quarantine).");
-ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows).");
+ABSL_FLAG(int64_t, now, 0, "generate: place validity windows around this Unix time (0: open-ended windows); pace: the time to pace at (0: now).");
 ABSL_FLAG(std::string, input, "", "ab-report: CSV with one row per unit (arm, outcomes[, covariate]).");
 ABSL_FLAG(std::string, arm_column, "arm", "ab-report: column holding the arm label.");
 ABSL_FLAG(std::vector<std::string>, conversion_column, {}, "ab-report: comma-separated 0/1 outcome columns (rates).");
@@ -71,6 +72,18 @@ ABSL_FLAG(std::string, policy, "greedy", "ope: the target policy: greedy, epsilo
 ABSL_FLAG(std::string, reward, "redeemed", "ope: redeemed (1/0) or order_value (the order's value when redeemed, else 0).");
 ABSL_FLAG(std::string, missing_outcome, "drop", "ope: decisions without an outcome are dropped, or counted as reward 0 (zero).");
 ABSL_FLAG(std::string, arm, "", "ope: use only the decisions of this experiment arm (default: all).");
+ABSL_FLAG(std::string, collector, "", "report-outcome, collector-stats: the collector's address (default: --server, a coupond run with --collector_db).");
+ABSL_FLAG(std::string, collector_db, "", "export, pace: the collector's RocksDB directory (read-only; may be live).");
+ABSL_FLAG(std::string, decision_id, "", "report-outcome: the decision (DecideResponse.decision_id).");
+ABSL_FLAG(bool, redeemed, false, "report-outcome: the coupon was redeemed.");
+ABSL_FLAG(double, order_value, 0, "report-outcome: value of the redeeming order.");
+ABSL_FLAG(int64_t, when, 0, "report-outcome: when the outcome happened, Unix seconds (0: now).");
+ABSL_FLAG(std::string, decisions_out, "", "export: write the decision log CSV here (for ope).");
+ABSL_FLAG(std::string, logs_out, "", "export: write canonical logs (exposures.csv, redemptions.csv) into this directory (for pipeline).");
+ABSL_FLAG(int64_t, start, 0, "pace: campaign start, Unix seconds.");
+ABSL_FLAG(int64_t, end, 0, "pace: campaign end, Unix seconds.");
+ABSL_FLAG(double, gain, 1.0, "pace: controller gain (see core/pacing.h).");
+ABSL_FLAG(bool, dry_run, false, "pace: print the new price without publishing it.");
 
 namespace {
 
@@ -121,6 +134,15 @@ constexpr char kUsage[] =
     "              rates, means, lifts vs control with CIs and (Holm-adjusted) p-values; CUPED with a covariate\n"
     "  sample-size (--baseline_rate P --relative_lift R | --absolute_lift D | --sd S --delta D)\n"
     "              [--alpha A] [--power W] [--arms K]   units per arm to detect the lift\n"
+    "feedback loop (the collector):\n"
+    "  report-outcome --decision_id D [--redeemed] [--order_value V] [--when T] [--collector HOST:PORT]\n"
+    "              store a decision's outcome durably (idempotent)\n"
+    "  collector-stats [--collector HOST:PORT]   decisions, outcomes, unmatched and duplicate reports\n"
+    "  export      --collector_db DIR [--decisions_out D.csv] [--logs_out DIR]\n"
+    "              the decision log (for ope) and canonical logs (for pipeline: tomorrow's model)\n"
+    "  pace        --store DIR --campaign_id ID --collector_db DIR --start T0 --end T1 [--gain G] [--dry_run]\n"
+    "              new budget price from observed spend against plan, published beside the model\n"
+    "\n"
     "offline analysis (decision logs):\n"
     "  ope         --decisions FILE.csv [--policy greedy|epsilon_greedy:E|softmax:T|none|uniform]\n"
     "              [--reward redeemed|order_value] [--missing_outcome drop|zero] [--arm NAME]\n"
@@ -252,6 +274,37 @@ int main(int argc, char** argv) {
     f.power = absl::GetFlag(FLAGS_power);
     f.arms = absl::GetFlag(FLAGS_arms);
     return cmd::SampleSizeCommand(f);
+  }
+  if (command == "report-outcome" || command == "collector-stats") {
+    coupond::client::ClientOptions collector = online.client;
+    if (!absl::GetFlag(FLAGS_collector).empty()) collector.target = absl::GetFlag(FLAGS_collector);
+    if (command == "collector-stats") return cmd::CollectorStats(collector);
+    cmd::ReportOutcomeFlags f;
+    f.collector = collector;
+    f.decision_id = absl::GetFlag(FLAGS_decision_id);
+    f.redeemed = absl::GetFlag(FLAGS_redeemed);
+    f.order_value = absl::GetFlag(FLAGS_order_value);
+    f.unix_seconds = absl::GetFlag(FLAGS_when);
+    return cmd::ReportOutcome(f);
+  }
+  if (command == "export") {
+    cmd::ExportFlags f;
+    f.collector_db = absl::GetFlag(FLAGS_collector_db);
+    f.decisions_out = absl::GetFlag(FLAGS_decisions_out);
+    f.logs_out = absl::GetFlag(FLAGS_logs_out);
+    return cmd::Export(f);
+  }
+  if (command == "pace") {
+    cmd::PaceFlags f;
+    f.store = absl::GetFlag(FLAGS_store);
+    f.campaign_id = absl::GetFlag(FLAGS_campaign_id);
+    f.collector_db = absl::GetFlag(FLAGS_collector_db);
+    f.start = absl::GetFlag(FLAGS_start);
+    f.end = absl::GetFlag(FLAGS_end);
+    f.now = absl::GetFlag(FLAGS_now);
+    f.gain = absl::GetFlag(FLAGS_gain);
+    f.dry_run = absl::GetFlag(FLAGS_dry_run);
+    return cmd::Pace(f);
   }
   if (command == "ope") {
     cmd::OpeFlags f;

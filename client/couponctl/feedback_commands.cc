@@ -1,0 +1,247 @@
+#include "client/couponctl/feedback_commands.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "analysis/decision_log.h"
+#include "api/convert.h"
+#include "client/collector_client.h"
+#include "client/couponctl/cli_util.h"
+#include "collector/collector_store.h"
+#include "core/pacing.h"
+#include "storage/model_store.h"
+
+namespace coupond::couponctl {
+namespace {
+
+constexpr int64_t kSecondsPerDay = 86400;
+
+int64_t Day(int64_t unix_seconds) { return unix_seconds / kSecondsPerDay; }
+
+// CSV field: quoted when it holds a separator, quote or line break.
+std::string Field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+analysis::LoggedDecision ToLogged(const v1::DecisionRecord& d, const v1::ReportOutcomeRequest* o) {
+  analysis::LoggedDecision out;
+  out.decision_id = d.decision_id();
+  out.unix_seconds = d.unix_micros() / 1000000;
+  out.user_key = d.user_key();
+  out.campaign_id = d.campaign_id();
+  out.arm = d.arm();
+  out.model_version = d.model_version();
+  out.prices_sequence = d.campaign_sequence();
+  out.chosen_coupon_id = d.chosen_coupon_id();
+  out.propensity = d.propensity();
+  if (o != nullptr) {
+    out.redeemed = o->redeemed();
+    out.order_value = o->order_value();
+  }
+  for (const v1::DecisionCandidate& c : d.candidates()) {
+    out.candidates.push_back(analysis::LoggedCandidate{c.coupon_id(), c.probability(), c.score(), c.propensity()});
+  }
+  return out;
+}
+
+}  // namespace
+
+int ReportOutcome(const ReportOutcomeFlags& flags) {
+  if (flags.decision_id.empty()) return Usage("report-outcome: --decision_id is required");
+  auto client = client::CollectorClient::Create(flags.collector);
+  if (!client.ok()) return Fail(client.status());
+  v1::ReportOutcomeRequest request;
+  request.set_decision_id(flags.decision_id);
+  request.set_redeemed(flags.redeemed);
+  request.set_order_value(flags.order_value);
+  request.set_unix_seconds(flags.unix_seconds);
+  auto response = (*client)->ReportOutcome(request);
+  if (!response.ok()) return Fail(response.status());
+  std::printf("%s\n", v1::OutcomeDisposition_Name(response->disposition()).c_str());
+  return 0;
+}
+
+int CollectorStats(const client::ClientOptions& collector) {
+  auto client = client::CollectorClient::Create(collector);
+  if (!client.ok()) return Fail(client.status());
+  auto stats = (*client)->GetStats();
+  if (!stats.ok()) return Fail(stats.status());
+  std::printf("decisions            %llu\n", static_cast<unsigned long long>(stats->decisions()));
+  std::printf("outcomes             %llu\n", static_cast<unsigned long long>(stats->outcomes()));
+  std::printf("unmatched outcomes   %llu\n", static_cast<unsigned long long>(stats->unmatched_outcomes()));
+  std::printf("duplicate outcomes   %llu\n", static_cast<unsigned long long>(stats->duplicate_outcomes()));
+  std::printf("duplicate decisions  %llu\n", static_cast<unsigned long long>(stats->duplicate_decisions()));
+  std::printf("conflicting outcomes %llu\n", static_cast<unsigned long long>(stats->conflicting_outcomes()));
+  return 0;
+}
+
+int Export(const ExportFlags& flags) {
+  if (flags.collector_db.empty()) return Usage("export: --collector_db is required");
+  if (flags.decisions_out.empty() && flags.logs_out.empty()) {
+    return Usage("export: give --decisions_out and/or --logs_out");
+  }
+  auto store = collector::CollectorStore::OpenForRead(flags.collector_db);
+  if (!store.ok()) return Fail(store.status());
+
+  std::ofstream decisions, exposures, redemptions;
+  if (!flags.decisions_out.empty()) {
+    decisions.open(flags.decisions_out, std::ios::binary | std::ios::trunc);
+    if (!decisions) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", flags.decisions_out)));
+    decisions << analysis::kDecisionLogHeader << '\n';
+  }
+  if (!flags.logs_out.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(flags.logs_out, ec);
+    exposures.open(flags.logs_out + "/exposures.csv", std::ios::binary | std::ios::trunc);
+    redemptions.open(flags.logs_out + "/redemptions.csv", std::ios::binary | std::ios::trunc);
+    if (!exposures || !redemptions) {
+      return Fail(absl::UnavailableError(absl::StrCat("cannot write logs into ", flags.logs_out)));
+    }
+    // Canonical logs (pipeline/logs.h); time as day numbers since the Unix epoch.
+    exposures << "user_id,coupon_id,campaign_id,time\n";
+    redemptions << "user_id,coupon_id,time,order_value\n";
+  }
+  uint64_t rows = 0, with_outcome = 0, exposed = 0, redeemed = 0;
+  std::string line;
+  absl::Status s = (*store)->ForEachDecision([&](const v1::DecisionRecord& d,
+                                                 const v1::ReportOutcomeRequest* o) -> absl::Status {
+    ++rows;
+    if (o != nullptr) ++with_outcome;
+    if (decisions.is_open()) {
+      line.clear();
+      if (absl::Status a = analysis::AppendDecisionLogRow(ToLogged(d, o), &line); !a.ok()) {
+        return absl::Status(a.code(), absl::StrCat("decision '", d.decision_id(), "': ", a.message()));
+      }
+      decisions << line;
+    }
+    if (exposures.is_open() && !d.chosen_coupon_id().empty()) {
+      // Only decisions that gave a coupon are exposures; "nothing" and the control arm teach
+      // the factor model nothing about a coupon (they stay in the decision log for OPE).
+      ++exposed;
+      exposures << Field(d.user_key()) << ',' << Field(d.chosen_coupon_id()) << ','
+                << Field(d.campaign_id()) << ',' << Day(d.unix_micros() / 1000000) << '\n';
+      if (o != nullptr && o->redeemed()) {
+        ++redeemed;
+        redemptions << Field(d.user_key()) << ',' << Field(d.chosen_coupon_id()) << ','
+                    << Day(o->unix_seconds()) << ',' << absl::StrFormat("%.9g", o->order_value()) << '\n';
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return Fail(s);
+  uint64_t unmatched = 0;
+  s = (*store)->ForEachUnmatchedOutcome([&](const v1::ReportOutcomeRequest&) {
+    ++unmatched;
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return Fail(s);
+  for (std::ofstream* f : {&decisions, &exposures, &redemptions}) {
+    if (f->is_open()) {
+      f->flush();
+      if (!*f) return Fail(absl::DataLossError("error writing the export"));
+    }
+  }
+  std::printf("exported %llu decisions (%llu with an outcome); %llu exposures, %llu redemptions\n",
+              static_cast<unsigned long long>(rows), static_cast<unsigned long long>(with_outcome),
+              static_cast<unsigned long long>(exposed), static_cast<unsigned long long>(redeemed));
+  if (unmatched > 0) {
+    std::printf("%llu outcomes have no stored decision (kept apart in the collector, not exported)\n",
+                static_cast<unsigned long long>(unmatched));
+  }
+  return 0;
+}
+
+int Pace(const PaceFlags& flags) {
+  if (flags.store.empty() || flags.campaign_id.empty() || flags.collector_db.empty()) {
+    return Usage("pace: --store, --campaign_id and --collector_db are required");
+  }
+  if (flags.end <= flags.start || flags.start <= 0) {
+    return Usage("pace: --start and --end (Unix seconds, start < end) give the campaign's schedule");
+  }
+  const int64_t now = flags.now != 0 ? flags.now : std::time(nullptr);
+  v1::StoredCampaign stored;
+  absl::flat_hash_map<std::string, double> face_value;
+  {
+    auto store = storage::ModelStore::OpenForRead(flags.store);
+    if (!store.ok()) return Fail(store.status());
+    auto history = (*store)->CampaignHistory(flags.campaign_id);
+    if (!history.ok()) return Fail(history.status());
+    if (history->empty()) {
+      return Fail(absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '", flags.campaign_id, "'")));
+    }
+    auto decoded = api::DecodeStoredCampaign(flags.campaign_id, history->back().payload);
+    if (!decoded.ok()) return Fail(decoded.status());
+    stored = *std::move(decoded);
+    auto latest = (*store)->LatestVersion();
+    if (!latest.ok()) return Fail(latest.status());
+    auto model = (*store)->ReadVersion(latest->version);
+    if (!model.ok()) return Fail(model.status());
+    for (size_t i = 0; i < model->coupon_ids.size(); ++i) {
+      face_value[model->coupon_ids[i]] = model->coupon_attributes[i].face_value;
+    }
+  }
+  // Observed spend to date: face values of redeemed coupons of this campaign's decisions.
+  double observed = 0;
+  uint64_t decisions = 0, redemptions = 0;
+  {
+    auto collector = collector::CollectorStore::OpenForRead(flags.collector_db);
+    if (!collector.ok()) return Fail(collector.status());
+    absl::Status s = (*collector)->ForEachDecision([&](const v1::DecisionRecord& d,
+                                                       const v1::ReportOutcomeRequest* o) {
+      const int64_t t = d.unix_micros() / 1000000;
+      if (d.campaign_id() != flags.campaign_id || t < flags.start || t > now) return absl::OkStatus();
+      ++decisions;
+      if (o != nullptr && o->redeemed()) {
+        ++redemptions;
+        auto it = face_value.find(d.chosen_coupon_id());
+        if (it != face_value.end()) observed += it->second;
+      }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return Fail(s);
+  }
+  const double elapsed = std::clamp(static_cast<double>(now - flags.start) /
+                                        static_cast<double>(flags.end - flags.start), 0.0, 1.0);
+  const double planned = stored.campaign().budget() * elapsed;
+  core::PacingOptions options;
+  options.gain = flags.gain;
+  core::PacingInput input;
+  input.budget_price = stored.prices().budget_price();
+  input.planned_spend = planned;
+  input.observed_spend = observed;
+  auto price = core::PaceBudgetPrice(input, options);
+  if (!price.ok()) return Fail(price.status());
+  std::printf("campaign '%s': %.1f%% of its schedule elapsed, %llu decisions, %llu redemptions\n",
+              flags.campaign_id.c_str(), 100 * elapsed, static_cast<unsigned long long>(decisions),
+              static_cast<unsigned long long>(redemptions));
+  std::printf("  spend: observed %.2f against planned %.2f (budget %.2f)\n", observed, planned,
+              stored.campaign().budget());
+  std::printf("  budget price lambda: %.6g -> %.6g\n", input.budget_price, *price);
+  if (flags.dry_run) return 0;
+  v1::CampaignPrices prices = stored.prices();
+  prices.set_budget_price(*price);
+  auto payload = api::EncodeStoredCampaign(stored.campaign(), prices);
+  if (!payload.ok()) return Fail(payload.status());
+  auto store = storage::ModelStore::OpenForWrite(flags.store);
+  if (!store.ok()) return Fail(store.status());
+  auto record = (*store)->PublishCampaign(flags.campaign_id, *payload);
+  if (!record.ok()) return Fail(record.status());
+  std::printf("  published as record %llu (the model is unchanged)\n",
+              static_cast<unsigned long long>(record->sequence));
+  return 0;
+}
+
+}  // namespace coupond::couponctl
