@@ -116,5 +116,64 @@ grep -E "^(chosen|test period|model|coupon popularity|user propensity|logistic|t
   "${work}/pipeline/pipeline.txt"
 "${couponctl}" versions --store "${work}/pipeline/store"
 echo "report (inline SVG plots): ${work}/pipeline/report.md"
+
+echo
+echo "=== 8. the feedback loop: decide -> outcome -> export -> retrain -> publish ==="
+# The trained model serves with the collector embedded (decision log + outcomes, RocksDB WAL).
+"${coupond}" --store "${work}/pipeline/store" --collector_db "${work}/pipeline/collector" \
+  --listen 127.0.0.1:0 --port_file "${work}/pipeline/port" --poll_interval 1s \
+  > "${work}/pipeline/coupond.log" 2>&1 &
+pid=$!
+trap 'kill -9 ${pid} 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [[ -s "${work}/pipeline/port" ]] && break; sleep 0.1; done
+server="127.0.0.1:$(cat "${work}/pipeline/port")"
+"${couponctl}" health --server "${server}" --wait 30s
+# A campaign with an experiment (10% control: no coupon) and softmax exploration in the
+# model arm, so that every logged decision carries a usable propensity.
+coupons=$(seq -f '{"coupon_id": "c%05g"}' 1 20 | paste -sd, -)
+cat > "${work}/pipeline/loop-campaign.json" <<JSON
+{"campaign": {"campaign_id": "loop", "budget": 300, "coupons": [${coupons}],
+              "exploration": "softmax:0.02",
+              "experiment": {"experiment_id": "loop-ab", "salt": "loop-2026",
+                             "arms": [{"name": "control", "share": 0.1, "policy": "ARM_POLICY_CONTROL"},
+                                      {"name": "model", "share": 0.9, "policy": "ARM_POLICY_MODEL"}]}},
+ "all_users": {}}
+JSON
+"${couponctl}" assign --server "${server}" --campaign "${work}/pipeline/loop-campaign.json" \
+  --out "${work}/pipeline/loop-assignment.csv" --publish_to "${work}/pipeline/store" | head -3
+for _ in $(seq 1 50); do
+  "${couponctl}" campaigns --server "${server}" | grep -q loop && break
+  sleep 0.2
+done
+echo "\$ couponctl simulate-traffic --campaign_id loop --truth logs/truth --traffic 3000"
+"${couponctl}" simulate-traffic --server "${server}" --campaign_id loop \
+  --truth "${work}/pipeline/logs/truth" --traffic 3000 --seed 11
+for _ in $(seq 1 100); do
+  "${couponctl}" collector-stats --server "${server}" | grep -qE "^decisions +3000$" && break
+  sleep 0.1
+done
+"${couponctl}" collector-stats --server "${server}"
+echo "\$ couponctl export --collector_db collector --decisions_out decisions.csv --logs_out logs --append"
+"${couponctl}" export --collector_db "${work}/pipeline/collector" \
+  --decisions_out "${work}/pipeline/decisions.csv" --logs_out "${work}/pipeline/logs" --append \
+  --days_from $(( $(date +%s) - 30 * 86400 ))
+echo "\$ couponctl ab-report --input decisions.csv --arm_column arm --conversion_column redeemed --control control"
+"${couponctl}" ab-report --input "${work}/pipeline/decisions.csv" --arm_column arm \
+  --conversion_column redeemed --control control | sed -n '1,14p'
+echo "\$ couponctl ope --decisions decisions.csv --arm model --policy greedy   (what greedy would have done)"
+"${couponctl}" ope --decisions "${work}/pipeline/decisions.csv" --arm model --policy greedy
+echo "\$ couponctl pipeline --logs logs --store store   (retrain on history + today's decisions)"
+"${couponctl}" pipeline --logs "${work}/pipeline/logs" --store "${work}/pipeline/store" \
+  --report "${work}/pipeline/report-2.md" --seed 43 --threads 2 \
+  > "${work}/pipeline/pipeline-2.txt" 2> "${work}/pipeline/progress-2.log"
+grep -E "^(published)" "${work}/pipeline/pipeline-2.txt"
+for _ in $(seq 1 50); do
+  "${couponctl}" model-info --server "${server}" | grep -qE "version +2" && break
+  sleep 0.2
+done
+"${couponctl}" model-info --server "${server}" | head -3
+kill -TERM "${pid}"
+wait "${pid}"
+trap - EXIT
 echo
 echo "demo finished: data in ${work}"

@@ -80,6 +80,9 @@ ABSL_FLAG(double, order_value, 0, "report-outcome: value of the redeeming order.
 ABSL_FLAG(int64_t, when, 0, "report-outcome: when the outcome happened, Unix seconds (0: now).");
 ABSL_FLAG(std::string, decisions_out, "", "export: write the decision log CSV here (for ope).");
 ABSL_FLAG(std::string, logs_out, "", "export: write canonical logs (exposures.csv, redemptions.csv) into this directory (for pipeline).");
+ABSL_FLAG(bool, append, false, "export: append to the logs already in --logs_out (in their column order).");
+ABSL_FLAG(int64_t, days_from, 0, "export: number days from this Unix time (0: the epoch).");
+ABSL_FLAG(int, traffic, 1000, "simulate-traffic: how many decisions to drive.");
 ABSL_FLAG(int64_t, start, 0, "pace: campaign start, Unix seconds.");
 ABSL_FLAG(int64_t, end, 0, "pace: campaign end, Unix seconds.");
 ABSL_FLAG(double, gain, 1.0, "pace: controller gain (see core/pacing.h).");
@@ -138,8 +141,10 @@ constexpr char kUsage[] =
     "  report-outcome --decision_id D [--redeemed] [--order_value V] [--when T] [--collector HOST:PORT]\n"
     "              store a decision's outcome durably (idempotent)\n"
     "  collector-stats [--collector HOST:PORT]   decisions, outcomes, unmatched and duplicate reports\n"
-    "  export      --collector_db DIR [--decisions_out D.csv] [--logs_out DIR]\n"
+    "  export      --collector_db DIR [--decisions_out D.csv] [--logs_out DIR [--append] [--days_from T]]\n"
     "              the decision log (for ope) and canonical logs (for pipeline: tomorrow's model)\n"
+    "  simulate-traffic --campaign_id ID --truth DIR [--traffic N] [--seed S] [--collector HOST:PORT]\n"
+    "              synthetic platform: Decide for true users, report outcomes drawn from the truth\n"
     "  pace        --store DIR --campaign_id ID --collector_db DIR --start T0 --end T1 [--gain G] [--dry_run]\n"
     "              new budget price from observed spend against plan, published beside the model\n"
     "\n"
@@ -292,7 +297,20 @@ int main(int argc, char** argv) {
     f.collector_db = absl::GetFlag(FLAGS_collector_db);
     f.decisions_out = absl::GetFlag(FLAGS_decisions_out);
     f.logs_out = absl::GetFlag(FLAGS_logs_out);
+    f.append = absl::GetFlag(FLAGS_append);
+    f.days_from = absl::GetFlag(FLAGS_days_from);
     return cmd::Export(f);
+  }
+  if (command == "simulate-traffic") {
+    cmd::SimulateTrafficFlags f;
+    f.server = online.client;
+    f.collector = online.client;
+    if (!absl::GetFlag(FLAGS_collector).empty()) f.collector.target = absl::GetFlag(FLAGS_collector);
+    f.campaign_id = absl::GetFlag(FLAGS_campaign_id);
+    f.truth = absl::GetFlag(FLAGS_truth);
+    f.decisions = absl::GetFlag(FLAGS_traffic);
+    f.seed = absl::GetFlag(FLAGS_seed);
+    return cmd::SimulateTraffic(f);
   }
   if (command == "pace") {
     cmd::PaceFlags f;

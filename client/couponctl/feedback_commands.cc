@@ -1,6 +1,7 @@
 #include "client/couponctl/feedback_commands.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -10,12 +11,16 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "analysis/decision_log.h"
 #include "api/convert.h"
 #include "client/collector_client.h"
 #include "client/couponctl/cli_util.h"
 #include "collector/collector_store.h"
 #include "core/pacing.h"
+#include "core/random.h"
+#include "pipeline/factor_files.h"
 #include "storage/model_store.h"
 
 namespace coupond::couponctl {
@@ -102,18 +107,50 @@ int Export(const ExportFlags& flags) {
     if (!decisions) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", flags.decisions_out)));
     decisions << analysis::kDecisionLogHeader << '\n';
   }
+  // Canonical logs (pipeline/logs.h); time as day numbers from --days_from. Each file's
+  // columns: ours, or (appending) those of the file's existing header.
+  std::vector<std::string> exposure_columns = {"user_id", "coupon_id", "campaign_id", "time"};
+  std::vector<std::string> redemption_columns = {"user_id", "coupon_id", "time", "order_value"};
   if (!flags.logs_out.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(flags.logs_out, ec);
-    exposures.open(flags.logs_out + "/exposures.csv", std::ios::binary | std::ios::trunc);
-    redemptions.open(flags.logs_out + "/redemptions.csv", std::ios::binary | std::ios::trunc);
-    if (!exposures || !redemptions) {
-      return Fail(absl::UnavailableError(absl::StrCat("cannot write logs into ", flags.logs_out)));
-    }
-    // Canonical logs (pipeline/logs.h); time as day numbers since the Unix epoch.
-    exposures << "user_id,coupon_id,campaign_id,time\n";
-    redemptions << "user_id,coupon_id,time,order_value\n";
+    auto open = [&](const std::string& name, std::vector<std::string>* columns,
+                    std::ofstream* out) -> absl::Status {
+      const std::string path = flags.logs_out + "/" + name;
+      std::string header;
+      if (flags.append) {
+        std::ifstream existing(path, std::ios::binary);
+        std::getline(existing, header);
+      }
+      if (!header.empty()) {
+        if (!header.empty() && header.back() == '\r') header.pop_back();
+        std::vector<std::string> found = absl::StrSplit(header, ',');
+        for (const std::string& c : found) {
+          if (std::find(columns->begin(), columns->end(), c) == columns->end()) {
+            return absl::InvalidArgumentError(absl::StrCat(path, ": column '", c, "' is not one export writes"));
+          }
+        }
+        *columns = std::move(found);
+        out->open(path, std::ios::binary | std::ios::app);
+      } else {
+        out->open(path, std::ios::binary | std::ios::trunc);
+        *out << absl::StrJoin(*columns, ",") << '\n';
+      }
+      if (!*out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+      return absl::OkStatus();
+    };
+    if (absl::Status s = open("exposures.csv", &exposure_columns, &exposures); !s.ok()) return Fail(s);
+    if (absl::Status s = open("redemptions.csv", &redemption_columns, &redemptions); !s.ok()) return Fail(s);
   }
+  auto write_row = [](std::ofstream& out, const std::vector<std::string>& columns,
+                      const absl::flat_hash_map<std::string, std::string>& values) {
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (i > 0) out << ',';
+      out << Field(values.at(columns[i]));
+    }
+    out << '\n';
+  };
+  auto day = [&](int64_t unix_seconds) { return absl::StrCat(Day(unix_seconds - flags.days_from)); };
   uint64_t rows = 0, with_outcome = 0, exposed = 0, redeemed = 0;
   std::string line;
   absl::Status s = (*store)->ForEachDecision([&](const v1::DecisionRecord& d,
@@ -131,12 +168,14 @@ int Export(const ExportFlags& flags) {
       // Only decisions that gave a coupon are exposures; "nothing" and the control arm teach
       // the factor model nothing about a coupon (they stay in the decision log for OPE).
       ++exposed;
-      exposures << Field(d.user_key()) << ',' << Field(d.chosen_coupon_id()) << ','
-                << Field(d.campaign_id()) << ',' << Day(d.unix_micros() / 1000000) << '\n';
+      write_row(exposures, exposure_columns,
+                {{"user_id", d.user_key()}, {"coupon_id", d.chosen_coupon_id()},
+                 {"campaign_id", d.campaign_id()}, {"time", day(d.unix_micros() / 1000000)}});
       if (o != nullptr && o->redeemed()) {
         ++redeemed;
-        redemptions << Field(d.user_key()) << ',' << Field(d.chosen_coupon_id()) << ','
-                    << Day(o->unix_seconds()) << ',' << absl::StrFormat("%.9g", o->order_value()) << '\n';
+        write_row(redemptions, redemption_columns,
+                  {{"user_id", d.user_key()}, {"coupon_id", d.chosen_coupon_id()},
+                   {"time", day(o->unix_seconds())}, {"order_value", absl::StrFormat("%.9g", o->order_value())}});
       }
     }
     return absl::OkStatus();
@@ -161,6 +200,65 @@ int Export(const ExportFlags& flags) {
     std::printf("%llu outcomes have no stored decision (kept apart in the collector, not exported)\n",
                 static_cast<unsigned long long>(unmatched));
   }
+  return 0;
+}
+
+int SimulateTraffic(const SimulateTrafficFlags& flags) {
+  if (flags.campaign_id.empty() || flags.truth.empty()) {
+    return Usage("simulate-traffic: --campaign_id and --truth are required");
+  }
+  auto truth = pipeline::ReadFactorFiles(flags.truth);
+  if (!truth.ok()) return Fail(truth.status());
+  absl::flat_hash_map<std::string, uint32_t> coupon_row;
+  for (size_t j = 0; j < truth->coupon_ids.size(); ++j) coupon_row[truth->coupon_ids[j]] = static_cast<uint32_t>(j);
+  auto scorer = client::CoupondClient::Create(flags.server);
+  if (!scorer.ok()) return Fail(scorer.status());
+  auto collector = client::CollectorClient::Create(flags.collector);
+  if (!collector.ok()) return Fail(collector.status());
+  core::SplitMix64 rng(flags.seed);
+  auto uniform = [&] { return static_cast<double>(rng.Next() >> 11) * 0x1.0p-53; };
+  const uint32_t d = truth->dimension;
+  uint64_t given = 0, redeemed = 0, unmatched = 0;
+  double true_redemptions = 0;
+  for (int i = 0; i < flags.decisions; ++i) {
+    const size_t u = static_cast<size_t>(rng.Next() % truth->user_ids.size());
+    v1::DecideRequest request;
+    request.set_user_id(truth->user_ids[u]);
+    request.set_campaign_id(flags.campaign_id);
+    auto response = (*scorer)->Decide(request);
+    if (!response.ok()) return Fail(response.status());
+    if (response->decision_id().empty()) {
+      return Fail(absl::FailedPreconditionError("the server logs no decisions (start it with --collector_db or --collector)"));
+    }
+    v1::ReportOutcomeRequest outcome;
+    outcome.set_decision_id(response->decision_id());
+    if (response->chosen_size() > 0) {
+      ++given;
+      auto it = coupon_row.find(response->chosen(0).coupon_id());
+      if (it == coupon_row.end()) {
+        return Fail(absl::NotFoundError(absl::StrCat("coupon '", response->chosen(0).coupon_id(), "' is not in --truth")));
+      }
+      double z = truth->global_bias + truth->user_bias[u] + truth->coupon_bias[it->second];
+      for (uint32_t k = 0; k < d; ++k) {
+        z += double{truth->user_factors[u * d + k]} * double{truth->coupon_factors[size_t{it->second} * d + k]};
+      }
+      const double p = 1.0 / (1.0 + std::exp(-z));
+      true_redemptions += p;
+      if (uniform() < p) {
+        ++redeemed;
+        outcome.set_redeemed(true);
+        outcome.set_order_value(std::round(2000 + 6000 * uniform()) / 100);
+      }
+    }
+    auto reported = (*collector)->ReportOutcome(outcome);
+    if (!reported.ok()) return Fail(reported.status());
+    if (reported->disposition() == v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION) ++unmatched;
+  }
+  std::printf("%d decisions: %llu gave a coupon, %llu redeemed (true expectation %.1f); %llu outcomes "
+              "arrived before their decision record (matched when it lands)\n",
+              flags.decisions, static_cast<unsigned long long>(given),
+              static_cast<unsigned long long>(redeemed), true_redemptions,
+              static_cast<unsigned long long>(unmatched));
   return 0;
 }
 

@@ -25,6 +25,23 @@ struct ExportFlags {
   std::string collector_db;
   std::string decisions_out;  // decision log CSV (analysis/decision_log.h), for couponctl ope
   std::string logs_out;       // directory: exposures.csv + redemptions.csv (pipeline/logs.h)
+  // Append to the logs already in logs_out (in their own column order) instead of
+  // replacing them: today's rows join the running history the nightly pipeline reads.
+  bool append = false;
+  // Day numbers count from this Unix time (0: the Unix epoch), to line up with a history
+  // whose days are numbered from its own origin.
+  int64_t days_from = 0;
+};
+
+// Synthetic platform only: drives Decide for users of the true model and reports each
+// decision's outcome, drawn from the TRUE redemption probability.
+struct SimulateTrafficFlags {
+  client::ClientOptions server;     // coupond
+  client::ClientOptions collector;  // where outcomes go
+  std::string campaign_id;
+  std::string truth;                // factor files of the true model
+  int decisions = 1000;
+  uint64_t seed = 42;
 };
 
 struct PaceFlags {
@@ -42,6 +59,7 @@ int ReportOutcome(const ReportOutcomeFlags& flags);
 int CollectorStats(const client::ClientOptions& collector);
 int Export(const ExportFlags& flags);
 int Pace(const PaceFlags& flags);
+int SimulateTraffic(const SimulateTrafficFlags& flags);
 
 }  // namespace coupond::couponctl
 
