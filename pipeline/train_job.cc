@@ -229,6 +229,7 @@ absl::Status EvaluateReferences(const core::TrainingData& data, const Splits& s,
   }
   if (!o.truth_factors.empty()) {
     COUPOND_ASSIGN_OR_RETURN(core::ModelData truth, ReadFactorFiles(o.truth_factors));
+    if (o.user_keyer != nullptr) COUPOND_RETURN_IF_ERROR(core::PseudonymiseUsers(*o.user_keyer, &truth));
     std::vector<float> p = PredictWithModel(truth, data, s.test.test);
     COUPOND_ASSIGN_OR_RETURN(Evaluation e,
                              Evaluate("truth", p, data, s.test.test, o.calibration_bins));
@@ -388,6 +389,9 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
     out.checksum = ingested.report.input_checksum;
     out.ingest = std::move(ingested.report);
     out.data = std::move(ingested.data);
+  }
+  if (o.user_keyer != nullptr) {
+    COUPOND_RETURN_IF_ERROR(core::PseudonymiseUsers(*o.user_keyer, &out.data));
   }
   return out;
 }

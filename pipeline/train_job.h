@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,7 @@
 #include "core/model.h"
 #include "core/snapshot.h"
 #include "core/training_data.h"
+#include "core/user_key.h"
 #include "pipeline/baselines.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
@@ -124,6 +126,10 @@ struct PipelineOptions {
   // Model store to publish into; "" = do not publish. Default "".
   std::string store_path;
   std::string description;       // ModelData::description; "" = generated.
+
+  // When set, every user id of the loaded data is replaced by its key (core/user_key.h)
+  // before anything else, so the published model holds no raw id. Default null: raw ids.
+  std::shared_ptr<const core::UserKeyer> user_keyer;
 
   uint64_t seed = 42;            // trainer, k-means. Default 42.
   int threads = 0;               // trainer threads; 0 = all cores, 1 = bit-reproducible.

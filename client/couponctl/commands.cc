@@ -15,6 +15,7 @@
 #include "core/assignment.h"
 #include "core/assignment_baselines.h"
 #include "core/campaign.h"
+#include "core/user_key.h"
 #include "pipeline/factor_files.h"
 #include "storage/model_store.h"
 
@@ -372,11 +373,17 @@ int Generate(const GenerateFlags& flags) {
   return 0;
 }
 
-int Publish(const std::string& store_path, const std::string& factors, uint64_t version) {
+int Publish(const std::string& store_path, const std::string& factors, uint64_t version,
+            const std::string& user_id_key_file) {
   if (store_path.empty()) return Usage("publish: --store is required");
   if (factors.empty()) return Usage("publish: --factors is required");
   auto model = pipeline::ReadFactorFiles(factors);
   if (!model.ok()) return Fail(model.status());
+  if (!user_id_key_file.empty()) {
+    auto keyer = core::UserKeyer::FromFile(user_id_key_file);
+    if (!keyer.ok()) return Fail(keyer.status());
+    if (absl::Status s = core::PseudonymiseUsers(*keyer, &*model); !s.ok()) return Fail(s);
+  }
   auto store = storage::ModelStore::OpenForWrite(store_path);
   if (!store.ok()) return Fail(store.status());
   storage::PublishOptions options;

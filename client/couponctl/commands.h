@@ -60,7 +60,9 @@ int Campaigns(const OnlineFlags& online, const CampaignsFlags& flags);
 int ModelInfo(const OnlineFlags& online);
 int Health(const OnlineFlags& online, absl::Duration wait);
 int Generate(const GenerateFlags& flags);
-int Publish(const std::string& store, const std::string& factors, uint64_t version);
+// `user_id_key_file`: key the user ids (core/user_key.h) before publishing; "" for raw ids.
+int Publish(const std::string& store, const std::string& factors, uint64_t version,
+            const std::string& user_id_key_file);
 int Versions(const std::string& store);
 
 }  // namespace coupond::couponctl

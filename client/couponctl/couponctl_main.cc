@@ -80,6 +80,7 @@ ABSL_FLAG(double, order_value, 0, "report-outcome: value of the redeeming order.
 ABSL_FLAG(int64_t, when, 0, "report-outcome: when the outcome happened, Unix seconds (0: now).");
 ABSL_FLAG(std::string, decisions_out, "", "export: write the decision log CSV here (for ope).");
 ABSL_FLAG(std::string, logs_out, "", "export: write canonical logs (exposures.csv, redemptions.csv) into this directory (for pipeline).");
+ABSL_FLAG(std::string, user_id_key_file, "", "publish, ingest, train, evaluate, pipeline: key user ids with the secret in this file (core/user_key.h); give coupond the same file.");
 ABSL_FLAG(bool, append, false, "export: append to the logs already in --logs_out (in their column order).");
 ABSL_FLAG(int64_t, days_from, 0, "export: number days from this Unix time (0: the epoch).");
 ABSL_FLAG(int, traffic, 1000, "simulate-traffic: how many decisions to drive.");
@@ -221,7 +222,7 @@ int main(int argc, char** argv) {
   }
   if (command == "publish") {
     return cmd::Publish(absl::GetFlag(FLAGS_store), absl::GetFlag(FLAGS_factors),
-                        absl::GetFlag(FLAGS_version));
+                        absl::GetFlag(FLAGS_version), absl::GetFlag(FLAGS_user_id_key_file));
   }
   if (command == "versions") return cmd::Versions(absl::GetFlag(FLAGS_store));
   if (command == "ingest" || command == "train" || command == "evaluate" || command == "pipeline") {
@@ -237,6 +238,7 @@ int main(int argc, char** argv) {
     f.seed = absl::GetFlag(FLAGS_seed);
     f.threads = absl::GetFlag(FLAGS_threads);
     f.cv_folds = absl::GetFlag(FLAGS_cv_folds);
+    f.user_id_key_file = absl::GetFlag(FLAGS_user_id_key_file);
     if (command == "ingest") return cmd::Ingest(f);
     if (command == "train") return cmd::Train(f);
     if (command == "evaluate") return cmd::EvaluateModel(f);

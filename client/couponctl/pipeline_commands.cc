@@ -27,6 +27,14 @@ bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
     std::fprintf(stderr, "couponctl: give exactly one of --logs DIR and --dunnhumby DIR (see --help)\n");
     return false;
   }
+  if (!f.user_id_key_file.empty()) {
+    auto keyer = core::UserKeyer::FromFile(f.user_id_key_file);
+    if (!keyer.ok()) {
+      std::fprintf(stderr, "couponctl: %s\n", keyer.status().ToString().c_str());
+      return false;
+    }
+    o->user_keyer = std::make_shared<const core::UserKeyer>(*std::move(keyer));
+  }
   if (!f.logs.empty()) {
     o->source = pipeline::PipelineSource::kLogs;
     o->logs.exposures = f.logs + "/exposures.csv";

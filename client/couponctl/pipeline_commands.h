@@ -27,6 +27,7 @@ struct PipelineFlags {
   // 0: choose hyperparameters on the validation period (default); k >= 2: by k-fold
   // cross-validation over the training period, folds by (user, coupon) pair.
   int cv_folds = 0;
+  std::string user_id_key_file;  // key user ids (core/user_key.h) before training/evaluating
 };
 
 struct SimulateFlags {

@@ -1,0 +1,61 @@
+#ifndef COUPOND_CORE_USER_KEY_H_
+#define COUPOND_CORE_USER_KEY_H_
+
+// Pseudonymous user keys: no raw user id at rest (model store, decision log, outcomes,
+// exported logs) or in logs, when the operator provides a secret.
+//
+//   key(id) = "k1:" + hex(first 16 bytes of HMAC-SHA256(secret, id))
+//
+// Keyed, so that someone holding the store but not the secret cannot test a guessed id
+// (an unkeyed hash of a phone number or e-mail address is reversed by enumeration); 128 bits,
+// so that collisions among billions of users are out of reach (p ~ n^2 / 2^129). The "k1:"
+// prefix marks a key (and its version): data that is already keyed (e.g. logs exported from
+// the collector) passes through unchanged, so raw history and keyed exports can be mixed.
+// Raw ids must therefore not look like keys; the server refuses incoming ids that do.
+//
+// The same secret must be given to every component: the pipeline (keys the logs' ids before
+// training, so the model is published keyed), couponctl publish, and coupond (keys each
+// incoming id before looking it up and before logging the decision).
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/model.h"
+#include "core/training_data.h"
+
+namespace coupond::core {
+
+// Thread-safe (immutable).
+class UserKeyer {
+ public:
+  // InvalidArgument when the secret is shorter than 16 bytes.
+  static absl::StatusOr<UserKeyer> Create(std::string secret);
+
+  // Reads the secret from a file (the operator's; a flag value would show in `ps`). One
+  // trailing newline is ignored. NotFound / InvalidArgument naming the file.
+  static absl::StatusOr<UserKeyer> FromFile(const std::string& path);
+
+  // The key of `user_id`; a key ("k1:" + 32 hex digits) is returned unchanged.
+  std::string Key(absl::string_view user_id) const;
+
+ private:
+  explicit UserKeyer(std::string secret) : secret_(std::move(secret)) {}
+  std::string secret_;
+};
+
+// True when `id` has the form of a key.
+bool IsUserKey(absl::string_view id);
+
+// Replaces every user id of `data` with its key. Ids that become equal (a user present both
+// raw and keyed, e.g. history plus an export) are merged into one user: examples re-indexed,
+// feature rows united. Validates `data` after the rewrite.
+absl::Status PseudonymiseUsers(const UserKeyer& keyer, TrainingData* data);
+
+// Replaces every user id of `model` with its key. InvalidArgument when two users end up
+// with the same key (the same user present raw and keyed: the model cannot merge factors).
+absl::Status PseudonymiseUsers(const UserKeyer& keyer, ModelData* model);
+
+}  // namespace coupond::core
+
+#endif  // COUPOND_CORE_USER_KEY_H_
