@@ -11,7 +11,8 @@
 // so that collisions among billions of users are out of reach (p ~ n^2 / 2^129). The "k1:"
 // prefix marks a key (and its version): data that is already keyed (e.g. logs exported from
 // the collector) passes through unchanged, so raw history and keyed exports can be mixed.
-// Raw ids must therefore not look like keys; the server refuses incoming ids that do.
+// Raw ids must therefore not look like keys. Callers may send a key instead of an id (e.g.
+// one an Assign over every user returned).
 //
 // The same secret must be given to every component: the pipeline (keys the logs' ids before
 // training, so the model is published keyed), couponctl publish, and coupond (keys each

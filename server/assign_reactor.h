@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/assignment.h"
 #include "core/campaign.h"
+#include "core/user_key.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
 
 namespace coupond::server {
@@ -44,6 +45,9 @@ class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> 
     int solver_threads = 0;       // 0: one per hardware thread
     uint32_t chunk_size = 10000;  // assignments per message
     int64_t now_unix_seconds = 0; // replaces an unset campaign.as_of_unix_seconds
+    // Keys user ids (explicit population, eligibility lists) on the solve thread; the
+    // stream answers an explicit population with the ids the caller sent. Null: raw ids.
+    std::shared_ptr<const core::UserKeyer> user_keyer;
   };
   AssignReactor(std::string request_id, v1::AssignRequest request,
                 std::shared_ptr<const core::ModelSnapshot> model, const Options& options,

@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "core/user_key.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -32,6 +33,9 @@ ABSL_FLAG(bool, collector_sync, true,
           "false: survives a killed process only).");
 ABSL_FLAG(uint64_t, decision_queue, 100000,
           "Decision records held while the collector is slow or down; more are dropped and counted.");
+ABSL_FLAG(std::string, user_id_key_file, "",
+          "Key every incoming user id with the secret in this file (HMAC-SHA256; core/user_key.h) "
+          "before lookup and logging; the store must be published with the same file.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 
@@ -61,6 +65,14 @@ int Run() {
   options.service.max_concurrent_assigns = absl::GetFlag(FLAGS_max_concurrent_assigns);
   options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  if (const std::string key_file = absl::GetFlag(FLAGS_user_id_key_file); !key_file.empty()) {
+    auto keyer = coupond::core::UserKeyer::FromFile(key_file);
+    if (!keyer.ok()) {
+      spdlog::critical("cannot start: {}", keyer.status().ToString());
+      return 1;
+    }
+    options.service.user_keyer = std::make_shared<const coupond::core::UserKeyer>(*std::move(keyer));
+  }
   options.collector_db = absl::GetFlag(FLAGS_collector_db);
   options.collector.sync = absl::GetFlag(FLAGS_collector_sync);
   options.collector_address = absl::GetFlag(FLAGS_collector);

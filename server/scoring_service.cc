@@ -49,8 +49,9 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
 
   std::vector<absl::string_view> candidates(request.coupon_ids().begin(),
                                            request.coupon_ids().end());
+  const std::string user_key = UserKey(request.user_id());
   core::ScoreQuery query;
-  query.user_id = request.user_id();
+  query.user_id = user_key;
   query.coupon_ids = candidates;
   query.as_of_unix_seconds = request.as_of_unix_seconds() != 0 ? request.as_of_unix_seconds()
                                                                : absl::ToUnixSeconds(absl::Now());
@@ -127,8 +128,9 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   response->set_prices_model_version(prices->model_version());
 
   const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const std::string user_key = UserKey(request.user_id());
   core::Population one;
-  one.user_ids.push_back(request.user_id());
+  one.user_ids.push_back(user_key);
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
       core::CampaignPlan::Create(model, api::CampaignFromProto(*campaign, now), std::move(one));
   if (!plan.ok()) {
@@ -167,7 +169,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   core::ExperimentArm::Policy arm_policy = core::ExperimentArm::Policy::kModel;
   if (policy->experiment.has_value()) {
     const core::ExperimentArm& arm =
-        policy->experiment->arms[core::ArmIndex(*policy->experiment, request.user_id())];
+        policy->experiment->arms[core::ArmIndex(*policy->experiment, user_key)];
     arm_policy = arm.policy;
     response->set_experiment_id(policy->experiment->id);
     response->set_arm(arm.name);
@@ -231,7 +233,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     v1::DecisionRecord record;
     record.set_decision_id(NewDecisionId());
     record.set_unix_micros(absl::ToUnixMicros(absl::Now()));
-    record.set_user_key(request.user_id());
+    record.set_user_key(user_key);
     record.set_campaign_id(campaign->campaign_id());
     if (stored != nullptr) record.set_campaign_sequence(stored->sequence);
     record.set_experiment_id(response->experiment_id());
@@ -292,6 +294,7 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
   options.chunk_size = request->chunk_size() != 0 ? request->chunk_size()
                                                   : options_.assign_chunk_size;
   options.now_unix_seconds = absl::ToUnixSeconds(absl::Now());
+  options.user_keyer = options_.user_keyer;
   // The request is copied: the campaign is resolved on the reactor's own thread.
   return new AssignReactor(request_id, *request, std::move(model), options, &assign_jobs_);
 }

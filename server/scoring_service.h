@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
 #include "collector/decision_logger.h"
+#include "core/user_key.h"
 #include "server/assign_reactor.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
@@ -23,6 +24,10 @@ struct ScoringServiceOptions {
   int assign_threads = 0;
   // Assignments per streamed Assign message when the request does not say. Default 10,000.
   uint32_t assign_chunk_size = 10000;
+  // When set, every incoming user id is replaced by its key (core/user_key.h) before it is
+  // looked up, hashed into an experiment arm or logged: the model store must then have been
+  // published with the same secret. Ids that already are keys pass through. Default null.
+  std::shared_ptr<const core::UserKeyer> user_keyer;
 };
 
 // Thread-safe. `models` (and `decisions`, when not null) must outlive the service. The
@@ -64,6 +69,11 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
 
  private:
   const ModelManager* const models_;
+  // The id the model knows the user by: its key when ids are keyed, else the id itself.
+  std::string UserKey(const std::string& user_id) const {
+    return options_.user_keyer == nullptr ? user_id : options_.user_keyer->Key(user_id);
+  }
+
   const ScoringServiceOptions options_;
   collector::DecisionLogger* const decisions_;
   AssignJobs assign_jobs_;

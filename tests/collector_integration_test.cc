@@ -6,6 +6,9 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <set>
 #include <string>
@@ -16,6 +19,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
+#include "collector/collector_store.h"
+#include "core/user_key.h"
 #include "client/collector_client.h"
 #include "client/coupond_client.h"
 #include "gmock/gmock.h"
@@ -349,6 +354,86 @@ TEST(CollectorIntegrationTest, KillingAScorerReplicaUnderLoadLosesNoAcknowledged
               "unmatched: decisions queued in the killed replica), %d failovers\n",
               acknowledged.size(), static_cast<unsigned long long>(stats.outcomes()),
               static_cast<unsigned long long>(stats.unmatched_outcomes()), failovers.load());
+}
+
+// With --user_id_key_file, raw ids exist only in requests: the store (published with the
+// same secret), the decision log and the outcomes hold keys, and no file of either database
+// contains a raw id; callers still use their raw ids.
+TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
+  TempDir dir;
+  const std::string secret = "operator-secret-of-32-bytes-long";
+  { std::ofstream(dir.Sub("key")) << secret << "\n"; }
+  ASSERT_OK_AND_ASSIGN(core::UserKeyer keyer, core::UserKeyer::Create(secret));
+  core::ModelData model = TinyModel(20, 6, 8);
+  for (size_t u = 0; u < model.user_ids.size(); ++u) model.user_ids[u] = absl::StrCat("shopper", u, "@example.com");
+  const core::ModelData raw_model = model;
+  ASSERT_OK(core::PseudonymiseUsers(keyer, &model));
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("store")));
+    ASSERT_OK(store->Publish(model).status());
+    v1::Campaign campaign = ExperimentCampaign();
+    campaign.clear_experiment();
+    campaign.clear_exploration();
+    ASSERT_OK_AND_ASSIGN(std::string payload, api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
+    ASSERT_OK(store->PublishCampaign("spring", payload).status());
+  }
+  auto server = std::make_unique<Subprocess>(std::vector<std::string>{
+      COUPOND_SERVER_BINARY, "--store=" + dir.Sub("store"), "--listen=127.0.0.1:0",
+      "--port_file=" + dir.Sub("port"), "--poll_interval=100ms", "--log_level=warn",
+      "--collector_db=" + dir.Sub("collector"), "--user_id_key_file=" + dir.Sub("key")});
+  const int port = WaitForPort(dir.Sub("port"), absl::Seconds(30));
+  ASSERT_GT(port, 0);
+  ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
+  ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_TRUE(Eventually([&] {
+    auto list = scorer->ListCampaigns();
+    return list.ok() && list->campaigns_size() == 1;
+  }));
+  for (int u : {3, 7}) {
+    v1::ScoreRequest request;
+    request.set_user_id(raw_model.user_ids[u]);
+    request.add_coupon_ids("c1");
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, scorer->Score(request));
+    EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER) << "the raw id did not reach its key";
+    EXPECT_NEAR(r.scores(0).probability(), coupond::testing::ReferenceProbability(raw_model, u, 1), 1e-5);
+    request.set_user_id(keyer.Key(raw_model.user_ids[u]));  // a key passes through
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse by_key, scorer->Score(request));
+    EXPECT_EQ(by_key.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER);
+    v1::DecideRequest decide;
+    decide.set_user_id(raw_model.user_ids[u]);
+    decide.set_campaign_id("spring");
+    ASSERT_OK(scorer->Decide(decide).status());
+  }
+  v1::AssignRequest assign;
+  *assign.mutable_campaign() = ExperimentCampaign();
+  for (int u : {2, 5}) assign.mutable_users()->add_user_ids(raw_model.user_ids[u]);
+  std::set<std::string> answered;
+  ASSERT_OK(scorer->Assign(assign, absl::Seconds(30), [&](const v1::AssignResponse& m) {
+    for (const v1::Assignment& a : m.assignments()) answered.insert(a.user_id());
+    return absl::OkStatus();
+  }).status());
+  for (const std::string& id : answered) EXPECT_THAT(id, ::testing::EndsWith("@example.com"));
+  EXPECT_EQ(server->StopWith(SIGTERM, absl::Seconds(20)), 0);
+
+  ASSERT_OK_AND_ASSIGN(auto collector, collector::CollectorStore::OpenForRead(dir.Sub("collector")));
+  int decisions = 0;
+  ASSERT_OK(collector->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest*) {
+    ++decisions;
+    EXPECT_TRUE(core::IsUserKey(d.user_key())) << d.user_key();
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(decisions, 2);
+  // No raw id in any file at rest (RocksDB compresses blocks; these stores are tiny and
+  // their keys are written uncompressed in index blocks, so a raw id would show).
+  for (const std::string& root : {dir.Sub("store"), dir.Sub("collector")}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+      if (!entry.is_regular_file()) continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      EXPECT_EQ(bytes.str().find("@example.com"), std::string::npos) << entry.path();
+    }
+  }
 }
 
 }  // namespace
