@@ -16,6 +16,9 @@
 //   open    Score open loop at a fixed rate (--open_fraction of this repetition's score QPS),
 //           latency measured from each call's *scheduled* send time, so a stalled server or
 //           client cannot hide queueing (no coordinated omission);
+//   noop_open  the latency floor of `open`: Health/Check open loop at the same rate (what the
+//           machine, gRPC and the client alone add to p99; on a shared machine mostly
+//           scheduling delay);
 //   reload  as `open`, while this harness publishes a new model version every
 //           --reload_interval (storage::ModelStore::Publish) and the server polls the store
 //           every --poll_interval; a watcher counts the versions the server answers with.
@@ -110,7 +113,10 @@ ABSL_FLAG(bool, keep_work_dir, false, "Keep --work_dir's store and logs.");
 ABSL_FLAG(int, connections, 4, "gRPC connections (channels), C.");
 ABSL_FLAG(int, streams, 16, "Calls in flight per connection in the closed-loop phases, S.");
 ABSL_FLAG(int, client_threads, 2, "Client completion-queue threads.");
-ABSL_FLAG(int, candidates, 1000, "Candidate coupons per Score request.");
+ABSL_FLAG(int, candidates, 1000,
+          "Candidate coupons per Score request. 0: no candidate list (the server scores every "
+          "active coupon, i.e. all the stream's coupons): an experiment that separates the "
+          "cost of scoring from the cost of carrying 1,000 ids.");
 ABSL_FLAG(int, top_k, 0, "Score requests' top_k (0: every candidate is returned).");
 ABSL_FLAG(int, dimension, 64, "Latent dimension of the synthetic model.");
 ABSL_FLAG(uint64_t, seed, 42, "Seed of the model and of the candidate draws.");
@@ -127,7 +133,7 @@ ABSL_FLAG(absl::Duration, reload_interval, absl::Seconds(1),
 ABSL_FLAG(absl::Duration, poll_interval, absl::Milliseconds(100),
           "--poll_interval given to the started server.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call.");
-ABSL_FLAG(std::string, phases, "noop,score,open,reload",
+ABSL_FLAG(std::string, phases, "noop,score,open,noop_open,reload",
           "Phases to run, in this order (open and reload need score).");
 ABSL_FLAG(bool, breakdown, true,
           "Before the load, time the Score handler in this process on one thread, over the "
@@ -295,9 +301,9 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
 
 absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidates, uint32_t top_k,
                                          uint64_t seed) {
-  if (candidates < 1 || candidates > s.coupons.size()) {
+  if (candidates > s.coupons.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("candidates: ", candidates, " outside [1, ", s.coupons.size(), "]"));
+        absl::StrCat("candidates: ", candidates, " outside [0, ", s.coupons.size(), "]"));
   }
   constexpr size_t kBlocks = 256;
   core::SplitMix64 rng(seed ^ 0x6c6f6164ULL);
@@ -308,7 +314,7 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
   };
   std::vector<Block> blocks;
   blocks.reserve(kBlocks);
-  for (size_t b = 0; b < kBlocks; ++b) {
+  for (size_t b = 0; b < kBlocks && candidates > 0; ++b) {
     const std::vector<uint32_t> drawn = WeightedSample(s.coupon_rows, candidates, &rng);
     v1::ScoreRequest head, last;
     Block block;
@@ -328,11 +334,18 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
   out.score.reserve(s.row_user.size());
   size_t total_bytes = 0;
   for (size_t row = 0; row < s.row_user.size(); ++row) {
-    const Block& block = blocks[rng.Below(kBlocks)];
-    const uint32_t coupon = s.row_coupon[row];
     v1::ScoreRequest prefix;
     prefix.set_user_id(s.users[s.row_user[row]]);
     prefix.set_top_k(top_k);
+    if (candidates == 0) {
+      const std::string bytes = prefix.SerializeAsString();
+      grpc::Slice slice(bytes.data(), bytes.size());
+      out.score.emplace_back(&slice, 1);
+      total_bytes += slice.size();
+      continue;
+    }
+    const Block& block = blocks[rng.Below(kBlocks)];
+    const uint32_t coupon = s.row_coupon[row];
     const bool in_block = block.has[coupon];
     if (!in_block) prefix.add_coupon_ids(s.coupons[coupon]);
     const std::string prefix_bytes = prefix.SerializeAsString();
@@ -356,7 +369,8 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
     absl::flat_hash_set<std::string> ids(parsed.coupon_ids().begin(), parsed.coupon_ids().end());
     if (parsed.user_id() != s.users[s.row_user[row]] ||
         static_cast<size_t>(parsed.coupon_ids_size()) != candidates || ids.size() != candidates ||
-        !ids.contains(s.coupons[s.row_coupon[row]]) || parsed.top_k() != top_k) {
+        (candidates > 0 && !ids.contains(s.coupons[s.row_coupon[row]])) ||
+        parsed.top_k() != top_k) {
       return absl::InternalError(absl::StrCat(
           "request of row ", row, " is malformed: ", parsed.ShortDebugString().substr(0, 200)));
     }
@@ -921,7 +935,7 @@ std::string DefaultDataPath() {
 }
 
 struct RepResult {
-  std::optional<PhaseResult> noop, score, open, reload;
+  std::optional<PhaseResult> noop, score, open, noop_open, reload;
   double open_rate = 0;
   int reloads_published = 0, reloads_observed = 0;
   double publish_ms = 0;
@@ -933,14 +947,14 @@ std::string Cell(double v, const char* fmt) {
 
 void PrintRow(const std::string& name, double qps, double p50, double p99, double p999,
               double errors, double server_cpu_us, double client_cpu_us, const std::string& note) {
-  std::printf("  %-8s %9s %8s %8s %8s %6s %8s %8s  %s\n", name.c_str(), Cell(qps, "%.0f").c_str(),
+  std::printf("  %-9s %9s %8s %8s %8s %6s %8s %8s  %s\n", name.c_str(), Cell(qps, "%.0f").c_str(),
               Cell(p50, "%.0f").c_str(), Cell(p99, "%.0f").c_str(), Cell(p999, "%.0f").c_str(),
               Cell(errors, "%.0f").c_str(), Cell(server_cpu_us, "%.1f").c_str(),
               Cell(client_cpu_us, "%.1f").c_str(), note.c_str());
 }
 
 void PrintHeader() {
-  std::printf("  %-8s %9s %8s %8s %8s %6s %8s %8s\n", "phase", "QPS", "p50", "p99", "p999",
+  std::printf("  %-9s %9s %8s %8s %8s %6s %8s %8s\n", "phase", "QPS", "p50", "p99", "p999",
               "errors", "srv_cpu", "cli_cpu");
 }
 
@@ -999,11 +1013,17 @@ int Run() {
     std::fprintf(stderr, "load_bench: %s\n", requests.status().ToString().c_str());
     return 1;
   }
+  const std::string candidate_text =
+      candidates == 0
+          ? absl::StrCat("no candidate list (every active coupon: ", stream->coupons.size(), ")")
+          : absl::StrCat(candidates, " candidates = the row's coupon + ", candidates - 1,
+                         " drawn by the stream's coupon popularity");
+  // What the server should report as scored for each request.
+  const size_t expected_scored = candidates == 0 ? stream->coupons.size() : candidates;
   std::printf(
-      "requests: one Score per row, file order, cycling; user = the row's user; %d "
-      "candidates = the row's coupon + %d drawn by the stream's coupon popularity; "
+      "requests: one Score per row, file order, cycling; user = the row's user; %s; "
       "top_k=%d; %zu bytes each on average (built in %.2f s)\n",
-      candidates, candidates - 1, absl::GetFlag(FLAGS_top_k), requests->mean_score_bytes,
+      candidate_text.c_str(), absl::GetFlag(FLAGS_top_k), requests->mean_score_bytes,
       absl::ToDoubleSeconds(absl::Now() - t_build));
   std::printf(
       "no-op RPC: grpc.health.v1.Health/Check with service \"\" (the server's default "
@@ -1126,11 +1146,11 @@ int Run() {
       return 1;
     }
     if (response->user_resolution() != v1::USER_RESOLUTION_KNOWN_USER ||
-        response->candidates_scored() != static_cast<uint32_t>(candidates)) {
+        response->candidates_scored() != expected_scored) {
       std::printf(
           "WARNING: the served model does not cover the stream: first request scored "
-          "%u of %d candidates, user %s\n",
-          response->candidates_scored(), candidates,
+          "%u of %zu candidates, user %s\n",
+          response->candidates_scored(), expected_scored,
           v1::UserResolution_Name(response->user_resolution()).c_str());
     }
     check_response_bytes = response->ByteSizeLong();
@@ -1225,6 +1245,15 @@ int Run() {
                                r.open_rate, r.open->late_sends, r.open->SentQuantileUs(0.5),
                                r.open->SentQuantileUs(0.99)));
       }
+      if (wants("noop_open")) {
+        r.noop_open = with_cpu([&] {
+          return generator.RunOpen(kNoopMethod, noop_requests, r.open_rate,
+                                   absl::GetFlag(FLAGS_max_in_flight), warmup, duration);
+        });
+        report(
+            "noop_open", *r.noop_open,
+            absl::StrFormat("target %.0f/s, %d late sends", r.open_rate, r.noop_open->late_sends));
+      }
       if (wants("reload") && reload_possible) {
         Reloader reloader(store.get(), &model, control->get(),
                           absl::GetFlag(FLAGS_reload_interval));
@@ -1281,6 +1310,7 @@ int Run() {
       {"noop", &RepResult::noop},
       {"score", &RepResult::score},
       {"open", &RepResult::open},
+      {"noop_open", &RepResult::noop_open},
       {"reload", &RepResult::reload}};
   for (const auto& [name, member] : rows) {
     Column c = column(member);
@@ -1291,12 +1321,13 @@ int Run() {
              Median(c.server_cpu), Median(c.client_cpu), "(errors: total over repetitions)");
   }
 
-  std::vector<double> throughput_ratio, open_p99_ms, reload_ratio;
+  std::vector<double> throughput_ratio, open_p99_ms, noop_open_p99_ms, reload_ratio;
   std::vector<double> published, observed, load_cpu_ms, publish_ms;
   for (RepResult& r : results) {
     if (r.noop && r.score && r.noop->qps() > 0)
       throughput_ratio.push_back(r.score->qps() / r.noop->qps());
     if (r.open) open_p99_ms.push_back(r.open->QuantileUs(0.99) / 1000.0);
+    if (r.noop_open) noop_open_p99_ms.push_back(r.noop_open->QuantileUs(0.99) / 1000.0);
     if (r.open && r.reload) {
       reload_ratio.push_back(r.reload->QuantileUs(0.99) / r.open->QuantileUs(0.99));
       published.push_back(r.reloads_published);
@@ -1320,8 +1351,12 @@ int Run() {
   }
   if (!open_p99_ms.empty()) {
     const double v = Median(open_p99_ms);
-    std::printf("  p99 at %.0f%% of max Score rate  %6.3f ms  target <= 2 ms  %s\n",
+    std::printf("  p99 at %.0f%% of max Score rate  %6.3f ms  target <= 2 ms  %s",
                 100 * absl::GetFlag(FLAGS_open_fraction), v, verdict(v <= 2.0));
+    if (!noop_open_p99_ms.empty()) {
+      std::printf("  (no-op at the same rate: p99 %.3f ms)", Median(noop_open_p99_ms));
+    }
+    std::printf("\n");
   }
   if (!reload_ratio.empty()) {
     const double v = Median(reload_ratio);
