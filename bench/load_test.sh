@@ -3,10 +3,10 @@
 # build/release; configured with the `release` preset when absent), then runs load_bench
 # against a coupond it starts on a free port, with the Tianchi O2O request stream:
 #   1. Score with top_k = 0 (all 1,000 candidates returned): no-op floor, Score closed loop,
-#      open loop at half that rate, open loop during reloads; plus the h2load cross-check
-#      when h2load (nghttp2-client) is on PATH;
-#   2. the same with top_k = 10 (1,000 candidates scored, the best 10 returned).
-# About 3-4 minutes. Skips (exit 0) when ../shared/data/tianchi_o2o_requests is absent.
+#      open loop at half that rate, the no-op at that rate, Score open loop during reloads;
+#   2. the same with top_k = 10 (1,000 candidates scored, the best 10 returned);
+# each followed by the h2load cross-check when h2load (nghttp2-client) is on PATH.
+# About 3.5-4 minutes. Skips (exit 0) when ../shared/data/tianchi_o2o_requests is absent.
 #
 # usage: bench/load_test.sh [load_bench flags...]   (passed to both runs, e.g. --reps=5)
 #   LOAD_TOP_K="0 10"  which top_k values to run (default both)
@@ -28,14 +28,11 @@ if command -v h2load >/dev/null 2>&1; then h2load_flag=--h2load=true; fi
 
 echo "=== $(date -u +%FT%TZ) $(uname -n): $(nproc) CPUs; uptime:$(uptime | sed 's/.*up/ up/')"
 status=0
-first=1
 for k in ${LOAD_TOP_K:-0 10}; do
   echo
   echo "=== load_bench --top_k=${k}"
-  flags=(--data="${data}" --coupond="${build}/server/coupond" --top_k="${k}")
-  if [[ ${first} == 1 ]]; then flags+=("${h2load_flag}"); fi
-  first=0
-  "${build}/bench/load_bench" "${flags[@]}" "$@" || status=$?
+  "${build}/bench/load_bench" --data="${data}" --coupond="${build}/server/coupond" \
+    --top_k="${k}" "${h2load_flag}" "$@" || status=$?
 done
 echo
 echo "=== done; uptime:$(uptime | sed 's/.*up/ up/')"
