@@ -86,6 +86,7 @@
 #include "pipeline/csv.h"
 #include "server/model_manager.h"
 #include "server/scoring_service.h"
+#include "spdlog/spdlog.h"
 #include "storage/model_store.h"
 
 extern char** environ;
@@ -1426,5 +1427,7 @@ int main(int argc, char** argv) {
       "load test of coupond with the Tianchi O2O request stream: no-op floor, Score at max "
       "throughput, Score open loop at half that rate, and the same during model reloads.");
   absl::ParseCommandLine(argc, argv);
+  // The in-process breakdown uses the server library, which logs model loads at info.
+  spdlog::set_level(spdlog::level::warn);
   return Run();
 }
