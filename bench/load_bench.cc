@@ -23,6 +23,9 @@
 //           --reload_interval (storage::ModelStore::Publish) and the server polls the store
 //           every --poll_interval; a watcher counts the versions the server answers with.
 // Every call has a deadline; failed calls are counted per phase (the run fails unless 0).
+// Each phase also reports the CPU per call of the server process and of this process, and
+// before the load the Score handler's steps are timed in this process (--breakdown), so a
+// missed target comes with where the time went.
 // Requests are serialized before timing and sent as raw bytes (grpc::GenericStub); the
 // responses are not parsed during timing (a sample is parsed and checked beforehand).
 //
