@@ -9,6 +9,7 @@
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
 #include "collector/decision_logger.h"
 #include "core/user_key.h"
+#include "server/arena_allocator.h"
 #include "server/assign_reactor.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
@@ -41,7 +42,10 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
       : models_(models),
         options_(options),
         decisions_(decisions),
-        assign_jobs_(options.max_concurrent_assigns) {}
+        assign_jobs_(options.max_concurrent_assigns) {
+    SetMessageAllocatorFor_Score(&score_allocator_);
+    SetMessageAllocatorFor_Decide(&decide_allocator_);
+  }
   ~ScoringService() override { assign_jobs_.WaitForNone(); }
 
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
@@ -77,6 +81,8 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   const ScoringServiceOptions options_;
   collector::DecisionLogger* const decisions_;
   AssignJobs assign_jobs_;
+  ArenaMessageAllocator<v1::ScoreRequest, v1::ScoreResponse> score_allocator_;
+  ArenaMessageAllocator<v1::DecideRequest, v1::DecideResponse> decide_allocator_;
 };
 
 }  // namespace coupond::server
