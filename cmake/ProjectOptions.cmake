@@ -10,7 +10,22 @@ if(COUPOND_WERROR)
   target_compile_options(coupond_options INTERFACE -Werror)
 endif()
 
-if(COUPOND_SANITIZERS)
+if(COUPOND_FUZZ)
+  # libFuzzer needs clang. Every object gets coverage instrumentation for the fuzzer plus
+  # ASan and UBSan (same reason as below); only the fuzz targets link libFuzzer's main
+  # (-fsanitize=fuzzer, in fuzz/CMakeLists.txt). UBSan does not recover, so a UB report
+  # aborts and the fuzzer saves the input.
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "COUPOND_FUZZ needs clang (e.g. cmake --preset fuzz); "
+                        "CMAKE_CXX_COMPILER_ID is ${CMAKE_CXX_COMPILER_ID}")
+  endif()
+  if(COUPOND_SANITIZERS)
+    message(FATAL_ERROR "COUPOND_FUZZ chooses its own sanitizers; leave COUPOND_SANITIZERS empty")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined)
+elseif(COUPOND_SANITIZERS)
   # Applied globally so that every object (generated proto code included) is instrumented
   # consistently; mixing instrumented and plain objects gives false ODR/container reports.
   add_compile_options(-fsanitize=${COUPOND_SANITIZERS} -fno-omit-frame-pointer -fno-sanitize-recover=all)

@@ -602,7 +602,11 @@ absl::Status Search(const Campaign& cp, const std::vector<double>& theta0, const
   double rho = 1e-6;
   st->converged = false;
   st->tau = tau;
-  if (st->passes >= ctl.max_passes) {
+  // The smoothed dual and its derivatives exist only for tau > 0 (Evaluate computes no
+  // gradient at tau 0). Values near the smallest doubles (weights like 1e-320) make the
+  // schedule's tau underflow to 0: the search then ends at the prices it has, as when out of
+  // passes, and the repair keeps the assignment feasible.
+  if (st->passes >= ctl.max_passes || !(tau > 0)) {
     st->ev = Evaluation();
     st->ev.theta = theta0;
     return absl::OkStatus();
@@ -684,7 +688,7 @@ absl::Status Search(const Campaign& cp, const std::vector<double>& theta0, const
       return absl::OkStatus();
     }
     tau = std::max(tau / 4, ctl.tau_min);
-    if (st->passes >= ctl.max_passes) return absl::OkStatus();
+    if (st->passes >= ctl.max_passes || !(tau > 0)) return absl::OkStatus();
     COUPOND_ASSIGN_OR_RETURN(ev, Evaluate(cp, ev.theta, tau));
     ++st->passes;
     st->bound = std::min(st->bound, ev.exact_dual);

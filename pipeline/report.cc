@@ -67,7 +67,7 @@ std::string Polyline(const std::vector<std::pair<double, double>>& pts, const ch
 // Frame, ticks and labels of a panel translated by (dx, 0).
 std::string Frame(const Axis& x, const Axis& y, const std::string& title,
                   const std::string& xlabel, const std::string& ylabel, int x_ticks,
-                  const char* xfmt, const char* yfmt) {
+                  const absl::FormatSpec<double>& xfmt, const absl::FormatSpec<double>& yfmt) {
   std::string s = absl::StrFormat(
       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
       "stroke=\"#444\"/>",

@@ -3,8 +3,10 @@
 # Idempotent: packages already present are skipped, and apt-get is not run at all when
 # everything is installed. Used by the README's commands, by .ci/run and by docker/.
 #
-# usage: scripts/install-deps.sh [--runtime]
+# usage: scripts/install-deps.sh [--runtime | --fuzz]
 #   --runtime   only the shared libraries the coupond/couponctl binaries need (container runtime stage)
+#   --fuzz      only what scripts/fuzz.sh adds: clang 14, its libFuzzer/sanitizer runtimes and
+#               llvm-symbolizer (kept out of the default list so the container build stays lean)
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -14,6 +16,7 @@ BUILD_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libeigen3-dev libopenblas-dev libglpk-dev libssl-dev
 )
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev llvm-14)
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 librocksdb7.8 libspdlog1.10 libhwy1 libxxhash0 libssl3
 )
@@ -21,6 +24,8 @@ RUNTIME_PACKAGES=(
 packages=("${BUILD_PACKAGES[@]}")
 if [[ "${1:-}" == "--runtime" ]]; then
   packages=("${RUNTIME_PACKAGES[@]}")
+elif [[ "${1:-}" == "--fuzz" ]]; then
+  packages=("${FUZZ_PACKAGES[@]}")
 fi
 
 missing=()

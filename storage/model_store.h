@@ -65,6 +65,13 @@ class DB;
 
 namespace coupond::storage {
 
+namespace internal {
+// Reaches an open store's database. Declared for fuzz/model_version_fuzzer.cc, which writes
+// damaged versions into one open store instead of opening RocksDB per input; not for
+// production code.
+struct ModelStorePeer;
+}  // namespace internal
+
 struct PublishOptions {
   // Version number to publish as. 0 (default): one more than the newest version present.
   // A non-zero version must be greater than every version present.
@@ -144,6 +151,8 @@ class ModelStore {
   const std::string& path() const { return path_; }
 
  private:
+  friend struct internal::ModelStorePeer;
+
   ModelStore(std::string path, std::unique_ptr<rocksdb::DB> db, bool writable);
 
   // Writes `rows` (sorted by key) into one SST file named `file_name` and ingests it.

@@ -620,5 +620,26 @@ TEST(AssignmentTest, StockLimitsTheWinnersToTheBestUsers) {
   EXPECT_LE(r.dual_bound, 2.0 * (1 + AssignmentOptions().tolerance));
 }
 
+TEST(AssignmentTest, WeightsNearTheSmallestDoublesStayFeasible) {
+  // Found by fuzz/request_fuzzer (an Assign with value_weight 1.6e-322). The smoothing
+  // schedule is a fraction of the mean best value per user; with values this small it
+  // underflows to tau = 0, at the start (denorm_min) or after a few stages (1e-320), and the
+  // Newton step read the gradient, which Evaluate does not compute at tau 0 (an empty
+  // vector): a null dereference that took the server down.
+  constexpr double kMin = std::numeric_limits<double>::denorm_min();
+  for (const double weight : {kMin, 2 * kMin, 8 * kMin, 64 * kMin, 1e-320, 1e-310, 1e-300}) {
+    SCOPED_TRACE(absl::StrCat("weight ", weight));
+    // Four users at p = 0.5 of one coupon of face value 10: the unconstrained spend, 20, is
+    // over the budget of 15, so the price search runs; at most three fit.
+    const std::vector<AssignmentCoupon> coupons = {{"tiny", 10.0, weight, std::nullopt}};
+    ASSERT_OK_AND_ASSIGN(const AssignmentResult r,
+                         SolveAssignment(coupons, 15.0, ConstOracle(4, 0.5)));
+    EXPECT_LE(r.expected_spend, 15.0);
+    EXPECT_LE(r.assignments.size(), 3u);
+    EXPECT_EQ(r.issued, std::vector<int64_t>{static_cast<int64_t>(r.assignments.size())});
+    EXPECT_GE(r.dual_bound, r.primal_value);
+  }
+}
+
 }  // namespace
 }  // namespace coupond::core
