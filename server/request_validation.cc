@@ -1,5 +1,7 @@
 #include "server/request_validation.h"
 
+#include <cmath>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
@@ -91,6 +93,16 @@ absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const Reque
     return absl::InvalidArgumentError(absl::StrCat("users.user_ids: ",
                                                    request.users().user_ids_size(),
                                                    " users, limit ", limits.max_population));
+  }
+  // A client must not be able to buy an arbitrarily long solve (found by the fuzzer).
+  if (request.solver().max_iterations() > limits.max_solver_iterations) {
+    return absl::InvalidArgumentError(absl::StrCat("solver.max_iterations: ",
+                                                   request.solver().max_iterations(), ", limit ",
+                                                   limits.max_solver_iterations));
+  }
+  if (!std::isfinite(request.solver().tolerance()) || request.solver().tolerance() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("solver.tolerance: ", request.solver().tolerance(),
+                                                   " is not a finite value >= 0"));
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 // .proto), e.g. "coupon_ids[3]: duplicate of coupon_ids[0] ('c1')".
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "coupond/v1/coupon_scoring.pb.h"
@@ -21,6 +22,9 @@ struct RequestLimits {
   size_t max_population = 10'000'000;
   // Longest request_id, in bytes. Default 128.
   size_t max_request_id_bytes = 128;
+  // Most passes an Assign request may ask the solver for (solver.max_iterations).
+  // Default 1,000 (the server's own default is 200).
+  uint32_t max_solver_iterations = 1000;
 };
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);

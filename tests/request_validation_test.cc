@@ -3,6 +3,8 @@
 
 #include "server/request_validation.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
@@ -93,6 +95,43 @@ TEST(ValidateGetModelInfoRequestTest, ChecksRequestId) {
   EXPECT_OK(ValidateGetModelInfoRequest(r, {}));
   r.set_request_id(std::string(500, 'x'));
   EXPECT_THAT(ValidateGetModelInfoRequest(r, {}), StatusIs(kInvalid, StartsWith("request_id")));
+}
+
+}  // namespace
+}  // namespace coupond::server
+
+namespace coupond::server {
+namespace {
+
+TEST(ValidateAssignRequestTest, SolverPassesAndToleranceAreBounded) {
+  RequestLimits limits;
+  v1::AssignRequest request;
+  request.mutable_all_users();
+  request.mutable_solver()->set_max_iterations(1000);
+  EXPECT_TRUE(ValidateAssignRequest(request, limits).ok());
+  request.mutable_solver()->set_max_iterations(2147483647);
+  const absl::Status huge = ValidateAssignRequest(request, limits);
+  EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(huge.message().substr(0, 22), "solver.max_iterations:");
+  request.mutable_solver()->set_max_iterations(0);
+  request.mutable_solver()->set_tolerance(std::nan(""));
+  const absl::Status nan = ValidateAssignRequest(request, limits);
+  EXPECT_EQ(nan.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(nan.message().substr(0, 17), "solver.tolerance:");
+}
+
+TEST(ValidateDecideRequestTest, EitherAStoredCampaignOrAnInlineOne) {
+  RequestLimits limits;
+  v1::DecideRequest request;
+  request.set_user_id("u1");
+  EXPECT_EQ(ValidateDecideRequest(request, limits).message().substr(0, 9), "campaign:");
+  request.set_campaign_id("spring");
+  EXPECT_TRUE(ValidateDecideRequest(request, limits).ok());
+  request.mutable_campaign()->set_budget(1);
+  EXPECT_EQ(ValidateDecideRequest(request, limits).message().substr(0, 12), "campaign_id:");
+  request.clear_campaign();
+  request.set_campaign_id(std::string(129, 'x'));
+  EXPECT_EQ(ValidateDecideRequest(request, limits).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
