@@ -13,6 +13,8 @@ BUILD_PACKAGES=(
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libeigen3-dev libopenblas-dev libglpk-dev
+  # the CLI: serving_integration_test makes a throw-away CA and certificates with it
+  openssl
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 librocksdb7.8 libspdlog1.10 libhwy1 libxxhash0

@@ -44,6 +44,9 @@ class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> 
     int solver_threads = 0;       // 0: one per hardware thread
     uint32_t chunk_size = 10000;  // assignments per message
     int64_t now_unix_seconds = 0; // replaces an unset campaign.as_of_unix_seconds
+    // Most users the resolved population may hold (all_users: the model's users, or its
+    // segments' members); more is RESOURCE_EXHAUSTED before the solve.
+    size_t max_population = SIZE_MAX;
   };
   AssignReactor(std::string request_id, v1::AssignRequest request,
                 std::shared_ptr<const core::ModelSnapshot> model, const Options& options,

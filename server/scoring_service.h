@@ -9,6 +9,7 @@
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
 #include "collector/decision_logger.h"
 #include "server/assign_reactor.h"
+#include "server/call_guard.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
 
@@ -62,11 +63,15 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   absl::Status DoListCampaigns(const v1::ListCampaignsRequest& request,
                                v1::ListCampaignsResponse* response) const;
 
+  // Calls dropped because their caller no longer waited (see server/call_guard.h).
+  const DroppedCalls& dropped() const { return dropped_; }
+
  private:
   const ModelManager* const models_;
   const ScoringServiceOptions options_;
   collector::DecisionLogger* const decisions_;
   AssignJobs assign_jobs_;
+  DroppedCalls dropped_;
 };
 
 }  // namespace coupond::server
