@@ -64,6 +64,42 @@ std::optional<uint32_t> ModelSnapshot::FindCoupon(absl::string_view coupon_id) c
   return it->second;
 }
 
+namespace {
+
+// absl::flat_hash_map's capacity after reserve(n): the smallest 2^k - 1 whose 7/8 load
+// holds n (GrowthToLowerboundCapacity, then NormalizeCapacity, in raw_hash_set.h).
+size_t SwissTableCapacity(size_t n) {
+  if (n == 0) return 0;
+  const size_t lower_bound = n + (n - 1) / 7;
+  size_t capacity = 1;
+  while (capacity < lower_bound) capacity = capacity * 2 + 1;
+  return capacity;
+}
+
+// sizeof(std::string) plus its capacity for an id that fits the inline buffer, as
+// memory_bytes() counts it.
+constexpr size_t kInlineIdBytes = sizeof(std::string) + 15;
+
+}  // namespace
+
+size_t ModelSnapshot::EstimateMemoryBytes(const ModelVersionInfo& info) {
+  const size_t d = info.dimension;
+  const size_t users = info.num_users;
+  const size_t coupons = info.num_coupons;
+  constexpr size_t kIndexSlot = 1 + sizeof(std::pair<absl::string_view, uint32_t>);
+  size_t bytes = users * (1 + d) * sizeof(float)  // bias, factors
+                 + users * kInlineIdBytes + SwissTableCapacity(users) * kIndexSlot;
+  if (info.num_segments > 0) bytes += users * sizeof(int32_t);  // each user's segment
+  const size_t panels = (coupons + FactorMatrix::kPanelRows - 1) / FactorMatrix::kPanelRows;
+  bytes += panels * FactorMatrix::kPanelRows * d * sizeof(float)  // padded factor panels
+           + coupons * (sizeof(float) + sizeof(CouponAttributes))
+           + coupons * kInlineIdBytes + SwissTableCapacity(coupons) * kIndexSlot;
+  bytes += info.num_segments * (sizeof(SegmentData) + 15 +
+                                (info.num_segment_features + d) * sizeof(float));
+  bytes += info.num_segment_features * (sizeof(SegmentFeature) + 15);
+  return bytes;
+}
+
 size_t ModelSnapshot::memory_bytes() const {
   size_t bytes = user_bias_.capacity() * sizeof(float) +
                  user_factors_.capacity() * sizeof(float) +

@@ -90,6 +90,13 @@ class ModelSnapshot {
   // Approximate heap bytes held by the snapshot.
   size_t memory_bytes() const;
 
+  // What memory_bytes() will be for a version, from its manifest alone, before loading it
+  // (the server checks it against the memory it may use before loading a second version).
+  // Ids are assumed to fit std::string's inline buffer (15 bytes with libstdc++, as the
+  // usual "u0001234" ids do); longer ids add their length each, which this cannot know.
+  // Exact for the numeric parts (factor panels, biases, hash tables).
+  static size_t EstimateMemoryBytes(const ModelVersionInfo& info);
+
   // Snapshots alive in this process right now (all versions). The server reports it so
   // that an operator (and a test) can see old versions being freed after a swap.
   static int64_t LiveCount() { return live_count_.load(std::memory_order_relaxed); }

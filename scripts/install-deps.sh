@@ -15,6 +15,8 @@ BUILD_PACKAGES=(
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libeigen3-dev libopenblas-dev libglpk-dev libssl-dev
+  # the CLI: serving_integration_test makes a throw-away CA and certificates with it
+  openssl
 )
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev llvm-14)
 RUNTIME_PACKAGES=(

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "api/grpc_status.h"
@@ -56,6 +57,14 @@ absl::Status AssignReactor::PlanAndSolve() {
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
       core::CampaignPlan::Create(model_, spec, *std::move(population));
   if (!plan.ok()) return plan.status();
+  if ((*plan)->num_users() > options_.max_population) {
+    // An explicit list this long was refused by validation; this is all_users on a model
+    // (or segments) larger than the server plans at once.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "all_users: ", (*plan)->num_users(), " users of model version ", model_->info().version,
+        ", limit ", options_.max_population,
+        " per Assign (--max_population); plan a segment or an explicit list"));
+  }
   const core::AssignmentOptions solver = api::SolverOptionsFromProto(
       request_.solver(), (*plan)->spec().max_coupons_per_user, options_.solver_threads);
   if (absl::Status s = core::ValidateAssignmentInput((*plan)->coupons(), (*plan)->spec().budget,

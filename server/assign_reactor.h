@@ -48,6 +48,9 @@ class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> 
     // Keys user ids (explicit population, eligibility lists) on the solve thread; the
     // stream answers an explicit population with the ids the caller sent. Null: raw ids.
     std::shared_ptr<const core::UserKeyer> user_keyer;
+    // Most users the resolved population may hold (all_users: the model's users, or its
+    // segments' members); more is RESOURCE_EXHAUSTED before the solve.
+    size_t max_population = SIZE_MAX;
   };
   AssignReactor(std::string request_id, v1::AssignRequest request,
                 std::shared_ptr<const core::ModelSnapshot> model, const Options& options,

@@ -36,6 +36,26 @@ ABSL_FLAG(uint64_t, decision_queue, 100000,
 ABSL_FLAG(std::string, user_id_key_file, "",
           "Key every incoming user id with the secret in this file (HMAC-SHA256; core/user_key.h) "
           "before lookup and logging; the store must be published with the same file.");
+// The production edge: TLS, the Admin service, limits, the memory check (README, "Serving
+// in production").
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; with --tls_key, serve TLS only.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s): require every client to present a certificate they signed (mutual TLS).");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding the bearer token of the coupond.v1.Admin service (ReloadModel, "
+          "GetServerStatus); without it Admin is not served.");
+ABSL_FLAG(int, max_message_bytes, 4 << 20, "Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(uint64_t, max_population, 10'000'000, "Most users one Assign call may plan (explicit list or all_users).");
+ABSL_FLAG(absl::Duration, min_deadline_remaining, absl::ZeroDuration(),
+          "Score, Decide and Assign calls with less time than this left before their deadline "
+          "are answered DEADLINE_EXCEEDED without being worked on (0: only expired ones).");
+ABSL_FLAG(uint64_t, memory_limit_bytes, 0,
+          "Bytes the served model snapshot and the next one may take together; a version that "
+          "would not fit is refused (0: the cgroup limit, or MemAvailable plus the served "
+          "snapshot, minus --memory_margin_bytes).");
+ABSL_FLAG(uint64_t, memory_margin_bytes, uint64_t{256} << 20,
+          "Kept free for the rest of the process when the memory limit comes from the system.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 
@@ -77,6 +97,15 @@ int Run() {
   options.collector.sync = absl::GetFlag(FLAGS_collector_sync);
   options.collector_address = absl::GetFlag(FLAGS_collector);
   options.decision_log.queue_capacity = absl::GetFlag(FLAGS_decision_queue);
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.service.limits.max_population = absl::GetFlag(FLAGS_max_population);
+  options.service.limits.min_deadline_remaining = absl::GetFlag(FLAGS_min_deadline_remaining);
+  options.model.memory.limit_bytes = absl::GetFlag(FLAGS_memory_limit_bytes);
+  options.model.memory.safety_margin_bytes = absl::GetFlag(FLAGS_memory_margin_bytes);
 
   auto server = coupond::server::CoupondServer::Start(
       coupond::server::NewStoreModelSource(store, absl::GetFlag(FLAGS_expected_dimension)),
@@ -109,8 +138,9 @@ int main(int argc, char** argv) {
       "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
       "          [--collector_db DIR | --collector HOST:PORT]\n"
+      "          [--tls_cert F --tls_key F [--tls_client_ca F]] [--admin_token_file F]\n"
       "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection (and\n"
-      "coupond.v1.Collector with --collector_db).");
+      "coupond.v1.Collector with --collector_db, coupond.v1.Admin with --admin_token_file).");
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

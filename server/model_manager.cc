@@ -71,9 +71,50 @@ void ModelManager::StopPolling() {
 }
 
 absl::Status ModelManager::PollOnce() {
-  absl::Status model = PollModel();
+  bool rejected = false;
+  absl::Status model = PollModel(/*retry_rejected=*/false, &rejected);
   absl::Status campaigns = PollCampaigns();
   return model.ok() ? campaigns : model;
+}
+
+absl::StatusOr<ReloadResult> ModelManager::ReloadNow() {
+  ReloadResult result;
+  if (const auto current = Current()) result.previous_version = current->info().version;
+  bool rejected = false;
+  absl::Status model = PollModel(/*retry_rejected=*/true, &rejected);
+  result.campaigns = PollCampaigns();
+  if (const auto current = Current()) result.served_version = current->info().version;
+  if (rejected) {
+    result.rejection = std::move(model);
+  } else if (!model.ok()) {
+    return model;
+  }
+  return result;
+}
+
+ModelLoadStatus ModelManager::LoadStatus() const {
+  absl::MutexLock lock(&status_mu_);
+  return status_;
+}
+
+void ModelManager::RecordRejection(uint64_t version, const absl::Status& why) {
+  bool repeated = false;
+  {
+    absl::MutexLock lock(&status_mu_);
+    repeated = status_.rejected_version == version && status_.rejection.code() == why.code();
+    ++status_.rejections;
+    status_.rejected_version = version;
+    status_.rejection = why;
+    status_.rejected_time = absl::Now();
+  }
+  // A memory refusal is retried every poll; say it once per version, not every interval.
+  if (!repeated) {
+    const std::shared_ptr<const core::ModelSnapshot> current = Current();
+    spdlog::error("{}; {}", std::string(why.message()),
+                  current == nullptr
+                      ? std::string("no version served yet")
+                      : absl::StrCat("still serving version ", current->info().version));
+  }
 }
 
 absl::Status ModelManager::PollCampaigns() {
@@ -127,7 +168,8 @@ absl::Status ModelManager::PollCampaigns() {
   return absl::OkStatus();
 }
 
-absl::Status ModelManager::PollModel() {
+absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
+  *rejected = false;
   absl::MutexLock lock(&poll_mu_);
   absl::StatusOr<core::ModelVersionInfo> latest = source_->Latest();
   if (!latest.ok()) return latest.status();
@@ -135,25 +177,55 @@ absl::Status ModelManager::PollModel() {
   if (current != nullptr && latest->version <= current->info().version) {
     return absl::OkStatus();
   }
-  if (latest->version == failed_version_) {
+  if (latest->version == failed_version_ && !retry_rejected) {
     return absl::OkStatus();  // already reported; wait for a newer version
+  }
+
+  // Both snapshots live at once until the swap (and while requests hold the old one).
+  const uint64_t held = current == nullptr ? 0 : current->memory_bytes();
+  const uint64_t estimate = core::ModelSnapshot::EstimateMemoryBytes(*latest);
+  MemoryBudget budget = ResolveMemoryBudget(options_.memory, held);
+  {
+    absl::MutexLock status_lock(&status_mu_);
+    status_.memory = budget;
+  }
+  if (absl::Status fits = CheckNextSnapshotFits(latest->version, estimate, held, budget);
+      !fits.ok()) {
+    *rejected = true;
+    absl::Status why(fits.code(), absl::StrCat("refused model version ", latest->version,
+                                               " from ", source_->Describe(), ": ",
+                                               fits.message()));
+    RecordRejection(latest->version, why);
+    return why;
   }
 
   const absl::Time start = absl::Now();
   absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> next = source_->Load(latest->version);
   if (!next.ok()) {
     failed_version_ = latest->version;
-    return absl::Status(next.status().code(),
-                        absl::StrCat("rejected model version ", latest->version, " from ",
-                                     source_->Describe(), ": ", next.status().message()));
+    *rejected = true;
+    absl::Status why(next.status().code(),
+                     absl::StrCat("rejected model version ", latest->version, " from ",
+                                  source_->Describe(), ": ", next.status().message()));
+    RecordRejection(latest->version, why);
+    return why;
   }
   const std::shared_ptr<const core::ModelSnapshot> loaded = *std::move(next);
   current_.store(loaded, std::memory_order_release);
-  spdlog::info("loaded model version {} ({} users, {} coupons, dimension {}, {:.1f} MiB) from {} "
-               "in {:.1f} ms",
+  const absl::Time end = absl::Now();
+  {
+    absl::MutexLock status_lock(&status_mu_);
+    status_.served_version = loaded->info().version;
+    status_.last_load_time = end;
+    status_.last_load_duration = end - start;
+    ++status_.loads;
+  }
+  spdlog::info("loaded model version {} ({} users, {} coupons, dimension {}, {:.1f} MiB, "
+               "estimated {:.1f} MiB; memory limit {:.1f} MiB: {}) from {} in {:.1f} ms",
                loaded->info().version, loaded->num_users(), loaded->num_coupons(),
-               loaded->dimension(), loaded->memory_bytes() / 1048576.0, source_->Describe(),
-               absl::ToDoubleMilliseconds(absl::Now() - start));
+               loaded->dimension(), loaded->memory_bytes() / 1048576.0, estimate / 1048576.0,
+               budget.limit_bytes / 1048576.0, budget.source, source_->Describe(),
+               absl::ToDoubleMilliseconds(end - start));
   if (on_load_) on_load_(*loaded);
   return absl::OkStatus();
 }
@@ -166,7 +238,11 @@ void ModelManager::StartPolling(LoadCallback on_load) {
 void ModelManager::PollLoop() {
   std::string last_error;
   do {
-    const absl::Status s = PollOnce();
+    bool rejected = false;
+    const absl::Status model = PollModel(/*retry_rejected=*/false, &rejected);
+    const absl::Status campaigns = PollCampaigns();
+    // A refused version was logged where it was refused (once per version and reason).
+    const absl::Status s = !model.ok() && !rejected ? model : campaigns;
     // Log each distinct problem once, not every poll interval.
     if (!s.ok() && std::string(s.message()) != last_error) {
       last_error = std::string(s.message());

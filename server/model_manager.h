@@ -7,6 +7,8 @@
 // disturbs a request in flight, and an old snapshot is freed when its last reader lets go.
 // The campaigns stored beside the model (with their prices) are polled on the same
 // schedule and published the same way, as an immutable CampaignBook.
+// Before loading a version it checks that the version fits in memory beside the served one
+// (server/memory_check.h); a version that does not is refused and the served one stays.
 
 #include <atomic>
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include "absl/time/time.h"
 #include "core/snapshot.h"
 #include "coupond/v1/coupon_scoring.pb.h"
+#include "server/memory_check.h"
 #include "storage/model_store.h"
 
 namespace coupond::server {
@@ -65,6 +68,39 @@ std::unique_ptr<ModelSource> NewStoreModelSource(std::string store_path,
 struct ModelManagerOptions {
   // How often the source is polled for a newer version. Default 5 s.
   absl::Duration poll_interval = absl::Seconds(5);
+  // The memory check before each load (defaults: see MemoryCheckOptions).
+  MemoryCheckOptions memory;
+};
+
+// What the manager has loaded and refused, for status reports (Admin.GetServerStatus).
+struct ModelLoadStatus {
+  // The served version (0: none yet), when its load finished and how long it took.
+  uint64_t served_version = 0;
+  absl::Time last_load_time = absl::InfinitePast();
+  absl::Duration last_load_duration = absl::ZeroDuration();
+  // Versions loaded and refused since the manager was created.
+  uint64_t loads = 0;
+  uint64_t rejections = 0;
+  // The most recent refusal; rejected_version 0 and an OK status when there was none.
+  // ResourceExhausted: it would not fit in memory; any other code: it failed to load or
+  // verify.
+  uint64_t rejected_version = 0;
+  absl::Status rejection;
+  absl::Time rejected_time = absl::InfinitePast();
+  // The memory budget of the most recent load attempt (unset before the first).
+  MemoryBudget memory;
+};
+
+// The outcome of ModelManager::ReloadNow.
+struct ReloadResult {
+  // The version served before and after (0: none).
+  uint64_t previous_version = 0;
+  uint64_t served_version = 0;
+  // Not OK when the source's newest version was refused (the previous one keeps serving):
+  // why it was.
+  absl::Status rejection;
+  // What PollCampaigns reported.
+  absl::Status campaigns;
 };
 
 // Thread-safe.
@@ -95,6 +131,15 @@ class ModelManager {
   // until a newer one appears.
   absl::Status PollOnce();
 
+  // An operator's "poll now": like PollOnce, but a version refused earlier is tried again
+  // (a memory refusal may not repeat; a damaged version will, and is reported again).
+  // An error only when the source cannot be read (NotFound: it holds no version); a
+  // refused version is reported in ReloadResult::rejection.
+  absl::StatusOr<ReloadResult> ReloadNow();
+
+  // A copy of the load history. Never waits for a load in progress.
+  ModelLoadStatus LoadStatus() const;
+
   // Reloads the campaigns when any record changed. A record that fails to parse or check
   // is left out (its previously loaded record, if any, is kept) and reported in the
   // returned error; the others are loaded.
@@ -108,7 +153,12 @@ class ModelManager {
 
  private:
   ModelManager(std::unique_ptr<ModelSource> source, const ModelManagerOptions& options);
-  absl::Status PollModel();
+  // Loads the newest version if it is newer. `retry_rejected`: try a version that failed
+  // verification before again. Sets *rejected when the newest version was refused (the
+  // returned status says why); otherwise a non-OK status is an error reading the source.
+  absl::Status PollModel(bool retry_rejected, bool* rejected);
+  // Records and (once per version and reason) logs a refusal.
+  void RecordRejection(uint64_t version, const absl::Status& why);
   void PollLoop();
 
   const ModelManagerOptions options_;
@@ -120,6 +170,8 @@ class ModelManager {
   std::atomic<std::shared_ptr<const CampaignBook>> campaigns_;
   // (campaign id, sequence) pairs that failed to load, so each is reported once.
   std::map<std::string, uint64_t> failed_campaigns_ ABSL_GUARDED_BY(poll_mu_);
+  mutable absl::Mutex status_mu_;  // never held while loading
+  ModelLoadStatus status_ ABSL_GUARDED_BY(status_mu_);
   absl::Mutex stop_mu_;  // serialises StopPolling callers
   absl::Notification stop_;
   std::thread poller_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 
 namespace coupond::server {
@@ -18,13 +19,19 @@ struct RequestLimits {
   size_t max_candidates = 10000;
   // Most coupons one campaign may hold. Default 10,000.
   size_t max_campaign_coupons = 10000;
-  // Most users an explicit Assign population may list. Default 10,000,000.
+  // Most users an Assign population may hold. Default 10,000,000. An explicit list over
+  // it is INVALID_ARGUMENT; all_users (or its segments) over it is RESOURCE_EXHAUSTED once
+  // the population is resolved against the model (see AssignReactor).
   size_t max_population = 10'000'000;
   // Longest request_id, in bytes. Default 128.
   size_t max_request_id_bytes = 128;
   // Most passes an Assign request may ask the solver for (solver.max_iterations).
   // Default 1,000 (the server's own default is 200).
   uint32_t max_solver_iterations = 1000;
+  // Score, Decide and Assign calls with less than this left before their deadline are
+  // answered DEADLINE_EXCEEDED without being worked on (server/call_guard.h). Default 0:
+  // only calls whose deadline has already passed.
+  absl::Duration min_deadline_remaining = absl::ZeroDuration();
 };
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);

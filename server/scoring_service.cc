@@ -277,7 +277,12 @@ absl::Status ScoringService::DoListCampaigns(const v1::ListCampaignsRequest& req
 }
 
 grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
-    grpc::CallbackServerContext* /*context*/, const v1::AssignRequest* request) {
+    grpc::CallbackServerContext* context, const v1::AssignRequest* request) {
+  if (absl::Status s = CheckCallWanted(*context, "Assign", options_.limits.min_deadline_remaining,
+                                       &dropped_);
+      !s.ok()) {
+    return new AssignReactor(api::ToGrpcStatus(s));
+  }
   const std::string request_id = RequestIdOrNew(request->request_id());
   if (absl::Status s = ValidateAssignRequest(*request, options_.limits); !s.ok()) {
     return new AssignReactor(api::ToGrpcStatus(s));
@@ -295,6 +300,7 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
                                                   : options_.assign_chunk_size;
   options.now_unix_seconds = absl::ToUnixSeconds(absl::Now());
   options.user_keyer = options_.user_keyer;
+  options.max_population = options_.limits.max_population;
   // The request is copied: the campaign is resolved on the reactor's own thread.
   return new AssignReactor(request_id, *request, std::move(model), options, &assign_jobs_);
 }
@@ -302,6 +308,10 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
 grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* context,
                                                  const v1::DecideRequest* request,
                                                  v1::DecideResponse* response) {
+  if (auto* done = FinishIfUnwanted(context, "Decide", options_.limits.min_deadline_remaining,
+                                    &dropped_)) {
+    return done;
+  }
   const absl::Status status = DoDecide(*request, response);
   spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
                 absl::StatusCodeToString(status.code()), response->chosen_size());
@@ -313,6 +323,10 @@ grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,
                                                 const v1::ScoreRequest* request,
                                                 v1::ScoreResponse* response) {
+  if (auto* done = FinishIfUnwanted(context, "Score", options_.limits.min_deadline_remaining,
+                                    &dropped_)) {
+    return done;
+  }
   const absl::Time start = absl::Now();
   const absl::Status status = DoScore(*request, response);
   spdlog::debug("Score request_id={} status={} scores={} took_us={:.0f}", response->request_id(),

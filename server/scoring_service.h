@@ -11,6 +11,7 @@
 #include "core/user_key.h"
 #include "server/arena_allocator.h"
 #include "server/assign_reactor.h"
+#include "server/call_guard.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
 
@@ -71,6 +72,9 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   absl::Status DoListCampaigns(const v1::ListCampaignsRequest& request,
                                v1::ListCampaignsResponse* response) const;
 
+  // Calls dropped because their caller no longer waited (see server/call_guard.h).
+  const DroppedCalls& dropped() const { return dropped_; }
+
  private:
   const ModelManager* const models_;
   // The id the model knows the user by: its key when ids are keyed, else the id itself.
@@ -83,6 +87,7 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   AssignJobs assign_jobs_;
   ArenaMessageAllocator<v1::ScoreRequest, v1::ScoreResponse> score_allocator_;
   ArenaMessageAllocator<v1::DecideRequest, v1::DecideResponse> decide_allocator_;
+  DroppedCalls dropped_;
 };
 
 }  // namespace coupond::server

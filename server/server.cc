@@ -53,6 +53,15 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   }
   s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service,
                                                  s->decision_logger_.get());
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError("max_message_bytes: must be positive");
+  }
+  COUPOND_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                           MakeServerCredentials(options.tls));
+  COUPOND_ASSIGN_OR_RETURN(
+      s->admin_service_,
+      NewAdminServiceIfConfigured(options.admin_token_file, options.tls.enabled(),
+                                  s->models_.get(), &s->service_->dropped()));
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
   // reflection silently disappears.
@@ -60,22 +69,26 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen_address, credentials, &s->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(s->service_.get());
+  if (s->admin_service_ != nullptr) builder.RegisterService(s->admin_service_.get());
   if (s->collector_service_ != nullptr) builder.RegisterService(s->collector_service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on '", options.listen_address, "' (in use, or invalid)"));
+        absl::StrCat("cannot listen on '", options.listen_address, "' (in use, or invalid",
+                     options.tls.enabled() ? "; or the TLS key does not fit the certificate" : "",
+                     ": see gRPC's log above)"));
   }
   // gRPC's default health service starts out SERVING; say the truth before the first model.
   SetHealth(s->server_.get(), false);
 
   grpc::Server* server = s->server_.get();
   s->models_->StartPolling([server](const core::ModelSnapshot&) { SetHealth(server, true); });
-  spdlog::info("coupond listening on port {} (kernel target {}), health NOT_SERVING until a "
-               "model loads",
-               s->port_, core::KernelTargetName());
+  spdlog::info("coupond listening on port {} ({}, kernel target {}), health NOT_SERVING until "
+               "a model loads",
+               s->port_, DescribeTls(options.tls), core::KernelTargetName());
   return s;
 }
 
@@ -87,6 +100,7 @@ void CoupondServer::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
+  if (server_ == nullptr) return;  // Start failed before the server was built: nothing runs
   spdlog::info("shutting down: draining in-flight calls for up to {}",
                absl::FormatDuration(options_.shutdown_grace));
   // Tell load balancers first, then stop accepting and drain.

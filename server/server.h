@@ -16,9 +16,11 @@
 #include "collector/collector_service.h"
 #include "collector/collector_store.h"
 #include "collector/decision_logger.h"
+#include "server/admin_service.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
 #include "server/scoring_service.h"
+#include "server/tls.h"
 
 namespace coupond::server {
 
@@ -41,6 +43,15 @@ struct ServerOptions {
   collector::CollectorOptions collector;
   std::string collector_address;
   collector::DecisionLoggerOptions decision_log;
+
+  // --- The production edge (server/tls.h, server/admin_service.h). ---
+  // Transport security for every service on the port. Default: plaintext.
+  ServerTlsOptions tls;
+  // File holding the bearer token of coupond.v1.Admin. Empty (default): Admin is not served.
+  std::string admin_token_file;
+  // Largest request message accepted, in bytes; gRPC answers RESOURCE_EXHAUSTED to larger
+  // ones before any handler runs. Default 4 MiB (gRPC's own default).
+  int max_message_bytes = 4 << 20;
 };
 
 // Thread-safe.
@@ -76,6 +87,7 @@ class CoupondServer {
   std::unique_ptr<collector::DecisionLogger> decision_logger_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ScoringService> service_;
+  std::unique_ptr<AdminService> admin_service_;  // null without admin_token_file
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Mutex shutdown_mu_;

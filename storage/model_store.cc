@@ -485,9 +485,21 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   m.description = info.description;
   m.metadata = info.metadata;
   // Counts come from a manifest that may be damaged: grow on demand beyond a modest reserve.
+  // Up to it, every array is sized exactly: the snapshot keeps these arrays, and a vector
+  // grown by doubling holds up to twice what it needs (which would also make the server's
+  // memory check, core::ModelSnapshot::EstimateMemoryBytes, an underestimate).
   constexpr uint64_t kMaxReserve = 1 << 20;
-  m.coupon_ids.reserve(std::min(info.num_coupons, kMaxReserve));
-  m.user_ids.reserve(std::min(info.num_users, kMaxReserve));
+  constexpr uint64_t kMaxReserveFloats = uint64_t{64} << 20;  // 256 MiB per factor array
+  const size_t coupons_reserved = std::min(info.num_coupons, kMaxReserve);
+  const size_t users_reserved = std::min(info.num_users, kMaxReserve);
+  m.coupon_ids.reserve(coupons_reserved);
+  m.coupon_bias.reserve(coupons_reserved);
+  m.coupon_factors.reserve(std::min<uint64_t>(coupons_reserved * d, kMaxReserveFloats));
+  m.coupon_attributes.reserve(coupons_reserved);
+  m.user_ids.reserve(users_reserved);
+  m.user_bias.reserve(users_reserved);
+  m.user_factors.reserve(std::min<uint64_t>(users_reserved * d, kMaxReserveFloats));
+  if (format >= 2) m.user_segment.reserve(users_reserved);
   RowHasher hasher;
 
   rocksdb::ReadOptions snapshot_ro;
@@ -680,7 +692,20 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
       }));
   // A version in which no user has a segment reads back as an empty user_segment (the
   // form ModelData documents as equivalent), so that a model without segments round-trips.
-  if (!any_user_segment) m.user_segment.clear();
+  if (!any_user_segment) {
+    m.user_segment.clear();
+    m.user_segment.shrink_to_fit();
+  }
+  // Beyond the reserve (over 2^20 rows, or 256 MiB of factors) the arrays grew by
+  // doubling: give the excess back. A no-op for arrays sized exactly.
+  m.user_ids.shrink_to_fit();
+  m.user_bias.shrink_to_fit();
+  m.user_factors.shrink_to_fit();
+  m.user_segment.shrink_to_fit();
+  m.coupon_ids.shrink_to_fit();
+  m.coupon_bias.shrink_to_fit();
+  m.coupon_factors.shrink_to_fit();
+  m.coupon_attributes.shrink_to_fit();
 
   if (hasher.Digest() != info.checksum) {
     return loss(absl::StrFormat("checksum %016x of the stored rows does not match the "

@@ -4,6 +4,8 @@
 
 #include "server/model_manager.h"
 
+#include <fstream>
+
 #include "absl/synchronization/notification.h"
 #include "api/convert.h"
 #include "gmock/gmock.h"
@@ -21,6 +23,7 @@ namespace {
 using ::coupond::testing::StatusIs;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 class ModelManagerTest : public ::testing::Test {
@@ -171,6 +174,135 @@ TEST_F(ModelManagerTest, LoadsStoredCampaignsAndKeepsTheLastGoodRecordOfEach) {
   EXPECT_EQ(manager->Campaigns()->at("spring")->stored.prices().budget_price(), 0.75);
   // A reader holding the old record keeps it valid.
   EXPECT_EQ(first->stored.prices().budget_price(), 0.5);
+}
+
+}  // namespace
+}  // namespace coupond::server
+
+namespace coupond::server {
+namespace {
+
+// The memory check before a load, with the system's figures read from files the test
+// controls: a version that does not fit beside the served one is refused while the served
+// one stays; unlike a damaged version it is tried again on every poll, and loads once the
+// memory is there.
+class ModelManagerMemoryTest : public ModelManagerTest {
+ protected:
+  std::unique_ptr<ModelManager> NewMemoryManager() {
+    ModelManagerOptions options;
+    options.poll_interval = absl::Seconds(60);
+    options.memory.cgroup_v2_memory_max = dir_.Sub("memory.max");
+    options.memory.cgroup_v1_memory_limit = dir_.Sub("memory.limit_in_bytes");
+    options.memory.meminfo = dir_.Sub("meminfo");
+    options.memory.safety_margin_bytes = 0;
+    auto m = ModelManager::Create(NewStoreModelSource(store_.path()), options);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return *std::move(m);
+  }
+  // MemAvailable is in kB: round up so that `bytes` is available.
+  void SetMemAvailable(uint64_t bytes) {
+    std::ofstream(dir_.Sub("meminfo"), std::ios::trunc)
+        << "MemTotal: 99999999 kB\nMemAvailable: " << (bytes + 1023) / 1024 << " kB\n";
+  }
+  uint64_t EstimateOfLatest() {
+    auto store = storage::ModelStore::OpenForRead(store_.path());
+    EXPECT_TRUE(store.ok()) << store.status();
+    auto info = (*store)->LatestVersion();
+    EXPECT_TRUE(info.ok()) << info.status();
+    return core::ModelSnapshot::EstimateMemoryBytes(*info);
+  }
+  coupond::testing::TempDir dir_;
+};
+
+TEST_F(ModelManagerMemoryTest, AVersionThatDoesNotFitIsRefusedAndTriedAgainLater) {
+  auto manager = NewMemoryManager();
+  Publish(200);
+  SetMemAvailable(EstimateOfLatest());  // exactly enough for the first version
+  ASSERT_OK(manager->PollOnce());
+  ASSERT_NE(manager->Current(), nullptr);
+  const uint64_t held = manager->Current()->memory_bytes();
+  ModelLoadStatus status = manager->LoadStatus();
+  EXPECT_EQ(status.served_version, 1u);
+  EXPECT_EQ(status.loads, 1u);
+  EXPECT_EQ(status.rejected_version, 0u);
+  EXPECT_GT(status.last_load_time, absl::Now() - absl::Minutes(1));
+  EXPECT_THAT(status.memory.source, HasSubstr("MemAvailable"));
+
+  // Version 2 is larger; MemAvailable (which does not count version 1, already loaded)
+  // is one KiB short of it.
+  Publish(400);
+  const uint64_t next = EstimateOfLatest();
+  SetMemAvailable(next - 2048);
+  EXPECT_THAT(manager->PollOnce(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("refused model version 2"), HasSubstr("memory limit"))));
+  EXPECT_EQ(manager->Current()->info().version, 1u);
+  status = manager->LoadStatus();
+  EXPECT_EQ(status.rejected_version, 2u);
+  EXPECT_EQ(status.rejections, 1u);
+  EXPECT_EQ(status.rejection.code(), absl::StatusCode::kResourceExhausted);
+  // The budget counted the served snapshot back in.
+  EXPECT_EQ(status.memory.limit_bytes, held + (next - 2048 + 1023) / 1024 * 1024);
+
+  // Refused again on the next poll (not remembered as broken), and by an explicit reload.
+  EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kResourceExhausted));
+  ASSERT_OK_AND_ASSIGN(ReloadResult reload, manager->ReloadNow());
+  EXPECT_THAT(reload.rejection, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(reload.previous_version, 1u);
+  EXPECT_EQ(reload.served_version, 1u);
+  EXPECT_EQ(manager->LoadStatus().rejections, 3u);
+
+  // Memory freed elsewhere: the same version now loads on an ordinary poll.
+  SetMemAvailable(next);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Current()->info().version, 2u);
+  status = manager->LoadStatus();
+  EXPECT_EQ(status.served_version, 2u);
+  EXPECT_EQ(status.loads, 2u);
+  EXPECT_EQ(status.rejected_version, 2u);  // history: the last refusal stays visible
+}
+
+TEST_F(ModelManagerMemoryTest, TheFirstVersionIsRefusedTooWhenItAloneDoesNotFit) {
+  auto manager = NewMemoryManager();
+  std::ofstream(dir_.Sub("memory.max")) << "1000\n";  // a 1000-byte cgroup
+  Publish(50);
+  EXPECT_THAT(manager->PollOnce(),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("refused model version 1"), HasSubstr("cgroup limit"))));
+  EXPECT_EQ(manager->Current(), nullptr);
+  EXPECT_EQ(manager->LoadStatus().served_version, 0u);
+}
+
+TEST_F(ModelManagerTest, ReloadNowRetriesADamagedVersionAndReportsItAgain) {
+  auto manager = NewManager();
+  EXPECT_THAT(manager->ReloadNow(), StatusIs(absl::StatusCode::kNotFound));  // no version yet
+  Publish(2);
+  ASSERT_OK_AND_ASSIGN(ReloadResult first, manager->ReloadNow());
+  EXPECT_EQ(first.previous_version, 0u);
+  EXPECT_EQ(first.served_version, 1u);
+  EXPECT_OK(first.rejection);
+  ASSERT_OK_AND_ASSIGN(ReloadResult again, manager->ReloadNow());
+  EXPECT_EQ(again.previous_version, 1u);
+  EXPECT_EQ(again.served_version, 1u);
+
+  const uint64_t bad = Publish(3);
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), store_.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Delete({}, storage::internal::UserKey(bad, "u1")).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_OK(manager->PollOnce());  // the poll loop does not retry it...
+  ASSERT_OK_AND_ASSIGN(ReloadResult retried, manager->ReloadNow());  // ...an operator does
+  EXPECT_THAT(retried.rejection,
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rejected model version 2")));
+  EXPECT_EQ(retried.served_version, 1u);
+  const ModelLoadStatus status = manager->LoadStatus();
+  EXPECT_EQ(status.rejected_version, 2u);
+  EXPECT_EQ(status.rejections, 2u);
+  EXPECT_EQ(status.rejection.code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

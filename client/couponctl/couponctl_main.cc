@@ -11,7 +11,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "client/couponctl/admin_commands.h"
 #include "client/couponctl/analysis_commands.h"
+#include "client/couponctl/cli_util.h"
 #include "client/couponctl/commands.h"
 #include "client/couponctl/feedback_commands.h"
 #include "client/couponctl/ope_commands.h"
@@ -19,6 +21,11 @@
 
 ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each RPC.");
+ABSL_FLAG(std::string, tls_ca, "", "Connect with TLS; PEM CA certificate(s) the server's certificate must verify against.");
+ABSL_FLAG(std::string, tls_cert, "", "Connect with TLS and present this PEM client certificate (servers with --tls_client_ca); with --tls_key.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_server_name, "", "Connect with TLS; check the server's certificate against this name instead of --server's host.");
+ABSL_FLAG(std::string, admin_token_file, "", "reload, status: file holding the server's admin token.");
 ABSL_FLAG(bool, json, false, "Print responses as JSON (score, model-info).");
 ABSL_FLAG(std::string, user, "", "score: the user id.");
 ABSL_FLAG(std::vector<std::string>, coupons, {}, "score: comma-separated candidate coupon ids (default: every active coupon).");
@@ -108,6 +115,10 @@ constexpr char kUsage[] =
     "              its prices beside the model, for decide --campaign_id\n"
     "  decide      --user U (--campaign_id ID | --campaign FILE.json --prices P.json)\n"
     "              the online decision for one user from the campaign's prices\n"
+    "  reload      --admin_token_file F   make the server poll its store now (Admin.ReloadModel)\n"
+    "  status      --admin_token_file F [--json]   served version, loads, refusals, memory limit,\n"
+    "              dropped calls (Admin.GetServerStatus)\n"
+    "  (every online command: --tls_ca F [--tls_cert F --tls_key F] [--tls_server_name N] for TLS)\n"
     "  campaigns   [--store DIR [--campaign_id ID]]\n"
     "              the stored campaigns the server decides with (or, with --store, the store's\n"
     "              newest records; with --campaign_id, every record of one campaign)\n"
@@ -174,6 +185,17 @@ int main(int argc, char** argv) {
   online.client.target = absl::GetFlag(FLAGS_server);
   online.client.timeout = absl::GetFlag(FLAGS_timeout);
   online.json = absl::GetFlag(FLAGS_json);
+  cmd::SecurityFlags security;
+  security.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key = absl::GetFlag(FLAGS_tls_key);
+  security.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  if (absl::Status s = cmd::ApplySecurityFlags(security, &online.client); !s.ok()) {
+    return cmd::Fail(s);
+  }
+  if (command == "reload") return cmd::Reload(online);
+  if (command == "status") return cmd::Status(online);
 
   if (command == "score") {
     cmd::ScoreFlags f;

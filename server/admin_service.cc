@@ -1,0 +1,215 @@
+#include "server/admin_service.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "api/grpc_status.h"
+#include "core/snapshot.h"
+#include "spdlog/spdlog.h"
+
+namespace coupond::server {
+namespace {
+
+constexpr size_t kMaxAdminTokenBytes = 4096;
+constexpr char kBearer[] = "bearer ";
+
+absl::Status Unauthenticated() {
+  return absl::UnauthenticatedError(
+      "Admin calls need the metadata 'authorization: Bearer <token>' with the token of the "
+      "server's --admin_token_file");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadAdminTokenFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("admin token file '", path, "': cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string token(absl::StripAsciiWhitespace(text.str()));
+  if (token.size() < kMinAdminTokenBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "admin token file '", path, "': the token has ", token.size(), " bytes, at least ",
+        kMinAdminTokenBytes, " are needed (e.g. `openssl rand -hex 32 > ", path, "`)"));
+  }
+  if (token.size() > kMaxAdminTokenBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("admin token file '", path, "': the token has ",
+                                                   token.size(), " bytes, limit ",
+                                                   kMaxAdminTokenBytes));
+  }
+  for (size_t i = 0; i < token.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(token[i]);
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "admin token file '", path, "': byte ", i,
+          " of the token is not visible ASCII (0x21-0x7e); it must fit in a metadata value"));
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    spdlog::warn(
+        "admin token file '{}' is accessible to its group or to others (mode {:o}); "
+        "chmod 600 it",
+        path, st.st_mode & 0777);
+  }
+  return token;
+}
+
+bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected) {
+  // Walk `expected` in full whatever was presented; a length difference is folded into the
+  // result instead of returning early.
+  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char p =
+        presented.empty() ? 0 : static_cast<unsigned char>(presented[i % presented.size()]);
+    diff |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
+  }
+  return diff == 0;
+}
+
+absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                              absl::string_view token) {
+  auto [first, last] = metadata.equal_range("authorization");
+  if (first == last || std::next(first) != last) return Unauthenticated();
+  const absl::string_view value(first->second.data(), first->second.size());
+  constexpr size_t kPrefix = sizeof(kBearer) - 1;
+  if (value.size() < kPrefix || !absl::EqualsIgnoreCase(value.substr(0, kPrefix), kBearer)) {
+    return Unauthenticated();
+  }
+  if (!ConstantTimeEquals(value.substr(kPrefix), token)) return Unauthenticated();
+  return absl::OkStatus();
+}
+
+AdminService::AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token)
+    : models_(models), dropped_(dropped), token_(std::move(token)) {}
+
+AdminService::~AdminService() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* running) { return *running == 0; }, &reloads_running_));
+}
+
+absl::Status AdminService::Authenticate(const grpc::CallbackServerContext& context,
+                                        absl::string_view method) {
+  absl::Status status = CheckBearerToken(context.client_metadata(), token_);
+  if (status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  ++refused_;
+  const absl::Time now = absl::Now();
+  if (now - last_refusal_log_ >= absl::Seconds(10)) {
+    last_refusal_log_ = now;
+    spdlog::warn("refused an Admin.{} call from {} without a valid token ({} refused so far)",
+                 std::string(method), context.peer(), refused_);
+  }
+  return status;
+}
+
+absl::Status AdminService::DoReloadModel(v1::ReloadModelResponse* response) {
+  absl::StatusOr<ReloadResult> result = models_->ReloadNow();
+  if (!result.ok()) return result.status();
+  response->set_previous_version(result->previous_version);
+  response->set_served_version(result->served_version);
+  response->set_changed(result->served_version != result->previous_version);
+  if (!result->campaigns.ok())
+    response->set_campaigns_error(std::string(result->campaigns.message()));
+  if (!result->rejection.ok()) {
+    // Whatever the refusal's own code (DATA_LOSS for a damaged version, RESOURCE_EXHAUSTED
+    // for one that does not fit), the caller's request cannot succeed in the present state.
+    return absl::FailedPreconditionError(result->rejection.message());
+  }
+  return absl::OkStatus();
+}
+
+void AdminService::DoGetServerStatus(v1::GetServerStatusResponse* response) const {
+  const ModelLoadStatus status = models_->LoadStatus();
+  if (const std::shared_ptr<const core::ModelSnapshot> current = models_->Current()) {
+    response->set_served_version(current->info().version);
+    response->set_snapshot_bytes(current->memory_bytes());
+  }
+  response->set_live_snapshots(static_cast<uint32_t>(core::ModelSnapshot::LiveCount()));
+  if (status.loads > 0) {
+    response->set_last_load_unix_seconds(absl::ToUnixSeconds(status.last_load_time));
+    response->set_last_load_seconds(absl::ToDoubleSeconds(status.last_load_duration));
+  }
+  response->set_loads(status.loads);
+  response->set_rejections(status.rejections);
+  if (status.rejected_version != 0) {
+    v1::RejectedVersion* rejected = response->mutable_last_rejection();
+    rejected->set_version(status.rejected_version);
+    rejected->set_code(absl::StatusCodeToString(status.rejection.code()));
+    rejected->set_reason(std::string(status.rejection.message()));
+    rejected->set_rejected_unix_seconds(absl::ToUnixSeconds(status.rejected_time));
+  }
+  response->set_memory_limit_bytes(status.memory.source.empty() ? 0 : status.memory.limit_bytes);
+  response->set_memory_limit_source(status.memory.source);
+  if (dropped_ != nullptr) {
+    response->set_dropped_deadline_exceeded(dropped_->deadline_exceeded());
+    response->set_dropped_cancelled(dropped_->cancelled());
+  }
+}
+
+grpc::ServerUnaryReactor* AdminService::ReloadModel(grpc::CallbackServerContext* context,
+                                                    const v1::ReloadModelRequest* /*request*/,
+                                                    v1::ReloadModelResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status s = Authenticate(*context, "ReloadModel"); !s.ok()) {
+    reactor->Finish(api::ToGrpcStatus(s));
+    return reactor;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++reloads_running_;
+  }
+  // Detached: after Finish the thread only releases its count, which the destructor waits
+  // for; the server (and so the call) outlives the thread because Shutdown waits for calls.
+  std::thread([this, reactor, response, peer = context->peer()] {
+    const absl::Status status = DoReloadModel(response);
+    spdlog::info("Admin.ReloadModel from {}: {} (version {} -> {})", peer, status.ToString(),
+                 response->previous_version(), response->served_version());
+    reactor->Finish(api::ToGrpcStatus(status));
+    absl::MutexLock lock(&mu_);
+    --reloads_running_;
+  }).detach();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::GetServerStatus(
+    grpc::CallbackServerContext* context, const v1::GetServerStatusRequest* /*request*/,
+    v1::GetServerStatusResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = Authenticate(*context, "GetServerStatus");
+  if (status.ok()) DoGetServerStatus(response);
+  reactor->Finish(api::ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::StatusOr<std::unique_ptr<AdminService>> NewAdminServiceIfConfigured(
+    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped) {
+  if (token_file.empty()) {
+    spdlog::info(
+        "Admin service (ReloadModel, GetServerStatus) not registered: no "
+        "--admin_token_file");
+    return std::unique_ptr<AdminService>();
+  }
+  absl::StatusOr<std::string> token = ReadAdminTokenFile(token_file);
+  if (!token.ok()) return token.status();
+  if (!tls) {
+    spdlog::warn(
+        "Admin service registered on a plaintext port: its token travels in the "
+        "clear (give --tls_cert and --tls_key outside a trusted network)");
+  } else {
+    spdlog::info("Admin service registered (token from '{}')", token_file);
+  }
+  return std::make_unique<AdminService>(models, dropped, *std::move(token));
+}
+
+}  // namespace coupond::server

@@ -1,0 +1,88 @@
+#ifndef COUPOND_SERVER_ADMIN_SERVICE_H_
+#define COUPOND_SERVER_ADMIN_SERVICE_H_
+
+// coupond.v1.Admin (proto/coupond/v1/admin.proto): the operator's reload and status calls,
+// behind a bearer token. The token comes from a file (--admin_token_file), never from a
+// flag value, which any local user could read in `ps`. Without a token file the service is
+// not registered at all.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "coupond/v1/admin.grpc.pb.h"
+#include "grpcpp/support/string_ref.h"
+#include "server/call_guard.h"
+#include "server/model_manager.h"
+
+namespace coupond::server {
+
+// Tokens shorter than this are refused: a token is the only thing between a network peer
+// and ReloadModel. `openssl rand -hex 32` makes a good one.
+inline constexpr size_t kMinAdminTokenBytes = 16;
+
+// The token in `path`: the file's content without leading and trailing whitespace (so the
+// newline of `echo ... > file` does not count). NotFound when the file cannot be read;
+// InvalidArgument when the token is shorter than kMinAdminTokenBytes, longer than 4096
+// bytes, or holds anything but visible ASCII (0x21-0x7e: it travels as a metadata value).
+// Logs a warning when the file is readable by its group or by others.
+absl::StatusOr<std::string> ReadAdminTokenFile(const std::string& path);
+
+// Equality whose running time depends only on expected.size(), not on where the inputs
+// first differ (nor on presented's length), so response times leak nothing of the token.
+bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected);
+
+// OK when `metadata` holds exactly one "authorization" entry, "Bearer <token>" (the
+// scheme's case does not matter) with the expected token; Unauthenticated otherwise,
+// with a message that never echoes what was sent.
+absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                              absl::string_view token);
+
+// Thread-safe. `models` and `dropped` (null: not reported) must outlive the service; the
+// destructor waits for reloads in progress.
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  // REQUIRES: `token` passed ReadAdminTokenFile's checks.
+  AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token);
+  ~AdminService() override;
+
+  // Loads on a thread of its own (a large version takes seconds: never on gRPC's threads).
+  grpc::ServerUnaryReactor* ReloadModel(grpc::CallbackServerContext* context,
+                                        const v1::ReloadModelRequest* request,
+                                        v1::ReloadModelResponse* response) override;
+  grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* context,
+                                            const v1::GetServerStatusRequest* request,
+                                            v1::GetServerStatusResponse* response) override;
+
+  // The handlers' logic after authentication (also what the tests call). DoReloadModel
+  // blocks for the load.
+  absl::Status DoReloadModel(v1::ReloadModelResponse* response);
+  void DoGetServerStatus(v1::GetServerStatusResponse* response) const;
+
+ private:
+  // Authenticates the call; logs a refusal (at most every 10 s, with a count).
+  absl::Status Authenticate(const grpc::CallbackServerContext& context, absl::string_view method);
+
+  ModelManager* const models_;
+  const DroppedCalls* const dropped_;
+  const std::string token_;
+  absl::Mutex mu_;
+  int reloads_running_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_refusal_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+// The Admin service for a server: null (and a log line saying so) when `token_file` is
+// empty; otherwise the service with the file's token, or the file's error. `tls`: whether
+// the port uses TLS (without it a warning says the token travels in the clear).
+absl::StatusOr<std::unique_ptr<AdminService>> NewAdminServiceIfConfigured(
+    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped);
+
+}  // namespace coupond::server
+
+#endif  // COUPOND_SERVER_ADMIN_SERVICE_H_
