@@ -21,6 +21,9 @@ struct RequestLimits {
   size_t max_population = 10'000'000;
   // Longest request_id, in bytes. Default 128.
   size_t max_request_id_bytes = 128;
+  // Most user_attributes entries (Score, Decide). Default 64. Names and values are limited
+  // to core::kMaxIdBytes (256) bytes each.
+  size_t max_user_attributes = 64;
 };
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);
