@@ -57,7 +57,8 @@ struct CouponAttributes {
 // that profile value; for any other name, a user attribute ("age=25-34"), 1 when the user
 // has it and 0 otherwise. Names alone would not do: the centroids are in a standardised,
 // weighted space, so a server needs the offsets and scales to encode a request the same way
-// the pipeline encoded its users.
+// the pipeline encoded its users. A new user's request carries attributes only: the server
+// compares over the columns of those attributes alone (core/user_resolution.h).
 struct SegmentFeature {
   std::string name;     // unique among the model's segment features, 1..kMaxIdBytes bytes
   float offset = 0.0f;  // finite
