@@ -7,6 +7,7 @@ find_package(RocksDB CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(hwy CONFIG REQUIRED)
 find_package(OpenSSL REQUIRED)            # libcrypto: HMAC-SHA256 user keys (core/user_key.h)
+find_package(Eigen3 CONFIG REQUIRED)     # pipeline: the coupon cold-start ridge regression
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 

@@ -9,6 +9,7 @@
 #include "core/kernel.h"
 #include "core/scorer.h"
 #include "core/status_macros.h"
+#include "core/user_resolution.h"
 #include "core/vector_math.h"
 
 namespace coupond::core {
@@ -104,6 +105,12 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
     plan->users_.resize(model->num_users());
     for (size_t i = 0; i < model->num_users(); ++i) plan->users_[i] = static_cast<int64_t>(i);
   } else {
+    if (!population.user_attributes.empty() &&
+        population.user_attributes.size() != population.user_ids.size()) {
+      return Invalid("users.user_attributes",
+                     absl::StrCat(population.user_attributes.size(), " entries for ",
+                                  population.user_ids.size(), " users (give none, or one each)"));
+    }
     plan->explicit_ids_ = std::move(population.user_ids);
     plan->users_.reserve(plan->explicit_ids_.size());
     population_index.reserve(plan->explicit_ids_.size());
@@ -119,6 +126,18 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
       const std::optional<uint32_t> row = model->FindUser(id);
       plan->users_.push_back(row ? static_cast<int64_t>(*row) : -1);
       if (!row) ++plan->unknown_users_;
+      if (!row && !population.user_attributes.empty()) {
+        std::vector<UserAttribute> attributes;
+        attributes.reserve(population.user_attributes[i].size());
+        for (const auto& [name, value] : population.user_attributes[i]) {
+          attributes.push_back(UserAttribute{name, value});
+        }
+        const int32_t segment = NearestSegment(*model, attributes);
+        if (segment >= 0) {
+          if (plan->prior_segment_.empty()) plan->prior_segment_.assign(plan->explicit_ids_.size(), -1);
+          plan->prior_segment_[i] = segment;
+        }
+      }
     }
   }
   // Population index of a user id, for eligibility lists.
@@ -228,6 +247,10 @@ absl::Status CampaignPlan::Fill(size_t first_user, size_t count, absl::Span<doub
           const uint32_t r = static_cast<uint32_t>(row);
           std::copy_n(model_->user_factors(r), dim, dst);
           offset[b] = static_cast<float>(model_->global_bias() + model_->user_bias(r));
+        } else if (const int32_t s = prior_segment(u0 + b); s >= 0) {
+          const SegmentData& segment = model_->segment(static_cast<size_t>(s));
+          std::copy_n(segment.prior_factors.data(), dim, dst);  // cold start: segment prior
+          offset[b] = static_cast<float>(model_->global_bias() + double{segment.prior_bias});
         } else {
           std::fill_n(dst, dim, 0.0f);  // population prior: every dot product is 0
           offset[b] = static_cast<float>(model_->global_bias());

@@ -48,10 +48,16 @@ struct CampaignSpec {
 };
 
 // Who may receive coupons: every user of the model, or an explicit list of ids (ids the
-// model does not know are planned with the population prior).
+// model does not know are planned with the population prior, or with their segment's prior when
+// their attributes are given).
 struct Population {
   bool all_users = false;
   std::vector<std::string> user_ids;  // when !all_users; unique, non-empty
+  // When !all_users: empty, or one entry per user_ids entry holding that user's attributes
+  // (name, value). They are read only for users the model does not know, which are then
+  // planned with their segment's prior instead of the population prior (cold start, see
+  // core/user_resolution.h; unmatched attributes are ignored).
+  std::vector<std::vector<std::pair<std::string, std::string>>> user_attributes;
   // When all_users: keep only users in these segments of the model (names as in
   // ModelSnapshot::segment(i).name). Empty: every user.
   std::vector<std::string> segments;
@@ -102,6 +108,11 @@ class CampaignPlan final : public ProbabilityOracle {
   // Id of the population's user `i`.
   absl::string_view user_id(size_t i) const;
   bool known_user(size_t i) const { return users_[i] >= 0; }
+  // For an unknown user placed in a segment by its attributes: the segment's index in the
+  // model (its prior vector scores the user); otherwise -1 (known user, or population prior).
+  int32_t prior_segment(size_t i) const {
+    return prior_segment_.empty() ? -1 : prior_segment_[i];
+  }
   size_t unknown_users() const { return unknown_users_; }
 
   // Makes every later Fill fail with Cancelled, which aborts a solve in progress.
@@ -126,6 +137,7 @@ class CampaignPlan final : public ProbabilityOracle {
   std::vector<std::optional<std::vector<uint32_t>>> eligible_;
   std::vector<int64_t> users_;             // snapshot row per population user, -1 unknown
   std::vector<std::string> explicit_ids_;  // the ids when the population is a list
+  std::vector<int32_t> prior_segment_;     // empty, or per population user (see prior_segment)
   // True when population user i is snapshot row i (all_users): a block's factor rows are then
   // read in place, without a gather.
   bool identity_rows_ = false;

@@ -208,6 +208,21 @@ absl::Status ValidateModelData(const ModelData& model) {
     }
   }
   COUPOND_RETURN_IF_ERROR(ValidateSegments(model));
+  if (!model.coupon_predicted_from_attributes.empty()) {
+    if (absl::Status s = CheckSize(model.coupon_predicted_from_attributes.size(), coupons,
+                                   "coupon_predicted_from_attributes");
+        !s.ok()) {
+      return s;
+    }
+    for (size_t i = 0; i < coupons; ++i) {
+      const uint8_t flag = model.coupon_predicted_from_attributes[i];
+      if (flag > 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("coupon_predicted_from_attributes: ", static_cast<int>(flag), " for '",
+                         model.coupon_ids[i], "' (row ", i, ") is not 0 or 1"));
+      }
+    }
+  }
   for (size_t i = 0; i < coupons; ++i) {
     const CouponAttributes& a = model.coupon_attributes[i];
     const std::string& id = model.coupon_ids[i];

@@ -57,7 +57,8 @@ struct CouponAttributes {
 // that profile value; for any other name, a user attribute ("age=25-34"), 1 when the user
 // has it and 0 otherwise. Names alone would not do: the centroids are in a standardised,
 // weighted space, so a server needs the offsets and scales to encode a request the same way
-// the pipeline encoded its users.
+// the pipeline encoded its users. A new user's request carries attributes only: the server
+// compares over the columns of those attributes alone (core/user_resolution.h).
 struct SegmentFeature {
   std::string name;     // unique among the model's segment features, 1..kMaxIdBytes bytes
   float offset = 0.0f;  // finite
@@ -99,6 +100,11 @@ struct ModelData {
   std::vector<float> coupon_bias;     // size: coupons
   std::vector<float> coupon_factors;  // size: coupons * dimension, row-major
   std::vector<CouponAttributes> coupon_attributes;  // size: coupons
+  // Coupon cold start. Empty, or one per coupon: 1 when the coupon had no training data and
+  // its bias and factors were PREDICTED from its attributes by a model fitted at training
+  // time (pipeline/coupon_cold_start.h), 0 when they were trained. Empty means every coupon
+  // has 0 (the store reads a version without predicted coupons back as empty).
+  std::vector<uint8_t> coupon_predicted_from_attributes;
 
   // User segments for cold start; empty = the model has none. At most kMaxSegments.
   std::vector<SegmentData> segments;
@@ -125,7 +131,8 @@ struct ModelData {
 // OK when `model` is internally consistent: dimension in range, every array sized to match
 // the ids, ids unique/non-empty/short enough, every number finite, face values >= 0,
 // stock >= -1, validity windows non-empty; segments as documented on their fields (counts,
-// sizes, names, finite numbers, rates in [0, 1], user_segment indices in [-1, segments)).
+// sizes, names, finite numbers, rates in [0, 1], user_segment indices in [-1, segments));
+// coupon_predicted_from_attributes empty or one 0/1 per coupon.
 // Otherwise InvalidArgument naming the first offending field and row.
 absl::Status ValidateModelData(const ModelData& model);
 

@@ -42,17 +42,19 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   }
   result.candidates_scored = rows.size();
 
-  const std::optional<uint32_t> user = model.FindUser(query.user_id);
-  result.known_user = user.has_value();
+  const ResolvedUser user = ResolveUser(model, query.user_id, query.user_attributes);
+  result.user_source = user.source;
+  result.known_user = user.source == UserSource::kKnownUser;
+  result.segment = user.segment;
+  result.ignored_attributes = user.ignored_attributes;
   if (rows.empty()) return result;
 
   // The fused kernel computes logit = offset + b_c + <x_u, y_c> in float and keeps the
   // top_k best, ordered by descending logit and, on exact ties (at the k-th place too), by
-  // ascending coupon id. An unknown user takes the population prior: b_u = 0 and x_u = 0
-  // (x == nullptr). NaN logits (corrupt factors) rank last.
-  const float offset =
-      static_cast<float>(model.global_bias() + (user ? model.user_bias(*user) : 0.0));
-  const float* x = user ? model.user_factors(*user) : nullptr;
+  // ascending coupon id. A new user takes its segment's prior vector, or the population
+  // prior: b_u = 0 and x_u = 0 (x == nullptr). NaN logits (corrupt factors) rank last.
+  const float offset = static_cast<float>(model.global_bias() + double{user.bias});
+  const float* x = user.factors;
   // When every coupon is active and none was named, rows is exactly 0..n-1.
   const bool all_rows = query.coupon_ids.empty() && rows.size() == model.num_coupons();
   // bias is then indexed by row as well.

@@ -12,11 +12,15 @@
 
 #include "absl/types/span.h"
 #include "core/snapshot.h"
+#include "core/user_resolution.h"
 
 namespace coupond::core {
 
 struct ScoreQuery {
   absl::string_view user_id;
+  // Attributes of the user, read only when the model does not know `user_id` (cold start:
+  // core/user_resolution.h). May be empty. The views must outlive the call.
+  absl::Span<const UserAttribute> user_attributes;
   // Candidate coupon ids; empty means every coupon active at `as_of_unix_seconds`.
   // REQUIRES: no duplicates (the caller validates).
   absl::Span<const absl::string_view> coupon_ids;
@@ -33,9 +37,14 @@ struct ScoredCoupon {
 };
 
 struct ScoreResult {
-  // False when the user is not in the model and the population prior was used
-  // (user bias and factors taken at their prior mean, zero).
+  // How the user was resolved (ResolveUser): its own row, a segment's prior (`segment`:
+  // the index in the snapshot), or the population prior (user bias and factors zero).
+  // known_user == (user_source == UserSource::kKnownUser).
   bool known_user = false;
+  UserSource user_source = UserSource::kPopulationPrior;
+  int32_t segment = -1;
+  // Attributes ignored while resolving an unknown user (see core/user_resolution.h).
+  uint32_t ignored_attributes = 0;
   // By descending probability, ties by ascending coupon id; at most top_k entries.
   std::vector<ScoredCoupon> scores;
   // Indices into ScoreQuery::coupon_ids of ids the model does not know, in query order.

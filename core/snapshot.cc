@@ -38,6 +38,8 @@ absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Create(
   s->user_segment_ = std::move(model.user_segment);
   s->segments_ = std::move(model.segments);
   s->segment_features_ = std::move(model.segment_features);
+  s->segment_attributes_ = SegmentAttributeIndex::Build(s->segment_features_);
+  s->coupon_predicted_ = std::move(model.coupon_predicted_from_attributes);
 
   // The maps hold views into the id vectors, which are never modified after this point.
   s->user_index_.reserve(s->user_ids_.size());
@@ -106,7 +108,8 @@ size_t ModelSnapshot::memory_bytes() const {
                  coupon_bias_.capacity() * sizeof(float) +
                  coupon_attributes_.capacity() * sizeof(CouponAttributes) +
                  coupon_factors_.memory_bytes() +
-                 user_segment_.capacity() * sizeof(int32_t);
+                 user_segment_.capacity() * sizeof(int32_t) +
+                 coupon_predicted_.capacity() + segment_attributes_.memory_bytes();
   for (const SegmentData& seg : segments_) {
     bytes += sizeof(SegmentData) + seg.name.capacity() +
              (seg.centroid.capacity() + seg.prior_factors.capacity()) * sizeof(float);

@@ -20,6 +20,7 @@
 #include "absl/types/span.h"
 #include "core/kernel.h"
 #include "core/model.h"
+#include "core/segment_encoding.h"
 
 namespace coupond::core {
 
@@ -75,6 +76,9 @@ class ModelSnapshot {
   const SegmentData& segment(size_t i) const { return segments_[i]; }
   // The dimensions a user is encoded in before taking the nearest segment centroid.
   const std::vector<SegmentFeature>& segment_features() const { return segment_features_; }
+  // The attribute columns of segment_features(), for placing a new user by its attributes
+  // (core/user_resolution.h).
+  const SegmentAttributeIndex& segment_attributes() const { return segment_attributes_; }
 
   size_t num_coupons() const { return coupon_ids_.size(); }
   std::optional<uint32_t> FindCoupon(absl::string_view coupon_id) const;
@@ -83,6 +87,11 @@ class ModelSnapshot {
   float coupon_bias(uint32_t row) const { return coupon_bias_[row]; }
   const CouponAttributes& coupon_attributes(uint32_t row) const {
     return coupon_attributes_[row];
+  }
+  // True when the coupon's bias and factors were predicted from its attributes at training
+  // time (coupon cold start; ModelData::coupon_predicted_from_attributes).
+  bool coupon_predicted_from_attributes(uint32_t row) const {
+    return !coupon_predicted_.empty() && coupon_predicted_[row] != 0;
   }
   // Coupon factors in the kernel's padded layout.
   const FactorMatrix& coupon_factors() const { return coupon_factors_; }
@@ -119,10 +128,12 @@ class ModelSnapshot {
   std::vector<int32_t> user_segment_;  // empty, or one per user
   std::vector<SegmentData> segments_;
   std::vector<SegmentFeature> segment_features_;
+  SegmentAttributeIndex segment_attributes_;
 
   std::vector<std::string> coupon_ids_;
   std::vector<float> coupon_bias_;
   std::vector<CouponAttributes> coupon_attributes_;
+  std::vector<uint8_t> coupon_predicted_;  // empty, or one per coupon
   FactorMatrix coupon_factors_;
   absl::flat_hash_map<absl::string_view, uint32_t> coupon_index_;  // views into coupon_ids_
 };

@@ -62,6 +62,10 @@ absl::Status ValidateOptions(const PipelineOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("calibration_bins: ", o.calibration_bins, " must be >= 1"));
   }
+  if (o.predict_cold_coupons && !(std::isfinite(o.cold_coupons.l2) && o.cold_coupons.l2 > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cold_coupons.l2: ", o.cold_coupons.l2, " must be finite and > 0"));
+  }
   if (o.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("threads: ", o.threads, " must be >= 0"));
   }
@@ -133,6 +137,41 @@ absl::StatusOr<Splits> MakeSplits(const core::TrainingData& data, const Pipeline
 }
 
 }  // namespace
+
+int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids) {
+  if (ids.empty()) return 0;
+  absl::flat_hash_map<absl::string_view, char> drop;
+  for (const std::string& id : ids) drop.emplace(id, 1);
+  const size_t n = data->user_ids.size();
+  std::vector<int64_t> new_index(n, -1);
+  std::vector<std::string> kept_ids;
+  core::SparseFeatures kept_features;
+  kept_features.names = data->user_features.names;
+  const bool has_features = data->user_features.rows() == n;
+  int64_t removed = 0;
+  for (size_t u = 0; u < n; ++u) {
+    if (drop.contains(data->user_ids[u])) {
+      ++removed;
+      continue;
+    }
+    new_index[u] = static_cast<int64_t>(kept_ids.size());
+    kept_ids.push_back(std::move(data->user_ids[u]));
+    if (has_features) kept_features.AddRow(data->user_features.row(u));
+  }
+  if (removed == 0) return 0;
+  std::vector<core::Example> kept_examples;
+  kept_examples.reserve(data->examples.size());
+  for (const core::Example& e : data->examples) {
+    if (new_index[e.user] < 0) continue;
+    core::Example k = e;
+    k.user = static_cast<uint32_t>(new_index[e.user]);
+    kept_examples.push_back(k);
+  }
+  data->user_ids = std::move(kept_ids);
+  if (has_features) data->user_features = std::move(kept_features);
+  data->examples = std::move(kept_examples);
+  return removed;
+}
 
 void ReplaceListsByNeighbours(core::TrainingData* data, absl::Span<const uint32_t> train,
                               absl::Span<const std::string> prefixes, PipelineResult* r) {
@@ -335,6 +374,11 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   md["features.neighbour_coupons"] = absl::StrCat(r.neighbour_coupons);
   md["features.neighbour_cold_matched"] =
       absl::StrCat(r.neighbour_cold_matched, "/", r.neighbour_cold_coupons);
+  if (r.excluded_users > 0) md["data.excluded_users"] = absl::StrCat(r.excluded_users);
+  if (r.cold_coupons.has_value()) {
+    md["cold_start.predicted_coupons"] = absl::StrCat(r.cold_coupons->fit.predicted_coupons);
+    md["cold_start.l2"] = Fmt(o.cold_coupons.l2);
+  }
   if (!r.grid.empty()) {
     md["select.validation_log_loss"] = Fmt(r.grid[r.chosen].validation_log_loss);
     md["select.validation_auc"] = Fmt(r.grid[r.chosen].validation_auc);
@@ -480,6 +524,10 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   r.load_summary = loaded.load_summary;
   r.ingest = loaded.ingest;
   r.data_checksum = loaded.checksum;
+  r.excluded_users = RemoveUsers(&data, o.exclude_users);
+  if (r.excluded_users > 0) {
+    Say(progress, absl::StrCat("excluded ", r.excluded_users, " users and their examples"));
+  }
   r.users = static_cast<int64_t>(data.user_ids.size());
   r.coupons = static_cast<int64_t>(data.coupon_ids.size());
   r.campaigns = static_cast<int64_t>(data.campaign_ids.size());
@@ -643,11 +691,49 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   }
   r.train_seconds = SecondsSince(start);
 
-  // 6. evaluate
+  // 6. materialise, coupon cold start (6b), evaluate the model as it will be served
   start = absl::Now();
+  COUPOND_ASSIGN_OR_RETURN(r.model, core::MaterializeLmfModel(model, final_data));
+  if (o.predict_cold_coupons) {
+    const absl::Span<const uint32_t> trained_on = refit ? s.test.train : s.validation.train;
+    // The served predictions with the trainer's own vectors for unseen coupons, to report
+    // what the regression changed.
+    const std::vector<float> before = PredictWithModel(r.model, final_data, s.test.test);
+    ColdCouponSummary cold;
+    COUPOND_ASSIGN_OR_RETURN(cold.fit,
+                             PredictColdCoupons(final_data, trained_on, o.cold_coupons, &r.model));
+    const std::vector<float> after = PredictWithModel(r.model, final_data, s.test.test);
+    std::vector<float> sub_before, sub_after, sub_labels, labels;
+    for (size_t k = 0; k < s.test.test.size(); ++k) {
+      const core::Example& e = data.examples[s.test.test[k]];
+      labels.push_back(e.label);
+      if (r.model.coupon_predicted_from_attributes[e.coupon] == 0) continue;
+      sub_before.push_back(before[k]);
+      sub_after.push_back(after[k]);
+      sub_labels.push_back(e.label);
+      cold.test_positives += e.label == 1.0f ? 1 : 0;
+    }
+    cold.test_examples = static_cast<int64_t>(sub_labels.size());
+    auto auc_or_nan = [](absl::Span<const float> p, absl::Span<const float> y) {
+      const absl::StatusOr<double> auc = core::RocAuc(p, y);
+      return auc.ok() ? *auc : std::numeric_limits<double>::quiet_NaN();
+    };
+    cold.test_auc_trainer = auc_or_nan(sub_before, sub_labels);
+    cold.test_auc_predicted = auc_or_nan(sub_after, sub_labels);
+    cold.model_auc_trainer = auc_or_nan(before, labels);
+    Say(progress,
+        absl::StrFormat("coupon cold start: %d coupons predicted from their attributes (ridge "
+                        "over %d columns of %d trained coupons; fit RMSE %.4f, targets' RMS "
+                        "%.4f); %d unseen coupons without attributes; test AUC on their %d "
+                        "examples %.4f (trainer's vectors: %.4f)",
+                        cold.fit.predicted_coupons, cold.fit.columns, cold.fit.warm_coupons,
+                        cold.fit.fit_rmse, cold.fit.target_rms, cold.fit.cold_without_columns,
+                        cold.test_examples, cold.test_auc_predicted, cold.test_auc_trainer));
+    r.cold_coupons = cold;
+  }
   Say(progress, "evaluating on the test period");
   {
-    COUPOND_ASSIGN_OR_RETURN(std::vector<float> p, core::PredictLmf(model, final_data, s.test.test));
+    const std::vector<float> p = PredictWithModel(r.model, final_data, s.test.test);
     COUPOND_ASSIGN_OR_RETURN(Evaluation e,
                              Evaluate("model", p, data, s.test.test, o.calibration_bins));
     r.evaluations.push_back(std::move(e));
@@ -655,9 +741,8 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   COUPOND_RETURN_IF_ERROR(EvaluateReferences(data, s, o, &r));
   r.evaluate_seconds = SecondsSince(start);
 
-  // 7. materialise and publish
+  // 7. publish
   start = absl::Now();
-  COUPOND_ASSIGN_OR_RETURN(r.model, core::MaterializeLmfModel(model, final_data));
   r.model.description =
       o.description.empty()
           ? absl::StrFormat("LMF d=%d trained on %s (%d examples, test AUC %.4f)",

@@ -34,14 +34,23 @@
 //                (refit_on_training_period, default), because the latest campaigns before
 //                the test period are the most informative ones; else the step-4 model is
 //                kept as is;
-//   6. evaluate  the model, the baselines (pipeline/baselines.h, fitted on the training
-//                period) and, when given, the TRUE probabilities (simulated data) on the
-//                test period: AUC, log loss, ECE and a reliability table;
+//   6. evaluate  the model materialised over every user and coupon of the data, after
+//                6b, scored by id as the server scores it (PredictWithModel), the baselines
+//                (pipeline/baselines.h, fitted on the training period) and, when given, the
+//                TRUE probabilities (simulated data) on the test period: AUC, log loss, ECE
+//                and a reliability table;
+//   6b. coupon cold start  coupons without a training example that carry attributes get a
+//                bias and factors predicted from them by a ridge regression fitted on the
+//                trained coupons (pipeline/coupon_cold_start.h), marked in
+//                ModelData::coupon_predicted_from_attributes (predict_cold_coupons);
 //   7. publish   the model over every user and coupon of the data, with provenance and
 //                metrics in ModelData::metadata and the step-3 segments (centroids, their
 //                encoding, each user's segment, and per segment the mean bias and factors
 //                of its members: the prior cold start uses), into the model store when
 //                store_path is set.
+// Users named in PipelineOptions::exclude_users are removed right after step 1, with their
+// examples: no step sees them and the published model does not know them (a hold-out of
+// whole users, e.g. to evaluate user cold start on them).
 // Every choice (hyperparameters, epochs, segments, baselines) uses training-period data
 // only. Deterministic for a seed when trainer threads == 1.
 //
@@ -63,6 +72,7 @@
 #include "core/training_data.h"
 #include "core/user_key.h"
 #include "pipeline/baselines.h"
+#include "pipeline/coupon_cold_start.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
 #include "pipeline/profiles.h"
@@ -115,9 +125,17 @@ struct PipelineOptions {
   core::LmfTrainerOptions trainer = DefaultTrainerOptions();
   bool refit_on_training_period = true;  // step 5. Default true.
 
+  // Ids of users removed from the data after loading, with every example of theirs (see
+  // the file comment). Ids the data does not have are ignored. Default: none.
+  std::vector<std::string> exclude_users;
+
   bool segment_users = true;     // step 3. Default true.
   SegmentOptions segments;       // its profile.as_of_day is set to the test cutoff
   BaselineOptions baselines;
+  // Step 6b. Default true. Off: an unseen coupon keeps the trainer's vector, the sum of its
+  // features' embeddings (and is not marked as predicted).
+  bool predict_cold_coupons = true;
+  CouponColdStartOptions cold_coupons;
   int calibration_bins = 10;     // reliability table bins. Default 10.
 
   // Factor files (pipeline/factor_files.h) of the TRUE model the logs were simulated from;
@@ -171,6 +189,19 @@ struct SegmentSummary {
   std::vector<std::string> column_names;
 };
 
+// Step 6b and what it changed on the test period.
+struct ColdCouponSummary {
+  CouponColdStartReport fit;
+  // Test examples whose coupon got predicted vectors, and their positives.
+  int64_t test_examples = 0, test_positives = 0;
+  // AUC on those examples with the predicted vectors, and with the trainer's own vectors
+  // (the sum of the coupon's feature embeddings); NaN when they have one class.
+  double test_auc_predicted = 0.0, test_auc_trainer = 0.0;
+  // AUC of the whole test period with the trainer's vectors (evaluations[0] is with the
+  // predicted ones: the model as served).
+  double model_auc_trainer = 0.0;
+};
+
 struct PipelineResult {
   std::string source;             // "logs <dir>" / "dunnhumby <dir>"
   std::string load_summary;       // IngestReport::ToString() or the adapter's counts
@@ -192,6 +223,10 @@ struct PipelineResult {
   int64_t neighbour_coupons = 0, neighbour_cold_coupons = 0, neighbour_cold_matched = 0;
 
   std::optional<SegmentSummary> segments;
+  // Users of options.exclude_users found (and removed) in the data.
+  int64_t excluded_users = 0;
+  // Step 6b, when it ran.
+  std::optional<ColdCouponSummary> cold_coupons;
 
   std::vector<GridPointRun> grid;
   size_t chosen = 0;                    // into grid
@@ -248,6 +283,11 @@ std::vector<float> PredictWithModel(const core::ModelData& model, const core::Tr
 absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const float> predictions,
                                     const core::TrainingData& data,
                                     absl::Span<const uint32_t> examples, int calibration_bins);
+
+// Removes the users whose ids are in `ids` from `data`: their rows (ids, features) and
+// every example of theirs; the other users keep their order, examples are re-indexed.
+// Returns how many users were removed (ids not in the data are ignored).
+int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids);
 
 // Step 2b alone: replaces the coupon features named by `prefixes` by one "like=<id>"
 // feature per coupon that has any, the neighbour being chosen among coupons with an example

@@ -4,7 +4,11 @@
 
 #include "absl/strings/string_view.h"
 
+#include <string>
+#include <utility>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/model.h"
 
@@ -31,6 +35,45 @@ absl::Status CheckRequestId(const std::string& request_id, const RequestLimits& 
   return absl::OkStatus();
 }
 
+// user_attributes (Score and Decide): bounded in count and size, names non-empty, without
+// '=' (the pipeline's column separator) and unique ignoring ASCII case (the model matches
+// names that way, so two spellings would be one attribute given twice). Values may be
+// empty: the model knows no such column, and the attribute is ignored and counted.
+absl::Status CheckUserAttributes(const google::protobuf::Map<std::string, std::string>& attributes,
+                                 const RequestLimits& limits) {
+  if (static_cast<size_t>(attributes.size()) > limits.max_user_attributes) {
+    return absl::InvalidArgumentError(absl::StrCat("user_attributes: ", attributes.size(),
+                                                   " entries, limit ",
+                                                   limits.max_user_attributes));
+  }
+  absl::flat_hash_map<std::string, absl::string_view> lowered;
+  lowered.reserve(attributes.size());
+  for (const auto& [name, value] : attributes) {
+    const std::string field = absl::StrCat("user_attributes[", Quote(name), "]");
+    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": empty name"));
+    if (name.size() > core::kMaxIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": name is ", name.size(),
+                                                     " bytes, limit ", core::kMaxIdBytes));
+    }
+    if (name.find('=') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": name contains '='"));
+    }
+    if (value.size() > core::kMaxIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": value is ", value.size(),
+                                                     " bytes, limit ", core::kMaxIdBytes));
+    }
+    auto [it, inserted] = lowered.emplace(absl::AsciiStrToLower(name), name);
+    if (!inserted) {
+      // Map order is unspecified: name the pair in a stable order.
+      absl::string_view a = it->second, b = name;
+      if (b < a) std::swap(a, b);
+      return absl::InvalidArgumentError(absl::StrCat("user_attributes: names ", Quote(a), " and ",
+                                                     Quote(b), " differ only in case"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits) {
@@ -46,6 +89,7 @@ absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const Request
     return absl::InvalidArgumentError(absl::StrCat(
         "as_of_unix_seconds: ", request.as_of_unix_seconds(), " is negative"));
   }
+  if (absl::Status s = CheckUserAttributes(request.user_attributes(), limits); !s.ok()) return s;
   const auto& ids = request.coupon_ids();
   if (static_cast<size_t>(ids.size()) > limits.max_candidates) {
     return absl::InvalidArgumentError(absl::StrCat("coupon_ids: ", ids.size(),
@@ -114,6 +158,7 @@ absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const Reque
     return absl::InvalidArgumentError(absl::StrCat(
         "user_id: ", request.user_id().size(), " bytes, limit ", core::kMaxIdBytes));
   }
+  if (absl::Status s = CheckUserAttributes(request.user_attributes(), limits); !s.ok()) return s;
   if (!request.campaign_id().empty()) {
     if (request.has_campaign() || request.has_prices()) {
       return absl::InvalidArgumentError(

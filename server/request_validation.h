@@ -32,6 +32,9 @@ struct RequestLimits {
   // answered DEADLINE_EXCEEDED without being worked on (server/call_guard.h). Default 0:
   // only calls whose deadline has already passed.
   absl::Duration min_deadline_remaining = absl::ZeroDuration();
+  // Most user_attributes entries (Score, Decide). Default 64. Names and values are limited
+  // to core::kMaxIdBytes (256) bytes each.
+  size_t max_user_attributes = 64;
 };
 
 absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const RequestLimits& limits);

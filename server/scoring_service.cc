@@ -49,9 +49,15 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
 
   std::vector<absl::string_view> candidates(request.coupon_ids().begin(),
                                            request.coupon_ids().end());
+  std::vector<core::UserAttribute> attributes;
+  attributes.reserve(request.user_attributes().size());
+  for (const auto& [name, value] : request.user_attributes()) {
+    attributes.push_back(core::UserAttribute{name, value});
+  }
   const std::string user_key = UserKey(request.user_id());
   core::ScoreQuery query;
   query.user_id = user_key;
+  query.user_attributes = attributes;
   query.coupon_ids = candidates;
   query.as_of_unix_seconds = request.as_of_unix_seconds() != 0 ? request.as_of_unix_seconds()
                                                                : absl::ToUnixSeconds(absl::Now());
@@ -59,8 +65,19 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
   const core::ScoreResult result = core::ScoreCoupons(*model, query);
 
   response->set_model_version(model->info().version);
-  response->set_user_resolution(result.known_user ? v1::USER_RESOLUTION_KNOWN_USER
-                                                  : v1::USER_RESOLUTION_POPULATION_PRIOR);
+  switch (result.user_source) {
+    case core::UserSource::kKnownUser:
+      response->set_user_resolution(v1::USER_RESOLUTION_KNOWN_USER);
+      break;
+    case core::UserSource::kSegmentPrior:
+      response->set_user_resolution(v1::USER_RESOLUTION_SEGMENT_PRIOR);
+      response->set_segment(model->segment(static_cast<size_t>(result.segment)).name);
+      break;
+    case core::UserSource::kPopulationPrior:
+      response->set_user_resolution(v1::USER_RESOLUTION_POPULATION_PRIOR);
+      break;
+  }
+  response->set_ignored_user_attributes(result.ignored_attributes);
   response->set_candidates_scored(static_cast<uint32_t>(result.candidates_scored));
   response->mutable_scores()->Reserve(static_cast<int>(result.scores.size()));
   for (const core::ScoredCoupon& s : result.scores) {
@@ -68,6 +85,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
     out->set_coupon_id(model->coupon_id(s.coupon_row));
     out->set_probability(s.probability);
     out->set_logit(s.logit);
+    out->set_predicted_from_attributes(model->coupon_predicted_from_attributes(s.coupon_row));
   }
   for (uint32_t i : result.unknown_coupons) response->add_unknown_coupon_ids(request.coupon_ids(static_cast<int>(i)));
   for (uint32_t i : result.inactive_coupons) response->add_inactive_coupon_ids(request.coupon_ids(static_cast<int>(i)));
@@ -131,6 +149,10 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   const std::string user_key = UserKey(request.user_id());
   core::Population one;
   one.user_ids.push_back(user_key);
+  if (!request.user_attributes().empty()) {
+    one.user_attributes.emplace_back(request.user_attributes().begin(),
+                                     request.user_attributes().end());
+  }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
       core::CampaignPlan::Create(model, api::CampaignFromProto(*campaign, now), std::move(one));
   if (!plan.ok()) {
@@ -146,8 +168,9 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   }
   absl::StatusOr<core::AssignmentPrices> plan_prices = api::PricesFromProto(*prices, **plan);
   if (!plan_prices.ok()) return plan_prices.status();
-  response->set_user_resolution((*plan)->known_user(0) ? v1::USER_RESOLUTION_KNOWN_USER
-                                                       : v1::USER_RESOLUTION_POPULATION_PRIOR);
+  response->set_user_resolution((*plan)->known_user(0)             ? v1::USER_RESOLUTION_KNOWN_USER
+                                : (*plan)->prior_segment(0) >= 0 ? v1::USER_RESOLUTION_SEGMENT_PRIOR
+                                                                 : v1::USER_RESOLUTION_POPULATION_PRIOR);
   absl::StatusOr<api::DecisionPolicy> policy = api::DecisionPolicyFromProto(*campaign);
   if (!policy.ok()) return policy.status();
   std::vector<double> probabilities((*plan)->coupons().size());

@@ -52,13 +52,16 @@ inline std::string CampaignKey(absl::string_view campaign_id, uint64_t sequence)
 // Bytes of a campaign record's header: u32 format, i64 published time, u64 payload hash.
 inline constexpr size_t kCampaignHeaderBytes = sizeof(uint32_t) + sizeof(int64_t) + sizeof(uint64_t);
 
-// Bytes of a user row (manifest format 1: bias and factors; format 2: then an i32 segment
-// index) and a coupon row for dimension `dim`.
-inline size_t UserValueBytes(uint32_t dim, int format = 2) {
+// Bytes of a user row (manifest format 1: bias and factors; format 2 and later: then an i32
+// segment index) and a coupon row for dimension `dim`.
+inline size_t UserValueBytes(uint32_t dim, int format = 3) {
   return sizeof(float) * (1 + size_t{dim}) + (format >= 2 ? sizeof(int32_t) : 0);
 }
-inline size_t CouponValueBytes(uint32_t dim) {
-  return sizeof(float) * (1 + size_t{dim}) + sizeof(double) + 3 * sizeof(int64_t);
+// Coupon row: formats 1 and 2: bias, factors, face value, validity window, stock; format 3:
+// then a u8 flag (1: factors predicted from attributes, 0: trained).
+inline size_t CouponValueBytes(uint32_t dim, int format = 3) {
+  return sizeof(float) * (1 + size_t{dim}) + sizeof(double) + 3 * sizeof(int64_t) +
+         (format >= 3 ? sizeof(uint8_t) : 0);
 }
 // Bytes of a segment row with a name of `name_bytes`, for dimension `dim` and `features`
 // segment features: u32 name length, name, f32 prior bias, f32 x dim prior factors,

@@ -42,8 +42,9 @@ using internal::UserPrefix;
 using internal::UserValueBytes;
 
 // Format written. 2 added segments (s/ rows, the sf key, an i32 segment index at the end
-// of every user row, num_segments= and num_segment_features= in the manifest).
-constexpr int kManifestFormat = 2;
+// of every user row, num_segments= and num_segment_features= in the manifest); 3 added a u8
+// at the end of every coupon row (1: factors predicted from attributes).
+constexpr int kManifestFormat = 3;
 // Oldest format read: a format-1 version has no segments and shorter user rows.
 constexpr int kOldestReadableFormat = 1;
 constexpr char kIngestDir[] = "ingest";
@@ -135,6 +136,9 @@ std::string EncodeCoupon(const core::ModelData& m, size_t row) {
   Append(&v, a.valid_from_unix_seconds);
   Append(&v, a.valid_until_unix_seconds);
   Append(&v, a.stock);
+  Append(&v, m.coupon_predicted_from_attributes.empty()
+                 ? uint8_t{0}
+                 : m.coupon_predicted_from_attributes[row]);
   return v;
 }
 
@@ -540,8 +544,10 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   };
 
   // Rows in key order (the checksum's order): c/, s/, sf, u/.
+  const bool coupon_rows_have_flag = format >= 3;
+  bool any_predicted_coupon = false;
   COUPOND_RETURN_IF_ERROR(scan(
-      CouponPrefix(version), CouponValueBytes(d), info.num_coupons, "coupon",
+      CouponPrefix(version), CouponValueBytes(d, format), info.num_coupons, "coupon",
       [&](absl::string_view id, absl::string_view value) -> absl::Status {
         const char* p = value.data();
         const size_t base = m.coupon_factors.size();
@@ -560,8 +566,20 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
             !AllFinite(m.coupon_factors.data() + base, d) || !std::isfinite(a.face_value)) {
           return loss(absl::StrCat("coupon '", id, "': non-finite number"));
         }
+        if (coupon_rows_have_flag) {
+          const uint8_t predicted = Take<uint8_t>(p);
+          if (predicted > 1) {
+            return loss(absl::StrCat("coupon '", id, "': predicted-from-attributes flag ",
+                                     static_cast<int>(predicted), " is not 0 or 1"));
+          }
+          any_predicted_coupon = any_predicted_coupon || predicted == 1;
+          m.coupon_predicted_from_attributes.push_back(predicted);
+        }
         return absl::OkStatus();
       }));
+  // As user_segment below: no predicted coupon reads back as an empty vector, the form
+  // ModelData documents as equivalent, so that a model without cold coupons round-trips.
+  if (!any_predicted_coupon) m.coupon_predicted_from_attributes.clear();
 
   // Segments (none in format 1; the scan still refuses stray rows there).
   m.segments.reserve(std::min<uint64_t>(info.num_segments, kMaxReserve));

@@ -6,7 +6,8 @@
 // Layout (all keys in the default column family, bytewise order; <v> is the version as 20
 // zero-padded decimal digits, so versions sort numerically):
 //   v/<v>/c/<coupon_id>  coupon row: f32 bias, f32 x dim factors, f64 face value,
-//                        i64 valid_from, i64 valid_until, i64 stock
+//                        i64 valid_from, i64 valid_until, i64 stock, u8 predicted from
+//                        attributes (0 or 1; coupon cold start)
 //   v/<v>/s/<i>          segment i (6 zero-padded digits, 0..num_segments-1): u32 name
 //                        length, name, f32 prior bias, f32 x dim prior factors,
 //                        f32 x num_segment_features centroid, f64 redemption rate, u64 members
@@ -23,9 +24,12 @@
 //                        campaign, its prices and its experiment).
 // Numbers are little-endian. Within a version keys sort c/ < s/ < sf < u/ < ~manifest.
 //
-// Formats: the writer writes format 2. Format 1 (written before segments existed) is still
-// read: it has no s/ rows, no sf key, no segment counts in its manifest, and user rows
-// without the segment index; it reads back as a model without segments.
+// Formats: the writer writes format 3. Older formats are still read:
+//   format 2 (before coupon cold start): coupon rows without the trailing u8; it reads back
+//            with every coupon trained (an empty coupon_predicted_from_attributes);
+//   format 1 (before segments): as format 2, and no s/ rows, no sf key, no segment counts
+//            in its manifest, user rows without the segment index; it reads back as a model
+//            without segments.
 // A version is written as one SST file (SstFileWriter) and added with IngestExternalFile,
 // so its rows and manifest become visible together or not at all: a reader never sees a
 // manifest whose rows are missing, whatever the writer's fate.

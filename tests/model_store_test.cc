@@ -286,7 +286,7 @@ TEST_F(ModelStoreTest, TruncatedRowIsDataLoss) {
     value.resize(value.size() - 3);
     ASSERT_TRUE(db->Put({}, internal::UserKey(v, "u1"), value).ok());
   });
-  // Format 2: bias, 4 factors, segment index.
+  // Format 3 (as 2): bias, 4 factors, segment index.
   EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
                                 HasSubstr("user 'u1': value is 21 bytes, expected 24")));
 }
@@ -448,7 +448,7 @@ TEST_F(ModelStoreTest, ModelWithoutSegmentsReadsBackWithout) {
   Tamper([&](rocksdb::DB* db) {
     std::string manifest;
     ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
-    EXPECT_THAT(manifest, HasSubstr("format=2\n"));
+    EXPECT_THAT(manifest, HasSubstr("format=3\n"));
     EXPECT_THAT(manifest, HasSubstr("num_segments=0\nnum_segment_features=0\n"));
   });
 }
@@ -510,7 +510,7 @@ TEST_F(ModelStoreTest, ReadsFormat1VersionsWrittenBeforeSegments) {
     EXPECT_EQ(snapshot->info().num_segments, 0u);
     EXPECT_EQ(snapshot->user_segment(0), -1);
   }
-  // The writer adds a format-2 version beside it; both read.
+  // The writer adds a format-3 version beside it; both read.
   const uint64_t v2 = PublishModel(SegmentedModel(5, 2, 2));
   EXPECT_EQ(v2, 2u);
   EXPECT_OK(Read(1).status());
@@ -523,13 +523,13 @@ TEST_F(ModelStoreTest, FormatFromTheFutureIsDataLoss) {
   Tamper([&](rocksdb::DB* db) {
     std::string manifest;
     ASSERT_TRUE(db->Get({}, internal::ManifestKey(v), &manifest).ok());
-    const size_t at = manifest.find("format=2");
+    const size_t at = manifest.find("format=3");
     ASSERT_NE(at, std::string::npos);
-    manifest.replace(at, 8, "format=3");
+    manifest.replace(at, 8, "format=4");
     ASSERT_TRUE(db->Put({}, internal::ManifestKey(v), manifest).ok());
   });
   EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
-                                HasSubstr("format 3 is not supported (this reader reads 1 to 2)")));
+                                HasSubstr("format 4 is not supported (this reader reads 1 to 3)")));
 }
 
 TEST_F(ModelStoreTest, TruncatedSegmentRowIsDataLoss) {
@@ -655,6 +655,206 @@ TEST_F(ModelStoreTest, SegmentCountsInTheManifestMustAgree) {
   });
   EXPECT_THAT(Read(v), StatusIs(absl::StatusCode::kDataLoss,
                                 HasSubstr("3 segments over 0 segment features")));
+}
+
+// --- coupon cold start (format 3) ---
+
+// TinyModel whose odd coupons had their factors predicted from attributes.
+core::ModelData ModelWithPredictedCoupons(uint32_t users, uint32_t coupons, uint32_t dim) {
+  core::ModelData m = SegmentedModel(users, coupons, dim);
+  for (uint32_t c = 0; c < coupons; ++c) m.coupon_predicted_from_attributes.push_back(c % 2);
+  return m;
+}
+
+// The flag of coupon `id` in `m` (0 when the vector is empty).
+int FlagOf(const core::ModelData& m, const std::string& id) {
+  const auto it = std::find(m.coupon_ids.begin(), m.coupon_ids.end(), id);
+  if (it == m.coupon_ids.end() || m.coupon_predicted_from_attributes.empty()) return 0;
+  return m.coupon_predicted_from_attributes[it - m.coupon_ids.begin()];
+}
+
+TEST_F(ModelStoreTest, RoundTripsThePredictedFromAttributesFlagPerCoupon) {
+  const core::ModelData model = ModelWithPredictedCoupons(4, 12, 3);
+  ASSERT_OK(core::ValidateModelData(model));
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  ExpectSameModel(model, back);
+  ASSERT_EQ(back.coupon_predicted_from_attributes.size(), 12u);
+  int predicted = 0;
+  for (const std::string& id : model.coupon_ids) {
+    EXPECT_EQ(FlagOf(back, id), FlagOf(model, id)) << id;
+    predicted += FlagOf(back, id);
+  }
+  EXPECT_EQ(predicted, 6);
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(v));
+  EXPECT_FALSE(snapshot->coupon_predicted_from_attributes(*snapshot->FindCoupon("c0")));
+  EXPECT_TRUE(snapshot->coupon_predicted_from_attributes(*snapshot->FindCoupon("c11")));
+}
+
+TEST_F(ModelStoreTest, ModelWithoutPredictedCouponsReadsBackWithAnEmptyFlagVector) {
+  core::ModelData model = TinyModel(2, 3, 2);
+  model.coupon_predicted_from_attributes = {0, 0, 0};  // equivalent to empty
+  const uint64_t v = PublishModel(model);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v));
+  EXPECT_TRUE(back.coupon_predicted_from_attributes.empty());
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(v));
+  EXPECT_FALSE(snapshot->coupon_predicted_from_attributes(0));
+}
+
+TEST_F(ModelStoreTest, RefusesAFlagVectorOfTheWrongSizeOrValue) {
+  auto store = ModelStore::OpenForWrite(path());
+  ASSERT_OK(store.status());
+  core::ModelData model = TinyModel(2, 3, 2);
+  model.coupon_predicted_from_attributes = {0, 1};
+  EXPECT_THAT((*store)->Publish(model),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("coupon_predicted_from_attributes")));
+  model.coupon_predicted_from_attributes = {0, 2, 0};
+  EXPECT_THAT((*store)->Publish(model),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("coupon_predicted_from_attributes: 2 for 'c1'")));
+}
+
+// Writes `m` as version `version` in the layout of `format` (2 or 3) key by key, as those
+// writers did, checksum included; `flag_of` gives format 3's coupon flag byte (so that a
+// test can store a value the writer never would).
+void WriteByHand(rocksdb::DB* db, const core::ModelData& m, uint64_t version, int format,
+                 const std::function<uint8_t(size_t)>& flag_of) {
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<std::pair<std::string, std::string>> rows;
+  auto bytes = [](const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); };
+  const uint32_t d = m.dimension;
+  for (size_t c = 0; c < m.num_coupons(); ++c) {
+    const core::CouponAttributes& a = m.coupon_attributes[c];
+    std::string value = bytes(&m.coupon_bias[c], 4) + bytes(&m.coupon_factors[c * d], 4 * d) +
+                        bytes(&a.face_value, 8) + bytes(&a.valid_from_unix_seconds, 8) +
+                        bytes(&a.valid_until_unix_seconds, 8) + bytes(&a.stock, 8);
+    if (format >= 3) value += static_cast<char>(flag_of(c));
+    rows.emplace_back(internal::CouponKey(version, m.coupon_ids[c]), value);
+  }
+  for (size_t i = 0; i < m.num_segments(); ++i) {
+    const core::SegmentData& s = m.segments[i];
+    const uint32_t name_bytes = static_cast<uint32_t>(s.name.size());
+    rows.emplace_back(internal::SegmentKey(version, i),
+                      bytes(&name_bytes, 4) + s.name + bytes(&s.prior_bias, 4) +
+                          bytes(s.prior_factors.data(), 4 * d) +
+                          bytes(s.centroid.data(), 4 * s.centroid.size()) +
+                          bytes(&s.redemption_rate, 8) + bytes(&s.members, 8));
+  }
+  if (!m.segment_features.empty()) {
+    const uint32_t count = static_cast<uint32_t>(m.segment_features.size());
+    std::string value = bytes(&count, 4);
+    for (const core::SegmentFeature& f : m.segment_features) {
+      const uint32_t name_bytes = static_cast<uint32_t>(f.name.size());
+      value += bytes(&name_bytes, 4) + f.name + bytes(&f.offset, 4) + bytes(&f.scale, 4);
+    }
+    rows.emplace_back(internal::SegmentFeaturesKey(version), value);
+  }
+  for (size_t u = 0; u < m.num_users(); ++u) {
+    const int32_t segment = m.user_segment.empty() ? -1 : m.user_segment[u];
+    rows.emplace_back(internal::UserKey(version, m.user_ids[u]),
+                      bytes(&m.user_bias[u], 4) + bytes(&m.user_factors[u * d], 4 * d) +
+                          bytes(&segment, 4));
+  }
+  std::sort(rows.begin(), rows.end());  // the checksum is over key order
+  for (const auto& [key, value] : rows) {
+    const uint64_t lengths[2] = {key.size(), value.size()};
+    XXH3_64bits_update(state, lengths, sizeof(lengths));
+    XXH3_64bits_update(state, key.data(), key.size());
+    XXH3_64bits_update(state, value.data(), value.size());
+    ASSERT_TRUE(db->Put({}, key, value).ok());
+  }
+  const uint64_t checksum = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  ASSERT_TRUE(db->Put({}, internal::ManifestKey(version),
+                      absl::StrFormat("format=%d\nversion=%d\ndimension=%d\nnum_users=%d\n"
+                                      "num_coupons=%d\nnum_segments=%d\n"
+                                      "num_segment_features=%d\nglobal_bias=%.17g\n"
+                                      "created_unix_seconds=1700000000\nchecksum=%016x\n"
+                                      "description=%s\n",
+                                      format, version, d, m.num_users(), m.num_coupons(),
+                                      m.num_segments(), m.segment_features.size(),
+                                      m.global_bias, checksum, m.description))
+                  .ok());
+}
+
+// A version written by the format-2 writer (segments, no coupon cold start): coupon rows
+// without the flag byte. It reads back with every coupon trained.
+TEST_F(ModelStoreTest, ReadsFormat2VersionsWrittenBeforeCouponColdStart) {
+  const core::ModelData model = SegmentedModel(5, 3, 2);
+  ASSERT_OK(ModelStore::OpenForWrite(path()).status());  // creates the store
+  Tamper([&](rocksdb::DB* db) { WriteByHand(db, model, 1, 2, nullptr); });
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(1));
+  ExpectSameModel(model, back);
+  EXPECT_EQ(back.segments, model.segments);
+  EXPECT_TRUE(back.coupon_predicted_from_attributes.empty());
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForRead(path()));
+    ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(1));
+    EXPECT_FALSE(snapshot->coupon_predicted_from_attributes(0));
+  }
+  // The writer adds a format-3 version beside it; both read.
+  EXPECT_EQ(PublishModel(ModelWithPredictedCoupons(5, 3, 2)), 2u);
+  EXPECT_OK(Read(1).status());
+  ASSERT_OK_AND_ASSIGN(core::ModelData second, Read(2));
+  EXPECT_EQ(FlagOf(second, "c1"), 1);
+}
+
+// The writer's coupon rows are byte for byte the documented format-3 layout.
+TEST_F(ModelStoreTest, Format3CouponRowsAreAsDocumented) {
+  const core::ModelData model = ModelWithPredictedCoupons(4, 5, 3);
+  const uint64_t v = PublishModel(model);
+  Tamper([&](rocksdb::DB* db) {
+    WriteByHand(db, model, v + 1, 3,
+                [&](size_t c) { return model.coupon_predicted_from_attributes[c]; });
+    for (const std::string& id : model.coupon_ids) {
+      std::string written, by_hand;
+      ASSERT_TRUE(db->Get({}, internal::CouponKey(v, id), &written).ok());
+      ASSERT_TRUE(db->Get({}, internal::CouponKey(v + 1, id), &by_hand).ok());
+      EXPECT_EQ(written, by_hand) << id;
+      EXPECT_EQ(written.size(), internal::CouponValueBytes(3, /*format=*/3));
+    }
+  });
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(v + 1));
+  ExpectSameModel(model, back);
+  EXPECT_EQ(FlagOf(back, "c3"), 1);
+  EXPECT_EQ(FlagOf(back, "c2"), 0);
+}
+
+TEST_F(ModelStoreTest, CouponFlagOtherThan0Or1IsDataLoss) {
+  const core::ModelData model = TinyModel(2, 3, 2);
+  ASSERT_OK(ModelStore::OpenForWrite(path()).status());  // creates the store
+  Tamper([&](rocksdb::DB* db) {
+    WriteByHand(db, model, 1, 3, [](size_t c) { return c == 1 ? uint8_t{2} : uint8_t{0}; });
+  });
+  EXPECT_THAT(Read(1), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("coupon 'c1': predicted-from-attributes flag 2")));
+}
+
+// A format-3 manifest over rows written without the flag byte (format 2's), and the
+// reverse: the row size disagrees with the manifest's format.
+TEST_F(ModelStoreTest, CouponRowsOfAnotherFormatAreDataLoss) {
+  const core::ModelData model = TinyModel(2, 3, 2);
+  ASSERT_OK(ModelStore::OpenForWrite(path()).status());  // creates the store
+  Tamper([&](rocksdb::DB* db) {
+    WriteByHand(db, model, 1, 2, nullptr);
+    std::string manifest;
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(1), &manifest).ok());
+    manifest.replace(manifest.find("format=2"), 8, "format=3");
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(1), manifest).ok());
+    WriteByHand(db, model, 2, 3, [](size_t) { return uint8_t{0}; });
+    ASSERT_TRUE(db->Get({}, internal::ManifestKey(2), &manifest).ok());
+    manifest.replace(manifest.find("format=3"), 8, "format=2");
+    ASSERT_TRUE(db->Put({}, internal::ManifestKey(2), manifest).ok());
+  });
+  // 4 + 8 + 32 bytes; format 3 expects one more.
+  EXPECT_THAT(Read(1), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("coupon 'c0': value is 44 bytes, expected 45")));
+  EXPECT_THAT(Read(2), StatusIs(absl::StatusCode::kDataLoss,
+                                HasSubstr("coupon 'c0': value is 45 bytes, expected 44")));
 }
 
 }  // namespace

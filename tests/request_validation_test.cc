@@ -4,7 +4,10 @@
 #include "server/request_validation.h"
 
 #include <cmath>
+#include <functional>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
@@ -95,6 +98,72 @@ TEST(ValidateGetModelInfoRequestTest, ChecksRequestId) {
   EXPECT_OK(ValidateGetModelInfoRequest(r, {}));
   r.set_request_id(std::string(500, 'x'));
   EXPECT_THAT(ValidateGetModelInfoRequest(r, {}), StatusIs(kInvalid, StartsWith("request_id")));
+}
+
+// user_attributes (cold start): bounded, names non-empty, without '=', unique ignoring case.
+// Empty values, unknown names and values, "NaN" are not errors: the scorer ignores and
+// counts what the model does not know.
+TEST(ValidateUserAttributesTest, AcceptsWhatTheScorerCanIgnore) {
+  v1::ScoreRequest r = Valid();
+  auto& a = *r.mutable_user_attributes();
+  a["age_desc"] = "45-54";
+  a["income_desc"] = "";          // unknown value: ignored by the scorer
+  a["shoe_size"] = "NaN";         // unknown name and a NaN-looking value: ignored too
+  a[std::string(256, 'n')] = std::string(256, 'v');  // at the limits
+  EXPECT_OK(ValidateScoreRequest(r, {}));
+  for (int i = 0; a.size() < 64; ++i) a[absl::StrCat("k", i)] = "v";
+  EXPECT_OK(ValidateScoreRequest(r, {}));
+}
+
+TEST(ValidateUserAttributesTest, RejectsMalformedAttributesNamingTheField) {
+  auto check = [](const std::function<void(v1::ScoreRequest*)>& edit, const std::string& prefix) {
+    v1::ScoreRequest r = Valid();
+    edit(&r);
+    EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith(prefix)));
+  };
+  check([](v1::ScoreRequest* r) { (*r->mutable_user_attributes())[""] = "x"; },
+        "user_attributes['']: empty name");
+  check([](v1::ScoreRequest* r) { (*r->mutable_user_attributes())[std::string(257, 'n')] = "x"; },
+        "user_attributes['nnnn");
+  check([](v1::ScoreRequest* r) { (*r->mutable_user_attributes())["age"] = std::string(257, 'v'); },
+        "user_attributes['age']: value is 257 bytes, limit 256");
+  check([](v1::ScoreRequest* r) { (*r->mutable_user_attributes())["age=45"] = "54"; },
+        "user_attributes['age=45']: name contains '='");
+  check(
+      [](v1::ScoreRequest* r) {
+        (*r->mutable_user_attributes())["AGE_DESC"] = "45-54";
+        (*r->mutable_user_attributes())["age_desc"] = "25-34";
+      },
+      "user_attributes: names 'AGE_DESC' and 'age_desc' differ only in case");
+  check(
+      [](v1::ScoreRequest* r) {
+        for (int i = 0; i < 65; ++i) {
+          const std::string key = absl::StrCat("k", i);
+          r->mutable_user_attributes()->insert({key, std::string("v")});
+        }
+      },
+      "user_attributes: 65 entries, limit 64");
+  v1::ScoreRequest r = Valid();
+  (*r.mutable_user_attributes())[std::string(257, 'n')] = "x";
+  EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, HasSubstr("name is 257 bytes")));
+  RequestLimits tight;
+  tight.max_user_attributes = 1;
+  r = Valid();
+  (*r.mutable_user_attributes())["a"] = "1";
+  (*r.mutable_user_attributes())["b"] = "2";
+  EXPECT_THAT(ValidateScoreRequest(r, tight),
+              StatusIs(kInvalid, StartsWith("user_attributes: 2 entries, limit 1")));
+}
+
+TEST(ValidateUserAttributesTest, DecideChecksThemToo) {
+  v1::DecideRequest r;
+  r.set_user_id("u1");
+  r.set_campaign_id("spring");
+  (*r.mutable_user_attributes())["age"] = "45-54";
+  EXPECT_OK(ValidateDecideRequest(r, {}));
+  (*r.mutable_user_attributes())[""] = "x";
+  EXPECT_THAT(ValidateDecideRequest(r, {}),
+              StatusIs(kInvalid, StartsWith("user_attributes['']: empty name")));
 }
 
 }  // namespace

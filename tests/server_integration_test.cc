@@ -377,6 +377,81 @@ TEST_F(ServerIntegrationTest, DecideUsesTheCampaignPrices) {
                                                  StartsWith("prices.stock_prices['zz']")));
 }
 
+// Cold start: a new user with attributes is placed in a segment and scored with its prior;
+// the response names the segment, counts the ignored attributes, and marks coupons whose
+// vectors were predicted from their attributes. Decide takes the same attributes.
+TEST_F(ServerIntegrationTest, ColdStartUserWithAttributesGetsItsSegmentPrior) {
+  const uint32_t d = model_.dimension;
+  model_.segment_features = {{"log_exposures", 0.5f, 1.5f},
+                             {"AGE_DESC=25-34", 0.0f, 2.0f},
+                             {"AGE_DESC=45-54", 0.0f, 2.0f}};
+  for (int s = 0; s < 2; ++s) {
+    core::SegmentData seg;
+    seg.name = absl::StrCat("segment-", s);
+    // segment-0 is the 25-34s, segment-1 the 45-54s.
+    seg.centroid = {0.0f, s == 0 ? 0.5f : 0.0f, s == 1 ? 0.5f : 0.0f};
+    seg.prior_bias = s == 0 ? -0.4f : 0.6f;
+    for (uint32_t k = 0; k < d; ++k) seg.prior_factors.push_back(0.05f * (s == 0 ? -1.0f : 1.0f));
+    model_.segments.push_back(std::move(seg));
+  }
+  model_.coupon_predicted_from_attributes.assign(model_.num_coupons(), 0);
+  model_.coupon_predicted_from_attributes[2] = 1;
+  PublishAndWaitUntilServing();
+
+  v1::ScoreRequest request = Request("new-household", {"c1", "c2", "c3"});
+  (*request.mutable_user_attributes())["age_desc"] = "45-54";
+  (*request.mutable_user_attributes())["income_desc"] = "50-74K";  // unknown to the model
+  ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, client_->Score(request));
+  EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_SEGMENT_PRIOR);
+  EXPECT_EQ(r.segment(), "segment-1");
+  EXPECT_EQ(r.ignored_user_attributes(), 1u);
+  ASSERT_EQ(r.scores_size(), 3);
+  core::ModelData as_user = model_;  // user u0 carrying segment-1's prior
+  as_user.user_bias[0] = model_.segments[1].prior_bias;
+  std::copy(model_.segments[1].prior_factors.begin(), model_.segments[1].prior_factors.end(),
+            as_user.user_factors.begin());
+  for (const v1::CouponScore& s : r.scores()) {
+    const uint32_t c = std::stoul(s.coupon_id().substr(1));
+    EXPECT_NEAR(s.probability(), ReferenceProbability(as_user, 0, c), 1e-5) << s.coupon_id();
+    EXPECT_EQ(s.predicted_from_attributes(), c == 2) << s.coupon_id();
+  }
+
+  (*request.mutable_user_attributes())["age_desc"] = "25-34";
+  ASSERT_OK_AND_ASSIGN(r, client_->Score(request));
+  EXPECT_EQ(r.segment(), "segment-0");
+  // Nothing the model knows: the population prior, no segment.
+  request.mutable_user_attributes()->erase("age_desc");
+  ASSERT_OK_AND_ASSIGN(r, client_->Score(request));
+  EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_POPULATION_PRIOR);
+  EXPECT_EQ(r.segment(), "");
+  EXPECT_EQ(r.ignored_user_attributes(), 1u);
+  // A known user's attributes are not read.
+  v1::ScoreRequest known = Request("u4", {"c1"});
+  (*known.mutable_user_attributes())["age_desc"] = "45-54";
+  ASSERT_OK_AND_ASSIGN(r, client_->Score(known));
+  EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER);
+  EXPECT_EQ(r.segment(), "");
+  EXPECT_EQ(r.ignored_user_attributes(), 0u);
+  // Malformed attributes are the caller's mistake.
+  (*known.mutable_user_attributes())["AGE_DESC"] = "25-34";
+  EXPECT_THAT(client_->Score(known),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("user_attributes: names")));
+
+  // Decide: the same placement.
+  v1::DecideRequest decide;
+  decide.set_user_id("new-household");
+  *decide.mutable_campaign() = Campaign(10).campaign();
+  (*decide.mutable_user_attributes())["AGE_DESC"] = "45-54";
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse chosen, client_->Decide(decide));
+  EXPECT_EQ(chosen.user_resolution(), v1::USER_RESOLUTION_SEGMENT_PRIOR);
+  ASSERT_EQ(chosen.chosen_size(), 1);
+  const uint32_t c = std::stoul(chosen.chosen(0).coupon_id().substr(1));
+  EXPECT_NEAR(chosen.chosen(0).probability(), ReferenceProbability(as_user, 0, c), 1e-5);
+  decide.clear_user_attributes();
+  ASSERT_OK_AND_ASSIGN(chosen, client_->Decide(decide));
+  EXPECT_EQ(chosen.user_resolution(), v1::USER_RESOLUTION_POPULATION_PRIOR);
+}
+
 // A campaign stored with the model: the server loads it on its poll, Decide by campaign_id
 // answers exactly as Decide with the same campaign and prices inline, and a price update
 // (a new record) takes over without a restart.

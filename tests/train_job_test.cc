@@ -1,6 +1,10 @@
 #include "pipeline/train_job.h"
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -260,6 +264,87 @@ TEST(TrainJobTest, ColdCouponsGetTheirNearestTrainingCouponByProducts) {
   EXPECT_EQ(counts.neighbour_cold_coupons, 2);
   EXPECT_EQ(counts.neighbour_cold_matched, 1);
   ASSERT_OK(d.Validate());
+}
+
+// Cold start in the pipeline: excluded users vanish from every step and from the model;
+// coupons without training examples get vectors predicted from their attributes (the
+// simulation's "category" column), flagged, published and read back with their flag.
+TEST(TrainJobTest, ExcludedUsersAreUnknownAndColdCouponsArePredictedAndFlagged) {
+  coupond::testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
+  // Four coupons are offered on the last day only, so the training period never sees them.
+  {
+    std::ifstream in(sim.paths.exposures);
+    std::string line, kept;
+    std::getline(in, line);
+    kept = line + "\n";
+    while (std::getline(in, line)) {
+      const bool cold = line.find(",c00001,") != std::string::npos ||
+                        line.find(",c00002,") != std::string::npos ||
+                        line.find(",c00003,") != std::string::npos ||
+                        line.find(",c00004,") != std::string::npos;
+      if (cold && line.find(",day-9,") == std::string::npos) continue;
+      kept += line + "\n";
+    }
+    std::ofstream(sim.paths.exposures) << kept;
+  }
+  PipelineOptions o = OptionsFor(sim);
+  MakeSmall(&o);
+  o.store_path = dir.Sub("store");
+  ASSERT_OK_AND_ASSIGN(LoadedData loaded, LoadPipelineData(o));
+  const core::TrainingData& data = loaded.data;
+  o.exclude_users = {data.user_ids[0], data.user_ids[5], "not-a-user"};
+  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
+
+  EXPECT_EQ(r.excluded_users, 2);
+  EXPECT_EQ(r.users, static_cast<int64_t>(data.user_ids.size()) - 2);
+  for (const std::string& id : {data.user_ids[0], data.user_ids[5]}) {
+    EXPECT_EQ(std::count(r.model.user_ids.begin(), r.model.user_ids.end(), id), 0) << id;
+  }
+  EXPECT_EQ(r.model.metadata.at("data.excluded_users"), "2");
+
+  // Flagged exactly: coupons without an example in the training campaigns.
+  std::set<std::string> test_campaigns(r.test_campaigns.begin(), r.test_campaigns.end());
+  std::set<std::string> trained;
+  for (const core::Example& e : data.examples) {
+    if (!test_campaigns.count(data.campaign_ids[e.campaign])) {
+      trained.insert(data.coupon_ids[e.coupon]);
+    }
+  }
+  ASSERT_TRUE(r.cold_coupons.has_value());
+  ASSERT_EQ(r.model.coupon_predicted_from_attributes.size(), r.model.num_coupons());
+  int64_t flagged = 0;
+  for (size_t c = 0; c < r.model.num_coupons(); ++c) {
+    const bool cold = !trained.count(r.model.coupon_ids[c]);
+    EXPECT_EQ(r.model.coupon_predicted_from_attributes[c] == 1, cold) << r.model.coupon_ids[c];
+    flagged += r.model.coupon_predicted_from_attributes[c];
+  }
+  EXPECT_EQ(flagged, 4);
+  EXPECT_EQ(r.cold_coupons->fit.predicted_coupons, 4);
+  EXPECT_EQ(r.model.metadata.at("cold_start.predicted_coupons"), "4");
+  EXPECT_GT(r.cold_coupons->test_examples, 0);
+
+  // Published with the flags; the server-side snapshot reports them per coupon.
+  ASSERT_TRUE(r.published.has_value());
+  ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForRead(dir.Sub("store")));
+  ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(r.published->version));
+  for (size_t c = 0; c < r.model.num_coupons(); ++c) {
+    const std::optional<uint32_t> row = snapshot->FindCoupon(r.model.coupon_ids[c]);
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(snapshot->coupon_predicted_from_attributes(*row),
+              r.model.coupon_predicted_from_attributes[c] == 1);
+  }
+
+  // Off: nothing predicted, nothing flagged.
+  o.predict_cold_coupons = false;
+  o.store_path.clear();
+  ASSERT_OK_AND_ASSIGN(PipelineResult off, RunPipeline(o));
+  EXPECT_FALSE(off.cold_coupons.has_value());
+  EXPECT_TRUE(off.model.coupon_predicted_from_attributes.empty());
+  o.predict_cold_coupons = true;
+  o.cold_coupons.l2 = 0;
+  EXPECT_THAT(RunPipeline(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cold_coupons.l2")));
 }
 
 TEST(TrainJobTest, BadOptionsNameTheField) {
