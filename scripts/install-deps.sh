@@ -12,10 +12,11 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
-  libeigen3-dev libopenblas-dev libglpk-dev
+  libeigen3-dev libopenblas-dev libglpk-dev libcpp-httplib-dev
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 librocksdb7.8 libspdlog1.10 libhwy1 libxxhash0
+  libcpp-httplib0.11
 )
 
 packages=("${BUILD_PACKAGES[@]}")

@@ -73,7 +73,16 @@ void ModelManager::StopPolling() {
 absl::Status ModelManager::PollOnce() {
   absl::Status model = PollModel();
   absl::Status campaigns = PollCampaigns();
-  return model.ok() ? campaigns : model;
+  absl::Status result = model.ok() ? campaigns : model;
+  absl::MutexLock lock(&reload_mu_);
+  reload_.last_poll_time = absl::Now();
+  reload_.last_poll_error = std::string(result.message());
+  return result;
+}
+
+ModelManager::ReloadState ModelManager::reload_state() const {
+  absl::MutexLock lock(&reload_mu_);
+  return reload_;
 }
 
 absl::Status ModelManager::PollCampaigns() {
@@ -143,17 +152,32 @@ absl::Status ModelManager::PollModel() {
   absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> next = source_->Load(latest->version);
   if (!next.ok()) {
     failed_version_ = latest->version;
-    return absl::Status(next.status().code(),
-                        absl::StrCat("rejected model version ", latest->version, " from ",
-                                     source_->Describe(), ": ", next.status().message()));
+    absl::Status rejected(next.status().code(),
+                          absl::StrCat("rejected model version ", latest->version, " from ",
+                                       source_->Describe(), ": ", next.status().message()));
+    {
+      absl::MutexLock stats_lock(&reload_mu_);
+      ++reload_.rejected_versions;
+      reload_.last_rejected_version = latest->version;
+      reload_.last_rejection = std::string(rejected.message());
+    }
+    return rejected;
   }
   const std::shared_ptr<const core::ModelSnapshot> loaded = *std::move(next);
   current_.store(loaded, std::memory_order_release);
+  current_version_.store(loaded->info().version, std::memory_order_relaxed);
+  const absl::Time loaded_at = absl::Now();
+  {
+    absl::MutexLock stats_lock(&reload_mu_);
+    ++reload_.loads;
+    reload_.last_load_duration = loaded_at - start;
+    reload_.last_load_time = loaded_at;
+  }
   spdlog::info("loaded model version {} ({} users, {} coupons, dimension {}, {:.1f} MiB) from {} "
                "in {:.1f} ms",
                loaded->info().version, loaded->num_users(), loaded->num_coupons(),
                loaded->dimension(), loaded->memory_bytes() / 1048576.0, source_->Describe(),
-               absl::ToDoubleMilliseconds(absl::Now() - start));
+               absl::ToDoubleMilliseconds(loaded_at - start));
   if (on_load_) on_load_(*loaded);
   return absl::OkStatus();
 }

@@ -84,6 +84,11 @@ class ModelManager {
     return current_.load(std::memory_order_acquire);
   }
 
+  // Current()'s version, 0 before the first load: one relaxed atomic read, without the
+  // shared_ptr's reference count, for per-call bookkeeping (metrics). Set just after the
+  // swap, so it may name the previous version for an instant.
+  uint64_t current_version() const { return current_version_.load(std::memory_order_relaxed); }
+
   // The campaigns to decide with (never null; empty before the first poll).
   std::shared_ptr<const CampaignBook> Campaigns() const {
     return campaigns_.load(std::memory_order_acquire);
@@ -99,6 +104,20 @@ class ModelManager {
   // is left out (its previously loaded record, if any, is kept) and reported in the
   // returned error; the others are loaded.
   absl::Status PollCampaigns();
+
+  // How reloading has gone so far, for metrics and health reports.
+  struct ReloadState {
+    uint64_t loads = 0;              // versions loaded and swapped in
+    uint64_t rejected_versions = 0;  // versions whose load failed (each counted once)
+    uint64_t last_rejected_version = 0;  // 0: none
+    std::string last_rejection;          // why it was rejected
+    absl::Duration last_load_duration;  // of the latest successful load; 0 before one
+    absl::Time last_load_time = absl::InfinitePast();
+    absl::Time last_poll_time = absl::InfinitePast();  // of the latest PollOnce
+    std::string last_poll_error;  // of the latest PollOnce; "" when it succeeded
+  };
+  // Never waits for a load in progress.
+  ReloadState reload_state() const;
 
   // Starts polling every poll_interval on a background thread, beginning now.
   // `on_load` may be empty. REQUIRES: called at most once.
@@ -117,9 +136,12 @@ class ModelManager {
   uint64_t failed_version_ ABSL_GUARDED_BY(poll_mu_) = 0;
   LoadCallback on_load_;  // set before the thread starts, then only read by it
   std::atomic<std::shared_ptr<const core::ModelSnapshot>> current_;
+  std::atomic<uint64_t> current_version_{0};
   std::atomic<std::shared_ptr<const CampaignBook>> campaigns_;
   // (campaign id, sequence) pairs that failed to load, so each is reported once.
   std::map<std::string, uint64_t> failed_campaigns_ ABSL_GUARDED_BY(poll_mu_);
+  mutable absl::Mutex reload_mu_;  // apart from poll_mu_, which a load holds for seconds
+  ReloadState reload_ ABSL_GUARDED_BY(reload_mu_);
   absl::Mutex stop_mu_;  // serialises StopPolling callers
   absl::Notification stop_;
   std::thread poller_;

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/kernel.h"
@@ -53,6 +54,13 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   }
   s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service,
                                                  s->decision_logger_.get());
+  s->metrics_ = std::make_unique<MetricsRegistry>();
+  COUPOND_RETURN_IF_ERROR(RegisterServerMetrics(s->metrics_.get(), s->models_.get(),
+                                                s->decision_logger_.get(), s->collector_store_.get()));
+  const ModelManager* models = s->models_.get();
+  COUPOND_ASSIGN_OR_RETURN(s->rpc_metrics_,
+                           RpcMetrics::Create(s->metrics_.get(),
+                                              [models] { return models->current_version(); }));
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
   // reflection silently disappears.
@@ -63,6 +71,9 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   if (s->collector_service_ != nullptr) builder.RegisterService(s->collector_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(s->rpc_metrics_->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(
@@ -70,6 +81,12 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   }
   // gRPC's default health service starts out SERVING; say the truth before the first model.
   SetHealth(s->server_.get(), false);
+  if (!options.metrics_listen.empty()) {
+    CoupondServer* raw = s.get();
+    COUPOND_ASSIGN_OR_RETURN(s->metrics_http_,
+                             MetricsHttpServer::Start(options.metrics_listen, s->metrics_.get(),
+                                                      [raw] { return raw->Health(); }));
+  }
 
   grpc::Server* server = s->server_.get();
   s->models_->StartPolling([server](const core::ModelSnapshot&) { SetHealth(server, true); });
@@ -81,12 +98,22 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
 
 CoupondServer::~CoupondServer() { Shutdown(); }
 
+HealthReport CoupondServer::Health() {
+  bool draining = false;
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    draining = shut_down_;
+  }
+  return ServerHealth(*models_, draining);
+}
+
 void CoupondServer::Shutdown() {
   {
     absl::MutexLock lock(&shutdown_mu_);
     if (shut_down_) return;
     shut_down_ = true;
   }
+  if (server_ == nullptr) return;  // Start failed before the server existed
   spdlog::info("shutting down: draining in-flight calls for up to {}",
                absl::FormatDuration(options_.shutdown_grace));
   // Tell load balancers first, then stop accepting and drain.
@@ -95,6 +122,8 @@ void CoupondServer::Shutdown() {
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   models_->StopPolling();
+  // Last, so that scrapes and probes see the drain.
+  if (metrics_http_ != nullptr) metrics_http_->Stop();
   spdlog::info("shut down");
 }
 
