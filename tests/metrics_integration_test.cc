@@ -37,6 +37,7 @@ using ::testing::MatchesRegex;
 
 constexpr char kScore[] = "/coupond.v1.CouponScoring/Score";
 constexpr char kModelInfo[] = "/coupond.v1.CouponScoring/GetModelInfo";
+constexpr char kAssign[] = "/coupond.v1.CouponScoring/Assign";
 
 // Series ("name{labels}") to value, from one scrape. Fails the test on a malformed line.
 using Scrape = std::map<std::string, double>;
@@ -165,12 +166,31 @@ TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEach
   EXPECT_THAT(client_->Score(Request("", "bad \"one\"")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("user_id")));
   ASSERT_OK(client_->GetModelInfo().status());
+  // A server-streaming call: several messages, one count.
+  v1::AssignRequest assign;
+  assign.set_request_id("plan-m");
+  assign.mutable_campaign()->set_campaign_id("spring");
+  assign.mutable_campaign()->set_budget(20);
+  for (const char* id : {"c1", "c2", "c3"}) assign.mutable_campaign()->add_coupons()->set_coupon_id(id);
+  assign.mutable_all_users();
+  assign.set_chunk_size(4);
+  int messages = 0;
+  ASSERT_OK(client_
+                ->Assign(assign, absl::Seconds(60),
+                         [&messages](const v1::AssignResponse&) {
+                           ++messages;
+                           return absl::OkStatus();
+                         })
+                .status());
+  EXPECT_GT(messages, 1);
 
   const Scrape scrape = ScrapeMetrics();
   EXPECT_EQ(Value(scrape, Requests(kScore, "UNAVAILABLE", "none")), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 3);
   EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT", "1")), 1);
   EXPECT_EQ(Value(scrape, Requests(kModelInfo, "OK", "1")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kAssign, "OK", "1")), 1);
+  EXPECT_EQ(Value(scrape, Latency("count", kAssign, "1")), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "none")), -1);  // no such series
   EXPECT_GE(Value(scrape, Requests("/grpc.health.v1.Health/Check", "OK", "1")), 1);
 
@@ -229,6 +249,8 @@ TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEach
                               " code=INVALID_ARGUMENT latency_us=")), 1);
   EXPECT_EQ(find(" model_version=1 request_id=\"bad \\\"one\\\"\" peer="), 1);
   EXPECT_EQ(find(" code=UNAVAILABLE latency_us="), 1);
+  EXPECT_EQ(find(absl::StrCat("rpc method=", kAssign, " code=OK latency_us=")), 1);
+  EXPECT_EQ(find(" model_version=1 request_id=plan-m peer="), 1);
   EXPECT_EQ(find(" model_version=none request_id=early "), 1);
   // GetModelInfo without a request id: the server generates one and the log shows it.
   for (const std::string& line : access) {
@@ -266,6 +288,7 @@ TEST_F(MetricsIntegrationTest, ReportsARejectedVersionThenTheReload) {
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "3")), 1);
   // Version 1 is freed once no request holds it (none in flight here).
   EXPECT_EQ(Value(scrape, "coupond_live_snapshots"), 1);
+  EXPECT_EQ(server_->StopWith(SIGTERM, absl::Seconds(20)), 0);  // a clean exit (sanitizers too)
 }
 
 // collectord serves the same endpoint: its store's counters and its calls (under
