@@ -10,6 +10,10 @@ find_package(OpenSSL REQUIRED)            # libcrypto: HMAC-SHA256 user keys (co
 find_package(Eigen3 CONFIG REQUIRED)     # pipeline: the coupon cold-start ridge regression
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# cpp-httplib (GET /metrics): Debian ships a header plus libcpp-httplib.so, built with OpenSSL,
+# zlib and brotli support; pkg-config gives the library and the matching -D flags, which
+# change the header's class layouts.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 
 # The shared RocksDB keeps link times short; the static archive is 33 MB.
 if(TARGET RocksDB::rocksdb-shared)

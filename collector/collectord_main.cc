@@ -1,20 +1,28 @@
 // collectord: the collector as its own process (its own deployment): serves
 // coupond.v1.Collector over a RocksDB directory. Parses flags, serves, drains on SIGTERM.
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "collector/collector_metrics.h"
 #include "collector/collector_service.h"
 #include "collector/collector_store.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
+#include "server/rpc_metrics.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, db, "", "The collector's RocksDB directory (created if missing). Required.");
@@ -23,17 +31,25 @@ ABSL_FLAG(bool, sync, true,
           "fsync the write-ahead log before acknowledging a write (survives power loss; false: "
           "survives a killed process only).");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus GET /metrics and GET /healthz over plain HTTP on host:port, e.g. "
+          "0.0.0.0:9091 (port 0: any free port). Empty: off.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set (with --metrics_listen), the bound metrics port is written to this file.");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warn, error or off (debug: one access-log line per gRPC call).");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the coupond collector: durable decision log and outcomes.\n"
-      "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true]");
+      "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true] [--metrics_listen 0.0.0.0:9091]");
   absl::ParseCommandLine(argc, argv);
   const std::string db = absl::GetFlag(FLAGS_db);
   if (db.empty()) {
     std::fprintf(stderr, "collectord: --db is required (see --help)\n");
     return 2;
   }
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -48,16 +64,55 @@ int main(int argc, char** argv) {
     return 1;
   }
   coupond::collector::CollectorService service(store->get());
+  // Metrics: the store's counters and every call (declared before the server, which holds
+  // the interceptor, so destroyed after it).
+  coupond::server::MetricsRegistry metrics;
+  std::atomic<bool> draining_flag{false};
+  if (absl::Status s = coupond::collector::RegisterCollectorMetrics(&metrics, store->get()); !s.ok()) {
+    spdlog::critical("metrics: {}", s.ToString());
+    return 1;
+  }
+  auto rpc_metrics = coupond::server::RpcMetrics::Create(&metrics, {});
+  if (!rpc_metrics.ok()) {
+    spdlog::critical("metrics: {}", rpc_metrics.status().ToString());
+    return 1;
+  }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back((*rpc_metrics)->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::critical("cannot listen on '{}'", absl::GetFlag(FLAGS_listen));
     return 1;
+  }
+  std::unique_ptr<coupond::server::MetricsHttpServer> metrics_http;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    std::atomic<bool>* draining = &draining_flag;
+    auto started = coupond::server::MetricsHttpServer::Start(listen, &metrics, [draining] {
+      const bool healthy = !draining->load();
+      return coupond::server::HealthReport{healthy, healthy ? "status=SERVING\n"
+                                                            : "status=NOT_SERVING\nreason=draining\n"};
+    });
+    if (!started.ok()) {
+      spdlog::critical("{}", started.status().ToString());
+      return 1;
+    }
+    metrics_http = *std::move(started);
+  }
+  // Before --port_file, so that a reader who sees that file can read this one.
+  if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (metrics_http == nullptr ? 0 : metrics_http->port()) << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      spdlog::critical("cannot write --metrics_port_file {}", port_file);
+      return 1;
+    }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
@@ -74,6 +129,8 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info("received {}; draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  draining_flag.store(true);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (metrics_http != nullptr) metrics_http->Stop();
   return 0;
 }

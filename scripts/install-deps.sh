@@ -14,13 +14,14 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
-  libeigen3-dev libopenblas-dev libglpk-dev libssl-dev
+  libeigen3-dev libopenblas-dev libglpk-dev libssl-dev libcpp-httplib-dev
   # the CLI: serving_integration_test makes a throw-away CA and certificates with it
   openssl
 )
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev llvm-14)
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 librocksdb7.8 libspdlog1.10 libhwy1 libxxhash0 libssl3
+  libcpp-httplib0.11
 )
 
 packages=("${BUILD_PACKAGES[@]}")

@@ -57,7 +57,13 @@ ABSL_FLAG(uint64_t, memory_limit_bytes, 0,
 ABSL_FLAG(uint64_t, memory_margin_bytes, uint64_t{256} << 20,
           "Kept free for the rest of the process when the memory limit comes from the system.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warn, error or off (debug: one access-log line per gRPC call).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Serve Prometheus GET /metrics and GET /healthz over plain HTTP on host:port, e.g. "
+          "0.0.0.0:9090 (port 0: any free port). Empty: off.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set (with --metrics_listen), the bound metrics port is written to this file.");
 
 namespace {
 
@@ -106,6 +112,7 @@ int Run() {
   options.service.limits.min_deadline_remaining = absl::GetFlag(FLAGS_min_deadline_remaining);
   options.model.memory.limit_bytes = absl::GetFlag(FLAGS_memory_limit_bytes);
   options.model.memory.safety_margin_bytes = absl::GetFlag(FLAGS_memory_margin_bytes);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
 
   auto server = coupond::server::CoupondServer::Start(
       coupond::server::NewStoreModelSource(store, absl::GetFlag(FLAGS_expected_dimension)),
@@ -113,6 +120,15 @@ int Run() {
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", server.status().ToString());
     return 1;
+  }
+  // Before --port_file, so that a reader who sees that file can read this one.
+  if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->metrics_port() << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      spdlog::critical("cannot write --metrics_port_file {}", port_file);
+      return 1;
+    }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     // Written to a temporary name and renamed, so a reader never sees a partial file.
@@ -137,7 +153,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
-      "          [--collector_db DIR | --collector HOST:PORT]\n"
+      "          [--collector_db DIR | --collector HOST:PORT] [--metrics_listen 0.0.0.0:9090]\n"
       "          [--tls_cert F --tls_key F [--tls_client_ca F]] [--admin_token_file F]\n"
       "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection (and\n"
       "coupond.v1.Collector with --collector_db, coupond.v1.Admin with --admin_token_file).");

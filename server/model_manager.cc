@@ -74,7 +74,11 @@ absl::Status ModelManager::PollOnce() {
   bool rejected = false;
   absl::Status model = PollModel(/*retry_rejected=*/false, &rejected);
   absl::Status campaigns = PollCampaigns();
-  return model.ok() ? campaigns : model;
+  absl::Status result = model.ok() ? campaigns : model;
+  absl::MutexLock lock(&status_mu_);
+  status_.last_poll_time = absl::Now();
+  status_.last_poll_error = std::string(result.message());
+  return result;
 }
 
 absl::StatusOr<ReloadResult> ModelManager::ReloadNow() {
@@ -212,6 +216,7 @@ absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
   }
   const std::shared_ptr<const core::ModelSnapshot> loaded = *std::move(next);
   current_.store(loaded, std::memory_order_release);
+  current_version_.store(loaded->info().version, std::memory_order_relaxed);
   const absl::Time end = absl::Now();
   {
     absl::MutexLock status_lock(&status_mu_);

@@ -72,7 +72,8 @@ struct ModelManagerOptions {
   MemoryCheckOptions memory;
 };
 
-// What the manager has loaded and refused, for status reports (Admin.GetServerStatus).
+// What the manager has loaded and refused, for status reports (Admin.GetServerStatus,
+// /metrics, /healthz).
 struct ModelLoadStatus {
   // The served version (0: none yet), when its load finished and how long it took.
   uint64_t served_version = 0;
@@ -89,6 +90,9 @@ struct ModelLoadStatus {
   absl::Time rejected_time = absl::InfinitePast();
   // The memory budget of the most recent load attempt (unset before the first).
   MemoryBudget memory;
+  // The latest PollOnce: when, and its error ("" when it succeeded).
+  absl::Time last_poll_time = absl::InfinitePast();
+  std::string last_poll_error;
 };
 
 // The outcome of ModelManager::ReloadNow.
@@ -119,6 +123,11 @@ class ModelManager {
   std::shared_ptr<const core::ModelSnapshot> Current() const {
     return current_.load(std::memory_order_acquire);
   }
+
+  // Current()'s version, 0 before the first load: one relaxed atomic read, without the
+  // shared_ptr's reference count, for per-call bookkeeping (metrics). Set just after the
+  // swap, so it may name the previous version for an instant.
+  uint64_t current_version() const { return current_version_.load(std::memory_order_relaxed); }
 
   // The campaigns to decide with (never null; empty before the first poll).
   std::shared_ptr<const CampaignBook> Campaigns() const {
@@ -167,6 +176,7 @@ class ModelManager {
   uint64_t failed_version_ ABSL_GUARDED_BY(poll_mu_) = 0;
   LoadCallback on_load_;  // set before the thread starts, then only read by it
   std::atomic<std::shared_ptr<const core::ModelSnapshot>> current_;
+  std::atomic<uint64_t> current_version_{0};
   std::atomic<std::shared_ptr<const CampaignBook>> campaigns_;
   // (campaign id, sequence) pairs that failed to load, so each is reported once.
   std::map<std::string, uint64_t> failed_campaigns_ ABSL_GUARDED_BY(poll_mu_);

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/kernel.h"
@@ -62,6 +63,13 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
       s->admin_service_,
       NewAdminServiceIfConfigured(options.admin_token_file, options.tls.enabled(),
                                   s->models_.get(), &s->service_->dropped()));
+  s->metrics_ = std::make_unique<MetricsRegistry>();
+  COUPOND_RETURN_IF_ERROR(RegisterServerMetrics(s->metrics_.get(), s->models_.get(),
+                                                s->decision_logger_.get(), s->collector_store_.get()));
+  const ModelManager* models = s->models_.get();
+  COUPOND_ASSIGN_OR_RETURN(s->rpc_metrics_,
+                           RpcMetrics::Create(s->metrics_.get(),
+                                              [models] { return models->current_version(); }));
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
   // reflection silently disappears.
@@ -74,6 +82,9 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   builder.RegisterService(s->service_.get());
   if (s->admin_service_ != nullptr) builder.RegisterService(s->admin_service_.get());
   if (s->collector_service_ != nullptr) builder.RegisterService(s->collector_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(s->rpc_metrics_->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(
@@ -83,6 +94,12 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   }
   // gRPC's default health service starts out SERVING; say the truth before the first model.
   SetHealth(s->server_.get(), false);
+  if (!options.metrics_listen.empty()) {
+    CoupondServer* raw = s.get();
+    COUPOND_ASSIGN_OR_RETURN(s->metrics_http_,
+                             MetricsHttpServer::Start(options.metrics_listen, s->metrics_.get(),
+                                                      [raw] { return raw->Health(); }));
+  }
 
   grpc::Server* server = s->server_.get();
   s->models_->StartPolling([server](const core::ModelSnapshot&) { SetHealth(server, true); });
@@ -93,6 +110,15 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
 }
 
 CoupondServer::~CoupondServer() { Shutdown(); }
+
+HealthReport CoupondServer::Health() {
+  bool draining = false;
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    draining = shut_down_;
+  }
+  return ServerHealth(*models_, draining);
+}
 
 void CoupondServer::Shutdown() {
   {
@@ -109,6 +135,8 @@ void CoupondServer::Shutdown() {
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   models_->StopPolling();
+  // Last, so that scrapes and probes see the drain.
+  if (metrics_http_ != nullptr) metrics_http_->Stop();
   spdlog::info("shut down");
 }
 

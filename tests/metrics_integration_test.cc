@@ -1,0 +1,338 @@
+// Integration: the real coupond binary with --metrics_listen=127.0.0.1:0, called over gRPC
+// through the generated client, then scraped over HTTP as Prometheus would: per-method and
+// per-code call counts, the latency histogram, the model gauges across a rejected version
+// and a reload, /healthz, and the structured access log.
+
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/collector_client.h"
+#include "client/coupond_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "storage/model_store.h"
+#include "tests/test_util/models.h"
+#include "tests/test_util/status_matchers.h"
+#include "tests/test_util/subprocess.h"
+#include "tests/test_util/temp_dir.h"
+
+namespace coupond {
+namespace {
+
+using ::coupond::testing::StatusIs;
+using ::coupond::testing::Subprocess;
+using ::coupond::testing::TempDir;
+using ::coupond::testing::TinyModel;
+using ::coupond::testing::WaitForPort;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+constexpr char kScore[] = "/coupond.v1.CouponScoring/Score";
+constexpr char kModelInfo[] = "/coupond.v1.CouponScoring/GetModelInfo";
+constexpr char kAssign[] = "/coupond.v1.CouponScoring/Assign";
+
+// Series ("name{labels}") to value, from one scrape. Fails the test on a malformed line.
+using Scrape = std::map<std::string, double>;
+
+Scrape Parse(const std::string& text) {
+  Scrape samples;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    double value = 0;
+    if (space == absl::string_view::npos || !absl::SimpleAtod(line.substr(space + 1), &value)) {
+      ADD_FAILURE() << "malformed sample line: " << line;
+      continue;
+    }
+    EXPECT_TRUE(samples.emplace(std::string(line.substr(0, space)), value).second)
+        << "repeated series: " << line;
+  }
+  return samples;
+}
+
+std::string Requests(const std::string& method, const std::string& code, const std::string& version) {
+  return absl::StrCat("coupond_grpc_requests_total{method=\"", method, "\",code=\"", code,
+                      "\",model_version=\"", version, "\"}");
+}
+
+std::string Latency(const std::string& suffix, const std::string& method, const std::string& version,
+                    const std::string& le = "") {
+  return absl::StrCat("coupond_grpc_request_duration_seconds_", suffix, "{method=\"", method,
+                      "\",model_version=\"", version, "\"", le.empty() ? "" : ",le=\"" + le + "\"",
+                      "}");
+}
+
+// The value of `series`, or -1 when the scrape does not have it.
+double Value(const Scrape& scrape, const std::string& series) {
+  auto it = scrape.find(series);
+  return it == scrape.end() ? -1 : it->second;
+}
+
+class MetricsIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = TinyModel(40, 30, 24);
+    // Through a shell only to send the server's log to a file; `exec` keeps the pid.
+    const std::string command =
+        absl::StrCat("exec '", COUPOND_SERVER_BINARY, "' --store='", dir_.Sub("store"),
+                     "' --listen=127.0.0.1:0 --port_file='", dir_.Sub("port"),
+                     "' --metrics_listen=127.0.0.1:0 --metrics_port_file='", dir_.Sub("metrics_port"),
+                     "' --poll_interval=100ms --expected_dimension=24 --shutdown_grace=2s "
+                     "--log_level=debug > '", dir_.Sub("log"), "' 2>&1");
+    server_ = std::make_unique<Subprocess>(std::vector<std::string>{"/bin/sh", "-c", command});
+    ASSERT_TRUE(server_->spawned()) << "cannot start " << COUPOND_SERVER_BINARY;
+    const int port = WaitForPort(dir_.Sub("port"), absl::Seconds(30));
+    ASSERT_GT(port, 0) << "coupond did not report its port";
+    // Written before --port_file.
+    metrics_port_ = WaitForPort(dir_.Sub("metrics_port"), absl::Seconds(1));
+    ASSERT_GT(metrics_port_, 0) << "coupond did not report its metrics port";
+    ASSERT_NE(metrics_port_, port);
+    client::ClientOptions options;
+    options.target = absl::StrCat("127.0.0.1:", port);
+    ASSERT_OK_AND_ASSIGN(client_, client::CoupondClient::Create(options));
+  }
+
+  void Publish(const core::ModelData& model) {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+    ASSERT_OK(store->Publish(model).status());
+  }
+
+  httplib::Result Get(const std::string& path) {
+    httplib::Client http("127.0.0.1", metrics_port_);
+    http.set_read_timeout(std::chrono::seconds(10));
+    return http.Get(path);
+  }
+
+  Scrape ScrapeMetrics() {
+    httplib::Result r = Get("/metrics");
+    if (!r) {
+      ADD_FAILURE() << "GET /metrics: " << httplib::to_string(r.error());
+      return {};
+    }
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    return Parse(r->body);
+  }
+
+  // Scrapes until `series` has `value` (the model poller runs every 100 ms).
+  Scrape WaitForValue(const std::string& series, double value) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    Scrape scrape;
+    do {
+      scrape = ScrapeMetrics();
+      if (Value(scrape, series) == value) return scrape;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << series << " never reached " << value << " (last " << Value(scrape, series) << ")";
+    return scrape;
+  }
+
+  v1::ScoreRequest Request(const std::string& user, const std::string& request_id) {
+    v1::ScoreRequest r;
+    r.set_user_id(user);
+    r.set_request_id(request_id);
+    return r;
+  }
+
+  TempDir dir_;
+  core::ModelData model_;
+  std::unique_ptr<Subprocess> server_;
+  std::unique_ptr<client::CoupondClient> client_;
+  int metrics_port_ = 0;
+};
+
+TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEachCall) {
+  // Before any model: /healthz is 503, the version gauge 0, Score UNAVAILABLE under "none".
+  httplib::Result health = Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_THAT(health->body, HasSubstr("status=NOT_SERVING\nreason=no_model_loaded\n"));
+  EXPECT_THAT(client_->Score(Request("u1", "early")), StatusIs(absl::StatusCode::kUnavailable));
+
+  Publish(model_);
+  WaitForValue("coupond_model_version", 1);
+  ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(client_->Score(Request(model_.user_ids[i], absl::StrCat("metrics-", i))).status());
+  }
+  EXPECT_THAT(client_->Score(Request("", "bad \"one\"")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("user_id")));
+  ASSERT_OK(client_->GetModelInfo().status());
+  // A server-streaming call: several messages, one count.
+  v1::AssignRequest assign;
+  assign.set_request_id("plan-m");
+  assign.mutable_campaign()->set_campaign_id("spring");
+  assign.mutable_campaign()->set_budget(20);
+  for (const char* id : {"c1", "c2", "c3"}) assign.mutable_campaign()->add_coupons()->set_coupon_id(id);
+  assign.mutable_all_users();
+  assign.set_chunk_size(4);
+  int messages = 0;
+  ASSERT_OK(client_
+                ->Assign(assign, absl::Seconds(60),
+                         [&messages](const v1::AssignResponse&) {
+                           ++messages;
+                           return absl::OkStatus();
+                         })
+                .status());
+  EXPECT_GT(messages, 1);
+
+  const Scrape scrape = ScrapeMetrics();
+  EXPECT_EQ(Value(scrape, Requests(kScore, "UNAVAILABLE", "none")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 3);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT", "1")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kModelInfo, "OK", "1")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kAssign, "OK", "1")), 1);
+  EXPECT_EQ(Value(scrape, Latency("count", kAssign, "1")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "none")), -1);  // no such series
+  EXPECT_GE(Value(scrape, Requests("/grpc.health.v1.Health/Check", "OK", "1")), 1);
+
+  // The histogram: 4 Score calls under version 1, cumulative buckets ending at the count.
+  EXPECT_EQ(Value(scrape, Latency("count", kScore, "1")), 4);
+  EXPECT_EQ(Value(scrape, Latency("bucket", kScore, "1", "+Inf")), 4);
+  EXPECT_GT(Value(scrape, Latency("sum", kScore, "1")), 0);
+  EXPECT_LT(Value(scrape, Latency("sum", kScore, "1")), 4 * 10.0);
+  double previous = 0;
+  for (const char* le : {"5e-05", "0.0001", "0.001", "0.01", "0.1", "1", "10", "+Inf"}) {
+    const double cumulative = Value(scrape, Latency("bucket", kScore, "1", le));
+    EXPECT_GE(cumulative, previous) << le;
+    previous = cumulative;
+  }
+  EXPECT_EQ(Value(scrape, Latency("count", kScore, "none")), 1);
+
+  // The model and the process.
+  EXPECT_EQ(Value(scrape, "coupond_model_version"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_loads_total"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_rejected_versions_total"), 0);
+  EXPECT_EQ(Value(scrape, "coupond_live_snapshots"), 1);
+  // 40 users and 30 coupons of 24 floats at least.
+  EXPECT_GE(Value(scrape, "coupond_snapshot_bytes"), (40 + 30) * 24 * 4);
+  EXPECT_GT(Value(scrape, "process_resident_memory_bytes"), Value(scrape, "coupond_snapshot_bytes"));
+  const double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  EXPECT_NEAR(Value(scrape, "coupond_model_last_load_timestamp_seconds"), now, 120);
+  EXPECT_GE(Value(scrape, "coupond_model_last_load_duration_seconds"), 0);
+  EXPECT_EQ(Value(scrape, "coupond_model_last_poll_ok"), 1);
+  // No decision logger, no collector: their metrics are absent, not zero.
+  EXPECT_EQ(Value(scrape, "coupond_decision_log_dropped_total"), -1);
+  EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), -1);
+
+  health = Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_THAT(health->body, HasSubstr("status=SERVING\nreason=ok\nmodel_version=1\nloads=1\n"));
+
+  // One access-log line per call, key=value, the request id quoted when it needs it.
+  ASSERT_EQ(server_->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  std::ifstream in(dir_.Sub("log"));
+  std::vector<std::string> access;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" rpc method=") != std::string::npos) access.push_back(line);
+  }
+  auto find = [&access](const std::string& needle) {
+    int found = 0;
+    for (const std::string& line : access) found += line.find(needle) != std::string::npos;
+    return found;
+  };
+  EXPECT_EQ(find(absl::StrCat("rpc method=", kScore, " code=OK latency_us=")), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(find(absl::StrCat(" model_version=1 request_id=metrics-", i, " peer=ipv4:127.0.0.1:")), 1)
+        << i;
+  }
+  EXPECT_EQ(find(absl::StrCat("rpc method=", kScore,
+                              " code=INVALID_ARGUMENT latency_us=")), 1);
+  EXPECT_EQ(find(" model_version=1 request_id=\"bad \\\"one\\\"\" peer="), 1);
+  EXPECT_EQ(find(" code=UNAVAILABLE latency_us="), 1);
+  EXPECT_EQ(find(absl::StrCat("rpc method=", kAssign, " code=OK latency_us=")), 1);
+  EXPECT_EQ(find(" model_version=1 request_id=plan-m peer="), 1);
+  EXPECT_EQ(find(" model_version=none request_id=early "), 1);
+  // GetModelInfo without a request id: the server generates one and the log shows it.
+  for (const std::string& line : access) {
+    if (line.find(kModelInfo) == std::string::npos) continue;
+    EXPECT_THAT(line, MatchesRegex(".*code=OK latency_us=[0-9]+ model_version=1 request_id=[^\" ]+ "
+                                   "peer=ipv4:127\\.0\\.0\\.1:[0-9]+"));
+  }
+}
+
+TEST_F(MetricsIntegrationTest, ReportsARejectedVersionThenTheReload) {
+  Publish(model_);
+  WaitForValue("coupond_model_version", 1);
+  // Version 2 has the wrong dimension (the server expects 24): rejected, version 1 stays.
+  Publish(TinyModel(40, 30, 8));
+  Scrape scrape = WaitForValue("coupond_model_rejected_versions_total", 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_version"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_last_rejected_version"), 2);
+  EXPECT_EQ(Value(scrape, "coupond_model_loads_total"), 1);
+  httplib::Result health = Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);  // still serving version 1
+  EXPECT_THAT(health->body, HasSubstr("rejected_versions=1\nlast_rejected_version=2\n"
+                                      "last_rejection=\"rejected model version 2 from"));
+
+  ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_OK(client_->Score(Request(model_.user_ids[0], "before")).status());
+  Publish(model_);  // version 3
+  scrape = WaitForValue("coupond_model_version", 3);
+  EXPECT_EQ(Value(scrape, "coupond_model_loads_total"), 2);
+  EXPECT_EQ(Value(scrape, "coupond_model_rejected_versions_total"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_last_poll_ok"), 1);
+  ASSERT_OK(client_->Score(Request(model_.user_ids[0], "after")).status());
+  scrape = ScrapeMetrics();
+  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "3")), 1);
+  // Version 1 is freed once no request holds it (none in flight here).
+  EXPECT_EQ(Value(scrape, "coupond_live_snapshots"), 1);
+  EXPECT_EQ(server_->StopWith(SIGTERM, absl::Seconds(20)), 0);  // a clean exit (sanitizers too)
+}
+
+// collectord serves the same endpoint: its store's counters and its calls (under
+// model_version "none": it has no model).
+TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
+  TempDir dir;
+  Subprocess collectord({COLLECTORD_BINARY, "--db=" + dir.Sub("db"), "--listen=127.0.0.1:0",
+                         "--port_file=" + dir.Sub("port"), "--metrics_listen=127.0.0.1:0",
+                         "--metrics_port_file=" + dir.Sub("metrics_port"), "--sync=false",
+                         "--log_level=warn"});
+  ASSERT_TRUE(collectord.spawned()) << "cannot start " << COLLECTORD_BINARY;
+  const int port = WaitForPort(dir.Sub("port"), absl::Seconds(30));
+  ASSERT_GT(port, 0) << "collectord did not report its port";
+  const int metrics_port = WaitForPort(dir.Sub("metrics_port"), absl::Seconds(1));
+  ASSERT_GT(metrics_port, 0);
+  client::ClientOptions options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  ASSERT_OK_AND_ASSIGN(auto client, client::CollectorClient::Create(options));
+
+  v1::ReportOutcomeRequest outcome;
+  outcome.set_decision_id("never-decided");
+  outcome.set_redeemed(true);
+  outcome.set_order_value(12.5);
+  ASSERT_OK(client->ReportOutcome(outcome).status());  // kept apart as unmatched
+  outcome.set_order_value(-1);
+  EXPECT_THAT(client->ReportOutcome(outcome), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  httplib::Client http("127.0.0.1", metrics_port);
+  httplib::Result r = http.Get("/metrics");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  const Scrape scrape = Parse(r->body);
+  const std::string method = "/coupond.v1.Collector/ReportOutcome";
+  EXPECT_EQ(Value(scrape, Requests(method, "OK", "none")), 1);
+  EXPECT_EQ(Value(scrape, Requests(method, "INVALID_ARGUMENT", "none")), 1);
+  EXPECT_EQ(Value(scrape, Latency("count", method, "none")), 2);
+  EXPECT_EQ(Value(scrape, "coupond_collector_unmatched_outcomes"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), 0);
+  EXPECT_EQ(Value(scrape, "coupond_collector_outcomes_total"), 0);
+  EXPECT_EQ(Value(scrape, "coupond_model_version"), -1);  // no model metrics here
+  r = http.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(collectord.StopWith(SIGTERM, absl::Seconds(20)), 0);
+}
+
+}  // namespace
+}  // namespace coupond
