@@ -96,6 +96,8 @@ size_t ModelSnapshot::EstimateMemoryBytes(const ModelVersionInfo& info) {
   bytes += panels * FactorMatrix::kPanelRows * d * sizeof(float)  // padded factor panels
            + coupons * (sizeof(float) + sizeof(CouponAttributes))
            + coupons * kInlineIdBytes + SwissTableCapacity(coupons) * kIndexSlot;
+  // One flag per coupon when some coupon's factors were predicted from its attributes.
+  if (info.num_predicted_coupons > 0) bytes += coupons;
   bytes += info.num_segments * (sizeof(SegmentData) + 15 +
                                 (info.num_segment_features + d) * sizeof(float));
   bytes += info.num_segment_features * (sizeof(SegmentFeature) + 15);

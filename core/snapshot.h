@@ -34,6 +34,8 @@ struct ModelVersionInfo {
   // (ModelData::segment_features); 0 and 0 for a model without segments.
   uint64_t num_segments = 0;
   uint32_t num_segment_features = 0;
+  // Coupons whose factors were predicted from their attributes (cold start); format 3.
+  uint64_t num_predicted_coupons = 0;
   double global_bias = 0.0;
   int64_t created_unix_seconds = 0;
   // XXH3-64 over the version's stored rows (see storage/model_store.h).
@@ -103,7 +105,7 @@ class ModelSnapshot {
   // (the server checks it against the memory it may use before loading a second version).
   // Ids are assumed to fit std::string's inline buffer (15 bytes with libstdc++, as the
   // usual "u0001234" ids do); longer ids add their length each, which this cannot know.
-  // Exact for the numeric parts (factor panels, biases, hash tables).
+  // Exact for the numeric parts (factor panels, biases, hash tables, cold-start flags).
   static size_t EstimateMemoryBytes(const ModelVersionInfo& info);
 
   // Snapshots alive in this process right now (all versions). The server reports it so

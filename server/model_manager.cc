@@ -72,7 +72,11 @@ void ModelManager::StopPolling() {
 
 absl::Status ModelManager::PollOnce() {
   bool rejected = false;
-  absl::Status model = PollModel(/*retry_rejected=*/false, &rejected);
+  return Poll(&rejected);
+}
+
+absl::Status ModelManager::Poll(bool* rejected) {
+  absl::Status model = PollModel(/*retry_rejected=*/false, rejected);
   absl::Status campaigns = PollCampaigns();
   absl::Status result = model.ok() ? campaigns : model;
   absl::MutexLock lock(&status_mu_);
@@ -244,10 +248,9 @@ void ModelManager::PollLoop() {
   std::string last_error;
   do {
     bool rejected = false;
-    const absl::Status model = PollModel(/*retry_rejected=*/false, &rejected);
-    const absl::Status campaigns = PollCampaigns();
+    const absl::Status polled = Poll(&rejected);
     // A refused version was logged where it was refused (once per version and reason).
-    const absl::Status s = !model.ok() && !rejected ? model : campaigns;
+    const absl::Status s = rejected ? absl::OkStatus() : polled;
     // Log each distinct problem once, not every poll interval.
     if (!s.ok() && std::string(s.message()) != last_error) {
       last_error = std::string(s.message());

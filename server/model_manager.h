@@ -166,6 +166,8 @@ class ModelManager {
   // verification before again. Sets *rejected when the newest version was refused (the
   // returned status says why); otherwise a non-OK status is an error reading the source.
   absl::Status PollModel(bool retry_rejected, bool* rejected);
+  // PollModel (no retry) then PollCampaigns, recorded as the latest poll in LoadStatus().
+  absl::Status Poll(bool* rejected);
   // Records and (once per version and reason) logs a refusal.
   void RecordRejection(uint64_t version, const absl::Status& why);
   void PollLoop();

@@ -149,10 +149,10 @@ std::string EncodeManifest(const core::ModelVersionInfo& info) {
   }
   return metadata + absl::StrFormat(
       "format=%d\nversion=%d\ndimension=%d\nnum_users=%d\nnum_coupons=%d\n"
-      "num_segments=%d\nnum_segment_features=%d\n"
+      "num_predicted_coupons=%d\nnum_segments=%d\nnum_segment_features=%d\n"
       "global_bias=%.17g\ncreated_unix_seconds=%d\nchecksum=%016x\ndescription=%s\n",
       kManifestFormat, info.version, info.dimension, info.num_users, info.num_coupons,
-      info.num_segments, info.num_segment_features, info.global_bias,
+      info.num_predicted_coupons, info.num_segments, info.num_segment_features, info.global_bias,
       info.created_unix_seconds, info.checksum, absl::CEscape(info.description));
 }
 
@@ -189,6 +189,12 @@ absl::StatusOr<core::ModelVersionInfo> DecodeManifest(uint64_t version, absl::st
       ok = absl::SimpleAtoi(value, &info.num_users);
     } else if (key == "num_coupons") {
       ok = absl::SimpleAtoi(value, &info.num_coupons);
+    } else if (key == "num_predicted_coupons") {
+      // Optional (format 3 writers before it existed did not write it): not counted.
+      if (!absl::SimpleAtoi(value, &info.num_predicted_coupons)) {
+        return bad(absl::StrCat("bad value for '", key, "': ", value));
+      }
+      continue;
     } else if (key == "num_segments" || key == "num_segment_features") {
       ok = key == "num_segments" ? absl::SimpleAtoi(value, &info.num_segments)
                                  : absl::SimpleAtoi(value, &info.num_segment_features);
@@ -342,6 +348,9 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
   info.num_coupons = model.num_coupons();
   info.num_segments = model.num_segments();
   info.num_segment_features = static_cast<uint32_t>(model.segment_features.size());
+  info.num_predicted_coupons = static_cast<uint64_t>(
+      std::count(model.coupon_predicted_from_attributes.begin(),
+                 model.coupon_predicted_from_attributes.end(), uint8_t{1}));
   info.global_bias = model.global_bias;
   info.created_unix_seconds =
       options.created_unix_seconds != 0 ? options.created_unix_seconds : std::time(nullptr);
@@ -500,6 +509,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
   m.coupon_bias.reserve(coupons_reserved);
   m.coupon_factors.reserve(std::min<uint64_t>(coupons_reserved * d, kMaxReserveFloats));
   m.coupon_attributes.reserve(coupons_reserved);
+  if (format >= 3) m.coupon_predicted_from_attributes.reserve(coupons_reserved);
   m.user_ids.reserve(users_reserved);
   m.user_bias.reserve(users_reserved);
   m.user_factors.reserve(std::min<uint64_t>(users_reserved * d, kMaxReserveFloats));
@@ -579,7 +589,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
       }));
   // As user_segment below: no predicted coupon reads back as an empty vector, the form
   // ModelData documents as equivalent, so that a model without cold coupons round-trips.
-  if (!any_predicted_coupon) m.coupon_predicted_from_attributes.clear();
+  if (!any_predicted_coupon) std::vector<uint8_t>().swap(m.coupon_predicted_from_attributes);
 
   // Segments (none in format 1; the scan still refuses stray rows there).
   m.segments.reserve(std::min<uint64_t>(info.num_segments, kMaxReserve));

@@ -231,15 +231,18 @@ TEST(EstimateMemoryBytesTest, CountsSegmentsAndUnderestimatesOnlyByLongIds) {
 // What the server really loads: a version read back from a model store. The reader sizes
 // its arrays exactly, so the estimate holds for it too (it once grew them by doubling, and
 // a loaded version took up to 40% more than its estimate).
-TEST(EstimateMemoryBytesTest, EqualsTheSizeOfAVersionLoadedFromAStore) {
+TEST(EstimateMemoryBytesTest, MatchesTheSizeOfAVersionLoadedFromAStore) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.path()));
   for (auto [users, coupons, dim] : {std::tuple{3000u, 70u, 12u}, std::tuple{20000u, 300u, 32u}}) {
     ASSERT_OK_AND_ASSIGN(core::ModelVersionInfo info,
                          store->Publish(TinyModel(users, coupons, dim)));
     ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(info.version));
-    EXPECT_EQ(core::ModelSnapshot::EstimateMemoryBytes(info), snapshot->memory_bytes())
-        << users << " users, " << coupons << " coupons, d " << dim;
+    // Exact but for the cold-start flags: one byte per coupon, counted whether or not the
+    // version has predicted coupons (the manifest does not say).
+    const size_t estimate = core::ModelSnapshot::EstimateMemoryBytes(info);
+    EXPECT_GE(estimate, snapshot->memory_bytes()) << users << " users, " << coupons << " coupons, d " << dim;
+    EXPECT_LE(estimate, snapshot->memory_bytes() + coupons) << users << " users, " << coupons << " coupons, d " << dim;
   }
 }
 
