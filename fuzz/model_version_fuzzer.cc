@@ -15,8 +15,8 @@
 // reaches the decoding and validation behind the checksum instead of stopping at it.
 //
 // Input (read front to back; missing bytes read as 0):
-//   flags    bit 0-1 base version: 0, 1 format 2 with segments; 2 format 2 without
-//                    segments; 3 format 1 (written before segments existed)
+//   flags    bit 0-1 base version: 0, 1 the writer's format (3) with segments; 2 the same
+//                    without segments; 3 format 1 (written before segments existed)
 //            bit 2   keep the manifest's stale checksum (do not recompute it)
 //            bit 3   a byte follows: ReadOptions::expected_dimension
 //            bit 4   8 bytes follow: the version number to write the rows under
@@ -195,7 +195,8 @@ void RemoveManifestField(Row& manifest, absl::string_view key) {
 
 constexpr const char* kManifestKeys[] = {
     "format",      "version",      "dimension",    "num_users", "num_coupons", "num_segments",
-    "num_segment_features", "global_bias", "created_unix_seconds", "checksum", "description",
+    "num_segment_features", "num_predicted_coupons", "global_bias", "created_unix_seconds",
+    "checksum", "description",
     "meta.train.dimension", "meta.x"};
 constexpr size_t kNumManifestKeys = sizeof(kManifestKeys) / sizeof(kManifestKeys[0]);
 
@@ -464,18 +465,21 @@ class Harness {
   }
 
   // Format 1 as model_store.h describes it: no segment rows or counts, user rows without
-  // the trailing i32 segment index. REQUIRES: `rows` has no segments.
+  // the trailing i32 segment index, coupon rows without format 3's trailing u8 cold-start
+  // flag. REQUIRES: `rows` has no segments.
   static Rows FormatOne(Rows rows) {
     std::map<std::string, std::string> stored;
     const std::string prefix = storage::internal::VersionPrefix(kDefaultVersion);
     for (Row& r : rows) {
       if (absl::StartsWith(r.suffix, "u/")) r.value.resize(r.value.size() - sizeof(int32_t));
+      if (absl::StartsWith(r.suffix, "c/")) r.value.resize(r.value.size() - sizeof(uint8_t));
       stored[prefix + r.suffix] = r.value;
     }
     Row* manifest = FindRow(rows, "~manifest");
     SetManifestField(*manifest, "format", "1");
     RemoveManifestField(*manifest, "num_segments");
     RemoveManifestField(*manifest, "num_segment_features");
+    RemoveManifestField(*manifest, "num_predicted_coupons");
     SetManifestField(*manifest, "checksum",
                      absl::StrFormat("%016x", Checksum(stored, kDefaultVersion)));
     return rows;

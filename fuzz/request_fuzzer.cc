@@ -166,7 +166,12 @@ void FuzzDecide(const Env& env, const v1::DecideRequest& request) {
   CheckStatusIn(valid, {absl::StatusCode::kInvalidArgument}, "ValidateDecideRequest");
   v1::DecideResponse response;
   const absl::Status status = env.service->DoDecide(request, &response);
-  // Past validation, the campaign and prices are checked against the model.
+  // Past validation, the campaign and prices are checked against the model. A stored
+  // campaign (campaign_id) is NOT_FOUND: this environment stores none.
+  if (valid.ok() && !request.campaign_id().empty()) {
+    CheckStatusIn(status, {absl::StatusCode::kNotFound}, "DoDecide by campaign_id");
+    return;
+  }
   CheckStatusIn(status, {absl::StatusCode::kInvalidArgument}, "DoDecide");
   if (!valid.ok()) Check(status == valid, "DoDecide fails with the validation error");
   if (!status.ok()) return;
@@ -175,6 +180,12 @@ void FuzzDecide(const Env& env, const v1::DecideRequest& request) {
                          ? request.campaign().max_coupons_per_user()
                          : 1;
   Check(static_cast<uint32_t>(response.chosen_size()) <= k, "Decide: more than k coupons");
+  Check(response.propensity() > 0.0 && response.propensity() <= 1.0,
+        "Decide: propensity outside (0, 1]");
+  // Greedy decisions give only positive scores; exploration and a random arm may not.
+  const bool greedy = !request.campaign().has_experiment() &&
+                      (request.campaign().exploration().empty() ||
+                       request.campaign().exploration() == "greedy");
   absl::flat_hash_set<absl::string_view> campaign;
   for (const v1::CampaignCoupon& c : request.campaign().coupons()) campaign.insert(c.coupon_id());
   absl::flat_hash_set<absl::string_view> chosen;
@@ -182,7 +193,8 @@ void FuzzDecide(const Env& env, const v1::DecideRequest& request) {
     Check(campaign.contains(d.coupon_id()), "Decide: chose a coupon outside the campaign");
     Check(chosen.insert(d.coupon_id()).second, "Decide: chose a coupon twice");
     Check(IsProbability(d.probability()), "Decide: probability outside [0, 1]");
-    Check(d.score() > 0.0 && std::isfinite(d.score()), "Decide: chosen score not positive");
+    Check(std::isfinite(d.score()), "Decide: chosen score not finite");
+    if (greedy) Check(d.score() > 0.0, "Decide: greedy chose a score that is not positive");
   }
 }
 

@@ -2,7 +2,7 @@
 # Sets up a fresh Debian 12 machine (apt packages, idempotent), builds coupond and runs
 # every test twice: in the Release build (-O3, warnings as errors) and in a Debug build
 # under AddressSanitizer + UndefinedBehaviorSanitizer; then runs the libFuzzer targets
-# briefly (scripts/fuzz.sh, COUPOND_FUZZ_SECONDS per target, default 30). This is the
+# briefly (scripts/fuzz.sh, COUPOND_FUZZ_SECONDS per target, default 20). This is the
 # README's test command and what CI runs.
 #
 # usage: scripts/test.sh [--release-only]
@@ -27,6 +27,6 @@ if [[ "${1:-}" != "--release-only" ]]; then
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   run_preset debug-asan
   unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
-  scripts/fuzz.sh "${COUPOND_FUZZ_SECONDS:-30}"
+  scripts/fuzz.sh "${COUPOND_FUZZ_SECONDS:-20}"
 fi
 echo "=== all tests passed ==="
