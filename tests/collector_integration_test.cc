@@ -28,27 +28,27 @@
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
-#include "tests/test_util/subprocess.h"
+#include "tests/test_util/process.h"
 #include "tests/test_util/temp_dir.h"
 
 namespace coupond {
 namespace {
 
 using ::coupond::testing::StatusIs;
-using ::coupond::testing::Subprocess;
+using ::coupond::testing::ChildProcess;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
-using ::coupond::testing::WaitForPort;
+using ::coupond::testing::WaitForPortFile;
 
-std::unique_ptr<Subprocess> StartCoupond(const std::string& store, const std::string& port_file,
+std::unique_ptr<ChildProcess> StartCoupond(const std::string& store, const std::string& port_file,
                                          const std::string& collector_flag) {
-  return std::make_unique<Subprocess>(std::vector<std::string>{
+  return std::make_unique<ChildProcess>(std::vector<std::string>{
       COUPOND_SERVER_BINARY, "--store=" + store, "--listen=127.0.0.1:0", "--port_file=" + port_file,
       "--poll_interval=100ms", "--shutdown_grace=2s", "--log_level=warn", collector_flag});
 }
 
-std::unique_ptr<Subprocess> StartCollectord(const std::string& db, const std::string& port_file) {
-  return std::make_unique<Subprocess>(std::vector<std::string>{
+std::unique_ptr<ChildProcess> StartCollectord(const std::string& db, const std::string& port_file) {
+  return std::make_unique<ChildProcess>(std::vector<std::string>{
       COLLECTORD_BINARY, "--db=" + db, "--listen=127.0.0.1:0", "--port_file=" + port_file});
 }
 
@@ -102,7 +102,7 @@ TEST(CollectorIntegrationTest, EmbeddedCollectorLogsDecisionsWithArmsAndStoresOu
   }
   auto server = StartCoupond(dir.Sub("store"), dir.Sub("port"), "--collector_db=" + dir.Sub("collector"));
   ASSERT_TRUE(server->spawned());
-  const int port = WaitForPort(dir.Sub("port"), absl::Seconds(30));
+  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
   ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
@@ -191,7 +191,7 @@ TEST(CollectorIntegrationTest, AcknowledgedOutcomesSurviveSigkillOfTheCollector)
   TempDir dir;
   auto collectord = StartCollectord(dir.Sub("db"), dir.Sub("port1"));
   ASSERT_TRUE(collectord->spawned());
-  int port = WaitForPort(dir.Sub("port1"), absl::Seconds(30));
+  int port = WaitForPortFile(dir.Sub("port1"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   constexpr int kDecisions = 5000;
   {
@@ -235,7 +235,7 @@ TEST(CollectorIntegrationTest, AcknowledgedOutcomesSurviveSigkillOfTheCollector)
 
   // Restart on the same database: every acknowledged outcome is there, exactly once.
   auto restarted = StartCollectord(dir.Sub("db"), dir.Sub("port2"));
-  port = WaitForPort(dir.Sub("port2"), absl::Seconds(30));
+  port = WaitForPortFile(dir.Sub("port2"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
   ASSERT_OK_AND_ASSIGN(v1::GetCollectorStatsResponse stats, collector->GetStats());
@@ -273,13 +273,13 @@ TEST(CollectorIntegrationTest, KillingAScorerReplicaUnderLoadLosesNoAcknowledged
     ASSERT_OK(store->PublishCampaign("spring", payload).status());
   }
   auto collectord = StartCollectord(dir.Sub("db"), dir.Sub("cport"));
-  const int collector_port = WaitForPort(dir.Sub("cport"), absl::Seconds(30));
+  const int collector_port = WaitForPortFile(dir.Sub("cport"), absl::Seconds(30));
   ASSERT_GT(collector_port, 0);
   const std::string collector_flag = absl::StrCat("--collector=127.0.0.1:", collector_port);
   auto a = StartCoupond(dir.Sub("store"), dir.Sub("aport"), collector_flag);
   auto b = StartCoupond(dir.Sub("store"), dir.Sub("bport"), collector_flag);
-  const int ports[2] = {WaitForPort(dir.Sub("aport"), absl::Seconds(30)),
-                        WaitForPort(dir.Sub("bport"), absl::Seconds(30))};
+  const int ports[2] = {WaitForPortFile(dir.Sub("aport"), absl::Seconds(30)),
+                        WaitForPortFile(dir.Sub("bport"), absl::Seconds(30))};
   ASSERT_GT(ports[0], 0);
   ASSERT_GT(ports[1], 0);
   std::unique_ptr<client::CoupondClient> replicas[2];
@@ -377,11 +377,11 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
     ASSERT_OK_AND_ASSIGN(std::string payload, api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
     ASSERT_OK(store->PublishCampaign("spring", payload).status());
   }
-  auto server = std::make_unique<Subprocess>(std::vector<std::string>{
+  auto server = std::make_unique<ChildProcess>(std::vector<std::string>{
       COUPOND_SERVER_BINARY, "--store=" + dir.Sub("store"), "--listen=127.0.0.1:0",
       "--port_file=" + dir.Sub("port"), "--poll_interval=100ms", "--log_level=warn",
       "--collector_db=" + dir.Sub("collector"), "--user_id_key_file=" + dir.Sub("key")});
-  const int port = WaitForPort(dir.Sub("port"), absl::Seconds(30));
+  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
   ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));

@@ -21,17 +21,17 @@
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
-#include "tests/test_util/subprocess.h"
+#include "tests/test_util/process.h"
 #include "tests/test_util/temp_dir.h"
 
 namespace coupond {
 namespace {
 
 using ::coupond::testing::StatusIs;
-using ::coupond::testing::Subprocess;
+using ::coupond::testing::ChildProcess;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
-using ::coupond::testing::WaitForPort;
+using ::coupond::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
@@ -87,12 +87,12 @@ class MetricsIntegrationTest : public ::testing::Test {
                      "' --metrics_listen=127.0.0.1:0 --metrics_port_file='", dir_.Sub("metrics_port"),
                      "' --poll_interval=100ms --expected_dimension=24 --shutdown_grace=2s "
                      "--log_level=debug > '", dir_.Sub("log"), "' 2>&1");
-    server_ = std::make_unique<Subprocess>(std::vector<std::string>{"/bin/sh", "-c", command});
+    server_ = std::make_unique<ChildProcess>(std::vector<std::string>{"/bin/sh", "-c", command});
     ASSERT_TRUE(server_->spawned()) << "cannot start " << COUPOND_SERVER_BINARY;
-    const int port = WaitForPort(dir_.Sub("port"), absl::Seconds(30));
+    const int port = WaitForPortFile(dir_.Sub("port"), absl::Seconds(30));
     ASSERT_GT(port, 0) << "coupond did not report its port";
     // Written before --port_file.
-    metrics_port_ = WaitForPort(dir_.Sub("metrics_port"), absl::Seconds(1));
+    metrics_port_ = WaitForPortFile(dir_.Sub("metrics_port"), absl::Seconds(1));
     ASSERT_GT(metrics_port_, 0) << "coupond did not report its metrics port";
     ASSERT_NE(metrics_port_, port);
     client::ClientOptions options;
@@ -144,7 +144,7 @@ class MetricsIntegrationTest : public ::testing::Test {
 
   TempDir dir_;
   core::ModelData model_;
-  std::unique_ptr<Subprocess> server_;
+  std::unique_ptr<ChildProcess> server_;
   std::unique_ptr<client::CoupondClient> client_;
   int metrics_port_ = 0;
 };
@@ -295,14 +295,14 @@ TEST_F(MetricsIntegrationTest, ReportsARejectedVersionThenTheReload) {
 // model_version "none": it has no model).
 TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   TempDir dir;
-  Subprocess collectord({COLLECTORD_BINARY, "--db=" + dir.Sub("db"), "--listen=127.0.0.1:0",
+  ChildProcess collectord({COLLECTORD_BINARY, "--db=" + dir.Sub("db"), "--listen=127.0.0.1:0",
                          "--port_file=" + dir.Sub("port"), "--metrics_listen=127.0.0.1:0",
                          "--metrics_port_file=" + dir.Sub("metrics_port"), "--sync=false",
                          "--log_level=warn"});
   ASSERT_TRUE(collectord.spawned()) << "cannot start " << COLLECTORD_BINARY;
-  const int port = WaitForPort(dir.Sub("port"), absl::Seconds(30));
+  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0) << "collectord did not report its port";
-  const int metrics_port = WaitForPort(dir.Sub("metrics_port"), absl::Seconds(1));
+  const int metrics_port = WaitForPortFile(dir.Sub("metrics_port"), absl::Seconds(1));
   ASSERT_GT(metrics_port, 0);
   client::ClientOptions options;
   options.target = absl::StrCat("127.0.0.1:", port);

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
+#include "tests/test_util/process.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
@@ -33,11 +34,13 @@ extern char** environ;
 namespace coupond {
 namespace {
 
+using ::coupond::testing::ChildProcess;
 using ::coupond::testing::ReferenceLogit;
 using ::coupond::testing::ReferenceProbability;
 using ::coupond::testing::StatusIs;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
+using ::coupond::testing::WaitForPortFile;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::Contains;
 using ::testing::ElementsAre;
@@ -47,61 +50,10 @@ using ::testing::StartsWith;
 constexpr char kService[] = "coupond.v1.CouponScoring";
 
 // The coupond process, started with a fresh store directory and killed if the test fails.
-class CoupondProcess {
- public:
-  explicit CoupondProcess(const std::string& store, const std::string& port_file) {
-    std::vector<std::string> args = {COUPOND_SERVER_BINARY,
-                                     "--store=" + store,
-                                     "--listen=127.0.0.1:0",
-                                     "--port_file=" + port_file,
-                                     "--poll_interval=100ms",
-                                     "--max_candidates=50",
-                                     "--shutdown_grace=2s",
-                                     "--log_level=warn"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    spawned_ = posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) == 0;
-  }
-  ~CoupondProcess() {
-    if (running()) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool spawned() const { return spawned_; }
-  bool running() const { return spawned_ && !exited_; }
-
-  // Sends `sig` and waits up to `timeout` for the exit status; -1 on timeout.
-  int StopWith(int sig, absl::Duration timeout) {
-    kill(pid_, sig);
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = 0;
-  bool spawned_ = false;
-  bool exited_ = false;
-};
-
-int WaitForPort(const std::string& port_file, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    std::ifstream in(port_file);
-    int port = 0;
-    if (in >> port && port > 0) return port;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return 0;
+std::unique_ptr<ChildProcess> StartCoupond(const std::string& store, const std::string& port_file) {
+  return std::make_unique<ChildProcess>(std::vector<std::string>{
+      COUPOND_SERVER_BINARY, "--store=" + store, "--listen=127.0.0.1:0", "--port_file=" + port_file,
+      "--poll_interval=100ms", "--max_candidates=50", "--shutdown_grace=2s", "--log_level=warn"});
 }
 
 class ServerIntegrationTest : public ::testing::Test {
@@ -109,9 +61,9 @@ class ServerIntegrationTest : public ::testing::Test {
   void SetUp() override {
     model_ = TinyModel(40, 30, 24);
     model_.coupon_attributes[5].stock = 0;  // never active
-    server_ = std::make_unique<CoupondProcess>(dir_.Sub("store"), dir_.Sub("port"));
+    server_ = StartCoupond(dir_.Sub("store"), dir_.Sub("port"));
     ASSERT_TRUE(server_->spawned()) << "cannot start " << COUPOND_SERVER_BINARY;
-    const int port = WaitForPort(dir_.Sub("port"), absl::Seconds(30));
+    const int port = WaitForPortFile(dir_.Sub("port"), absl::Seconds(30));
     ASSERT_GT(port, 0) << "coupond did not report its port";
     target_ = absl::StrCat("127.0.0.1:", port);
     client::ClientOptions options;
@@ -138,7 +90,7 @@ class ServerIntegrationTest : public ::testing::Test {
 
   TempDir dir_;
   core::ModelData model_;
-  std::unique_ptr<CoupondProcess> server_;
+  std::unique_ptr<ChildProcess> server_;
   std::string target_;
   std::unique_ptr<client::CoupondClient> client_;
 };
