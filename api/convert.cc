@@ -48,27 +48,41 @@ absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& re
   }
 }
 
-absl::StatusOr<core::AssignmentPrices> PricesFromProto(const v1::CampaignPrices& prices,
-                                                       const core::CampaignPlan& plan) {
-  core::AssignmentPrices out;
+namespace {
+
+// The checks every use of CampaignPrices shares: a finite, non-negative budget price, and
+// stock prices that are finite, non-negative and for coupons of the campaign. `index` maps
+// the campaign's coupon ids to their position.
+absl::Status CheckPrices(const v1::CampaignPrices& prices,
+                         const absl::flat_hash_map<absl::string_view, size_t>& index) {
   if (!std::isfinite(prices.budget_price()) || prices.budget_price() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "prices.budget_price: ", prices.budget_price(), " is not a finite value >= 0"));
   }
-  out.budget_price = prices.budget_price();
-  absl::flat_hash_map<absl::string_view, size_t> index;
-  for (size_t j = 0; j < plan.coupons().size(); ++j) index.emplace(plan.coupons()[j].id, j);
-  out.stock_prices.assign(plan.coupons().size(), 0.0);
   for (const auto& [coupon_id, price] : prices.stock_prices()) {
     const std::string field = absl::StrCat("prices.stock_prices['", coupon_id.substr(0, 64), "']");
-    auto it = index.find(coupon_id);
-    if (it == index.end()) {
+    if (!index.contains(coupon_id)) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": not a coupon of the campaign"));
     }
     if (!std::isfinite(price) || price < 0) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": ", price, " is not a finite value >= 0"));
     }
-    out.stock_prices[it->second] = price;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<core::AssignmentPrices> PricesFromProto(const v1::CampaignPrices& prices,
+                                                       const core::CampaignPlan& plan) {
+  absl::flat_hash_map<absl::string_view, size_t> index;
+  for (size_t j = 0; j < plan.coupons().size(); ++j) index.emplace(plan.coupons()[j].id, j);
+  COUPOND_RETURN_IF_ERROR(CheckPrices(prices, index));
+  core::AssignmentPrices out;
+  out.budget_price = prices.budget_price();
+  out.stock_prices.assign(plan.coupons().size(), 0.0);
+  for (const auto& [coupon_id, price] : prices.stock_prices()) {
+    out.stock_prices[index.find(coupon_id)->second] = price;
   }
   return out;
 }
@@ -179,21 +193,11 @@ absl::Status CheckStoredCampaign(const v1::StoredCampaign& stored) {
                                                    "' differs from campaign.campaign_id '",
                                                    campaign.campaign_id(), "'"));
   }
-  if (!std::isfinite(prices.budget_price()) || prices.budget_price() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prices.budget_price: ", prices.budget_price(), " is not a finite value >= 0"));
+  absl::flat_hash_map<absl::string_view, size_t> index;
+  for (int j = 0; j < campaign.coupons_size(); ++j) {
+    index.emplace(campaign.coupons(j).coupon_id(), static_cast<size_t>(j));
   }
-  absl::flat_hash_map<absl::string_view, int> coupons;
-  for (const v1::CampaignCoupon& c : campaign.coupons()) coupons.emplace(c.coupon_id(), 0);
-  for (const auto& [coupon_id, price] : prices.stock_prices()) {
-    const std::string field = absl::StrCat("prices.stock_prices['", coupon_id.substr(0, 64), "']");
-    if (!coupons.contains(coupon_id)) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": not a coupon of the campaign"));
-    }
-    if (!std::isfinite(price) || price < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": ", price, " is not a finite value >= 0"));
-    }
-  }
+  COUPOND_RETURN_IF_ERROR(CheckPrices(prices, index));
   return absl::OkStatus();
 }
 

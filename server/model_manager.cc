@@ -149,12 +149,15 @@ absl::Status ModelManager::PollCampaigns() {
     const bool reported = failed != failed_campaigns_.end() && failed->second == record.sequence;
     absl::StatusOr<v1::StoredCampaign> stored =
         api::DecodeStoredCampaign(record.campaign_id, record.payload);
-    if (!stored.ok()) {
+    absl::StatusOr<api::DecisionPolicy> policy =
+        stored.ok() ? api::DecisionPolicyFromProto(stored->campaign())
+                    : absl::StatusOr<api::DecisionPolicy>(stored.status());
+    if (!policy.ok()) {
       failed_campaigns_[record.campaign_id] = record.sequence;
       if (old != current->end()) next->emplace(record.campaign_id, old->second);
       if (!reported) {
         absl::StrAppend(&errors, errors.empty() ? "" : "; ", "rejected record ", record.sequence,
-                        " of campaign '", record.campaign_id, "': ", stored.status().message());
+                        " of campaign '", record.campaign_id, "': ", policy.status().message());
       }
       continue;
     }
@@ -163,6 +166,7 @@ absl::Status ModelManager::PollCampaigns() {
     loaded->sequence = record.sequence;
     loaded->published_unix_seconds = record.published_unix_seconds;
     loaded->stored = *std::move(stored);
+    loaded->policy = *std::move(policy);
     spdlog::info("loaded campaign '{}' record {} ({} coupons, budget {}, budget price {:.6g}, "
                  "prices from model version {})",
                  loaded->campaign_id, loaded->sequence, loaded->stored.campaign().coupons_size(),

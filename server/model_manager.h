@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "api/convert.h"
 #include "core/snapshot.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 #include "server/memory_check.h"
@@ -54,6 +55,8 @@ struct LoadedCampaign {
   uint64_t sequence = 0;
   int64_t published_unix_seconds = 0;
   v1::StoredCampaign stored;
+  // The campaign's experiment and exploration, parsed once here rather than per Decide.
+  api::DecisionPolicy policy;
 };
 
 // The loaded campaigns by id; immutable once published.

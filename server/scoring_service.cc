@@ -171,8 +171,13 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   response->set_user_resolution((*plan)->known_user(0)             ? v1::USER_RESOLUTION_KNOWN_USER
                                 : (*plan)->prior_segment(0) >= 0 ? v1::USER_RESOLUTION_SEGMENT_PRIOR
                                                                  : v1::USER_RESOLUTION_POPULATION_PRIOR);
-  absl::StatusOr<api::DecisionPolicy> policy = api::DecisionPolicyFromProto(*campaign);
-  if (!policy.ok()) return policy.status();
+  // A stored campaign's policy was parsed when it was loaded; an inline one is parsed here.
+  absl::StatusOr<api::DecisionPolicy> inline_policy;
+  if (stored == nullptr) {
+    inline_policy = api::DecisionPolicyFromProto(*campaign);
+    if (!inline_policy.ok()) return inline_policy.status();
+  }
+  const api::DecisionPolicy* policy = stored != nullptr ? &stored->policy : &*inline_policy;
   std::vector<double> probabilities((*plan)->coupons().size());
   if (absl::Status s = (*plan)->Fill(0, 1, absl::MakeSpan(probabilities)); !s.ok()) return s;
 

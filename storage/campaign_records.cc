@@ -51,19 +51,8 @@ absl::Status ValidateCampaignId(absl::string_view id) {
 
 namespace {
 
-template <typename T>
-void Append(std::string* out, T v) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof(T));
-  out->append(bytes, sizeof(T));
-}
-
-template <typename T>
-T Read(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
+using internal::Append;
+using internal::Take;
 
 std::string EncodeRecord(int64_t published, absl::string_view payload) {
   std::string value;
@@ -92,13 +81,14 @@ absl::StatusOr<CampaignRecord> DecodeRecord(absl::string_view key, absl::string_
   if (value.size() < internal::kCampaignHeaderBytes) {
     return corrupt(absl::StrCat(value.size(), " bytes, shorter than the record header"));
   }
-  const uint32_t format = Read<uint32_t>(value.data());
+  const char* p = value.data();
+  const uint32_t format = Take<uint32_t>(p);
   if (format != kCampaignRecordFormat) {
     return corrupt(absl::StrCat("record format ", format, " (this build reads ",
                                 kCampaignRecordFormat, ")"));
   }
-  record.published_unix_seconds = Read<int64_t>(value.data() + sizeof(uint32_t));
-  const uint64_t stored_hash = Read<uint64_t>(value.data() + sizeof(uint32_t) + sizeof(int64_t));
+  record.published_unix_seconds = Take<int64_t>(p);
+  const uint64_t stored_hash = Take<uint64_t>(p);
   const absl::string_view payload = value.substr(internal::kCampaignHeaderBytes);
   if (XXH3_64bits(payload.data(), payload.size()) != stored_hash) {
     return corrupt("payload checksum mismatch");

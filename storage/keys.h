@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -16,6 +17,22 @@ namespace coupond::storage::internal {
 
 static_assert(std::endian::native == std::endian::little,
               "the store's value encoding is little-endian; port EncodeRow for big-endian");
+
+// Little-endian fixed-width fields of stored values: Append writes one, Take reads one and
+// advances `p` (the caller has checked the value's size).
+template <typename T>
+void Append(std::string* out, T v) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out->append(buf, sizeof(T));
+}
+template <typename T>
+T Take(const char*& p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  p += sizeof(T);
+  return v;
+}
 
 inline std::string VersionTag(uint64_t version) { return absl::StrFormat("%020d", version); }
 // Every key of version v starts with VersionPrefix(v) = "v/<20 digits>/", so versions occupy

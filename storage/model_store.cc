@@ -29,6 +29,7 @@ namespace coupond::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using internal::Append;
 using internal::CouponKey;
 using internal::CouponPrefix;
 using internal::CouponValueBytes;
@@ -37,6 +38,7 @@ using internal::SegmentFeaturesKey;
 using internal::SegmentKey;
 using internal::SegmentPrefix;
 using internal::SegmentValueBytes;
+using internal::Take;
 using internal::UserKey;
 using internal::UserPrefix;
 using internal::UserValueBytes;
@@ -69,21 +71,6 @@ class RowHasher {
  private:
   XXH3_state_t* state_;
 };
-
-template <typename T>
-void Append(std::string* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-
-template <typename T>
-T Take(const char*& p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  p += sizeof(T);
-  return v;
-}
 
 void AppendFloats(std::string* out, const float* values, size_t n) {
   out->append(reinterpret_cast<const char*>(values), sizeof(float) * n);

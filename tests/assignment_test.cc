@@ -29,6 +29,20 @@ using ::coupond::testing::RandomInstance;
 using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 
+// The same assignment, value, bound, prices and passes, to the bit (thread independence).
+void ExpectIdenticalResults(const AssignmentResult& one, const AssignmentResult& r, int threads) {
+  ASSERT_EQ(r.assignments.size(), one.assignments.size()) << threads;
+  for (size_t t = 0; t < r.assignments.size(); ++t) {
+    ASSERT_EQ(r.assignments[t].user, one.assignments[t].user) << threads;
+    ASSERT_EQ(r.assignments[t].coupon, one.assignments[t].coupon) << threads;
+  }
+  EXPECT_EQ(r.primal_value, one.primal_value);
+  EXPECT_EQ(r.dual_bound, one.dual_bound);
+  EXPECT_EQ(r.prices.budget_price, one.prices.budget_price);
+  EXPECT_EQ(r.prices.stock_prices, one.prices.stock_prices);
+  EXPECT_EQ(r.passes, one.passes);
+}
+
 // Every constraint, and the reported sums, recomputed from scratch.
 void ExpectFeasible(const Instance& inst, const AssignmentResult& r, int k) {
   std::vector<int64_t> issued(inst.m(), 0);
@@ -264,16 +278,7 @@ TEST(AssignmentTest, IdenticalForAnyThreadCount) {
   ASSERT_OK_AND_ASSIGN(const AssignmentResult one, Solve(inst, 2, 1));
   for (int threads : {2, 3, 8}) {
     ASSERT_OK_AND_ASSIGN(const AssignmentResult r, Solve(inst, 2, threads));
-    ASSERT_EQ(r.assignments.size(), one.assignments.size()) << threads;
-    for (size_t t = 0; t < r.assignments.size(); ++t) {
-      ASSERT_EQ(r.assignments[t].user, one.assignments[t].user);
-      ASSERT_EQ(r.assignments[t].coupon, one.assignments[t].coupon);
-    }
-    EXPECT_EQ(r.primal_value, one.primal_value);
-    EXPECT_EQ(r.dual_bound, one.dual_bound);
-    EXPECT_EQ(r.prices.budget_price, one.prices.budget_price);
-    EXPECT_EQ(r.prices.stock_prices, one.prices.stock_prices);
-    EXPECT_EQ(r.passes, one.passes);
+    ExpectIdenticalResults(one, r, threads);
   }
 }
 
@@ -327,16 +332,7 @@ TEST(AssignmentTest, SampledSearchIdenticalForAnyThreadCount) {
   EXPECT_GT(one.sample_users, 0u);
   for (int threads : {2, 3, 8}) {
     ASSERT_OK_AND_ASSIGN(const AssignmentResult r, solve(threads));
-    ASSERT_EQ(r.assignments.size(), one.assignments.size()) << threads;
-    for (size_t t = 0; t < r.assignments.size(); ++t) {
-      ASSERT_EQ(r.assignments[t].user, one.assignments[t].user);
-      ASSERT_EQ(r.assignments[t].coupon, one.assignments[t].coupon);
-    }
-    EXPECT_EQ(r.primal_value, one.primal_value);
-    EXPECT_EQ(r.dual_bound, one.dual_bound);
-    EXPECT_EQ(r.prices.budget_price, one.prices.budget_price);
-    EXPECT_EQ(r.prices.stock_prices, one.prices.stock_prices);
-    EXPECT_EQ(r.passes, one.passes);
+    ExpectIdenticalResults(one, r, threads);
     EXPECT_EQ(r.sample_passes, one.sample_passes);
   }
 }

@@ -20,6 +20,7 @@
 #include "collector/collector_store.h"
 #include "core/pacing.h"
 #include "core/random.h"
+#include "pipeline/csv.h"
 #include "pipeline/factor_files.h"
 #include "storage/model_store.h"
 
@@ -29,17 +30,6 @@ namespace {
 constexpr int64_t kSecondsPerDay = 86400;
 
 int64_t Day(int64_t unix_seconds) { return unix_seconds / kSecondsPerDay; }
-
-// CSV field: quoted when it holds a separator, quote or line break.
-std::string Field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 analysis::LoggedDecision ToLogged(const v1::DecisionRecord& d, const v1::ReportOutcomeRequest* o) {
   analysis::LoggedDecision out;
@@ -144,11 +134,13 @@ int Export(const ExportFlags& flags) {
   }
   auto write_row = [](std::ofstream& out, const std::vector<std::string>& columns,
                       const absl::flat_hash_map<std::string, std::string>& values) {
+    std::string row;
     for (size_t i = 0; i < columns.size(); ++i) {
-      if (i > 0) out << ',';
-      out << Field(values.at(columns[i]));
+      if (i > 0) row.push_back(',');
+      pipeline::AppendCsvField(values.at(columns[i]), &row);
     }
-    out << '\n';
+    row.push_back('\n');
+    out << row;
   };
   auto day = [&](int64_t unix_seconds) { return absl::StrCat(Day(unix_seconds - flags.days_from)); };
   uint64_t rows = 0, with_outcome = 0, exposed = 0, redeemed = 0;
