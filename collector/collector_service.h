@@ -3,8 +3,8 @@
 
 // The gRPC edge of coupond.v1.Collector over a CollectorStore. Handlers validate, call the
 // store and convert its status once. They write to RocksDB on gRPC's callback threads: a
-// synced write is a WAL append plus an fsync that RocksDB shares among concurrent writers
-// (group commit), short enough not to need a thread pool of its own.
+// synced write is a WAL append plus one fsync (see collector_store.h), which blocks that
+// callback thread for the fsync's duration; a dedicated thread pool would keep it free.
 
 #include "collector/collector_store.h"
 #include "coupond/v1/collector.grpc.pb.h"

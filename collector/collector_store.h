@@ -13,8 +13,10 @@
 //
 // Durability: every acknowledged write went through the WAL. With `sync` (the default) the
 // WAL is fsync'ed before the call returns, so an acknowledged write survives power loss;
-// without it, it survives the death of the process (kill -9) but not of the machine. RocksDB
-// groups concurrent synced writes into one fsync (group commit).
+// without it, it survives the death of the process (kill -9) but not of the machine. Writes
+// are serialised by the store's mutex (below), so each synced write pays its own fsync:
+// RocksDB's group commit cannot merge them. That bounds outcome throughput at one fsync per
+// report; per-decision locking would let concurrent reports share fsyncs.
 //
 // Idempotency: decision records and outcomes are keyed by decision id. A record already
 // stored is left unchanged (counted as a duplicate). An outcome retried with the same
