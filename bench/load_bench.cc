@@ -2,9 +2,13 @@
 //
 // The requests are real: the Tianchi O2O offline test set (113,640 coupon receipts of
 // 76,309 users for 2,050 coupons, July 2016) replayed in file order, cycling. Each row
-// becomes one Score request: user = the row's user id; candidates = the row's coupon plus
-// 999 others drawn (seeded, without replacement) from the stream's coupon popularity, so
-// both id distributions are the real ones. The model is synthetic but sized to the stream:
+// becomes one Score request for the row's user against 1,000 candidate coupons drawn
+// (seeded, without replacement) from the stream's coupon popularity, so both id
+// distributions are the real ones. The candidates are named one of two ways
+// (--candidate_source): `campaign` (default), the request names one of 64 stored campaigns
+// of 1,000 coupons (ScoreRequest.campaign_id; one that holds the row's coupon when any
+// does), which is how a storefront scores a large candidate set; `list`, the request lists
+// the row's coupon plus 999 others in coupon_ids. The model is synthetic but sized to the stream:
 // its users are the stream's distinct user ids, its coupons the stream's distinct coupon ids
 // (padded with "pad-NNNNN" coupons of weight 1 when the stream has fewer coupons than one
 // request needs), d = 64, factors drawn as core/synthetic.h draws them.
@@ -40,6 +44,8 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +82,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "api/convert.h"
 #include "client/coupond_client.h"
 #include "core/model.h"
 #include "core/random.h"
@@ -103,6 +110,9 @@ ABSL_FLAG(std::string, coupond, COUPOND_SERVER_BINARY,
 ABSL_FLAG(std::string, server_env, "",
           "Extra environment for the started server, comma-separated NAME=VALUE (experiments, "
           "e.g. LD_PRELOAD=libjemalloc.so.2).");
+ABSL_FLAG(std::string, server_flags, "",
+          "Extra flags for the started server, space-separated (experiments, e.g. "
+          "\"--loader_nice=0\").");
 ABSL_FLAG(std::string, server, "",
           "host:port of a running coupond to load instead of starting one. Its model should "
           "know the Tianchi ids (publish one with this harness's --store first). The reload "
@@ -121,6 +131,12 @@ ABSL_FLAG(int, candidates, 1000,
           "Candidate coupons per Score request. 0: no candidate list (the server scores every "
           "active coupon, i.e. all the stream's coupons): an experiment that separates the "
           "cost of scoring from the cost of carrying 1,000 ids.");
+ABSL_FLAG(std::string, candidate_source, "campaign",
+          "How a Score request names its candidates. campaign: by ScoreRequest.campaign_id, one "
+          "of --campaigns stored campaigns of --candidates coupons each (published to the store "
+          "before the load; the server looks their coupons up once per model version). list: "
+          "the ids themselves in coupon_ids, every request.");
+ABSL_FLAG(int, campaigns, 64, "--candidate_source=campaign: stored campaigns to draw.");
 ABSL_FLAG(int, top_k, 0, "Score requests' top_k (0: every candidate is returned).");
 ABSL_FLAG(int, dimension, 64, "Latent dimension of the synthetic model.");
 ABSL_FLAG(uint64_t, seed, 42, "Seed of the model and of the candidate draws.");
@@ -134,6 +150,13 @@ ABSL_FLAG(int, max_in_flight, 4096,
           "from the scheduled time, grows).");
 ABSL_FLAG(absl::Duration, reload_interval, absl::Seconds(1),
           "Reload phase: a new model version is published this often.");
+ABSL_FLAG(bool, stage_versions, true,
+          "Reload phase: stage the versions before the phase (ModelStore::Stage) and only "
+          "commit them during it, so the measured window holds the server's reloads, not the "
+          "pipeline's encoding and writing. false: a whole Publish per version in the phase.");
+ABSL_FLAG(bool, publisher_idle, true,
+          "Reload phase: run the publishing thread under SCHED_IDLE (the pipeline's publisher "
+          "runs on another machine in production; here it shares the server's cores).");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Milliseconds(100),
           "--poll_interval given to the started server.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call.");
@@ -276,7 +299,14 @@ struct RequestSet {
   std::vector<grpc::ByteBuffer> score;  // one per stream row, file order
   grpc::ByteBuffer noop;                // an empty HealthCheckRequest (service "")
   size_t mean_score_bytes = 0;
+  // Campaign mode: the campaigns to store, their coupons as stream coupon indices, and how
+  // many rows' own coupon is in the campaign their request names.
+  std::vector<std::vector<uint32_t>> campaigns;
+  size_t rows_with_own_coupon = 0;
 };
+
+// The stored campaign id of block `b` in campaign mode.
+std::string LoadCampaignId(size_t b) { return absl::StrFormat("load-%03d", b); }
 
 // Efraimidis-Spirakis weighted sampling without replacement: the `n` coupons with the largest
 // u^(1/w), u uniform in (0, 1); computed as log(u) / w.
@@ -301,6 +331,74 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   for (const grpc::Slice& s : slices)
     out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
+}
+
+// Campaign mode: `num_campaigns` stored campaigns of `candidates` coupons drawn by popularity;
+// each row's request names one that holds the row's coupon (drawn among those that do), or
+// any one when none does. The request is then only user_id, top_k and campaign_id.
+absl::StatusOr<RequestSet> BuildCampaignRequests(const TianchiStream& s, size_t candidates,
+                                                 uint32_t top_k, size_t num_campaigns,
+                                                 uint64_t seed) {
+  if (candidates == 0 || candidates > s.coupons.size() || num_campaigns == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "campaign mode needs candidates in [1, ", s.coupons.size(), "] and campaigns >= 1"));
+  }
+  core::SplitMix64 rng(seed ^ 0x63616d70ULL);
+  RequestSet out;
+  std::vector<std::vector<uint32_t>> holding(s.coupons.size());  // coupon -> campaigns
+  for (size_t b = 0; b < num_campaigns; ++b) {
+    out.campaigns.push_back(WeightedSample(s.coupon_rows, candidates, &rng));
+    for (uint32_t c : out.campaigns.back()) holding[c].push_back(static_cast<uint32_t>(b));
+  }
+  out.score.reserve(s.row_user.size());
+  size_t total_bytes = 0;
+  for (size_t row = 0; row < s.row_user.size(); ++row) {
+    const std::vector<uint32_t>& with = holding[s.row_coupon[row]];
+    size_t b;
+    if (with.empty()) {
+      b = rng.Below(num_campaigns);
+    } else {
+      b = with[rng.Below(with.size())];
+      ++out.rows_with_own_coupon;
+    }
+    v1::ScoreRequest request;
+    request.set_user_id(s.users[s.row_user[row]]);
+    request.set_top_k(top_k);
+    request.set_campaign_id(LoadCampaignId(b));
+    const std::string bytes = request.SerializeAsString();
+    grpc::Slice slice(bytes.data(), bytes.size());
+    out.score.emplace_back(&slice, 1);
+    total_bytes += slice.size();
+  }
+  out.mean_score_bytes = total_bytes / out.score.size();
+  const std::string noop = grpc::health::v1::HealthCheckRequest().SerializeAsString();
+  grpc::Slice noop_slice(noop.data(), noop.size());
+  out.noop = grpc::ByteBuffer(&noop_slice, 1);
+  for (size_t row = 0; row < s.row_user.size(); row += 997) {
+    v1::ScoreRequest parsed;
+    if (!parsed.ParseFromString(Flatten(out.score[row])) ||
+        parsed.user_id() != s.users[s.row_user[row]] || parsed.coupon_ids_size() != 0 ||
+        !absl::StartsWith(parsed.campaign_id(), "load-") || parsed.top_k() != top_k) {
+      return absl::InternalError(absl::StrCat("request of row ", row, " is malformed"));
+    }
+  }
+  return out;
+}
+
+// Stores the campaigns of BuildCampaignRequests (one record each; a budget of 1 and no
+// prices: Score reads only their coupons).
+absl::Status PublishLoadCampaigns(const TianchiStream& s, const RequestSet& requests,
+                                  storage::ModelStore* store) {
+  for (size_t b = 0; b < requests.campaigns.size(); ++b) {
+    v1::Campaign campaign;
+    campaign.set_campaign_id(LoadCampaignId(b));
+    campaign.set_budget(1);
+    for (uint32_t c : requests.campaigns[b]) campaign.add_coupons()->set_coupon_id(s.coupons[c]);
+    COUPOND_ASSIGN_OR_RETURN(std::string payload,
+                             api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
+    COUPOND_RETURN_IF_ERROR(store->PublishCampaign(campaign.campaign_id(), payload).status());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidates, uint32_t top_k,
@@ -648,6 +746,10 @@ class ServerProcess {
                                      "--port_file=" + port_file,
                                      "--poll_interval=" + absl::FormatDuration(poll_interval),
                                      "--log_level=warn"};
+    for (absl::string_view flag :
+         absl::StrSplit(absl::GetFlag(FLAGS_server_flags), ' ', absl::SkipEmpty())) {
+      args.emplace_back(flag);
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -712,11 +814,34 @@ class ServerProcess {
 
 // Publishes `model` as a new version every `interval` until stopped; meanwhile polls the
 // server's GetModelInfo every 20 ms and counts the version changes it answers with.
+// With `staged` (--stage_versions), the versions are staged (ModelStore::Stage: encoded and
+// written) in the constructor, before the measured phase, and each publish is the Commit
+// alone, as a pipeline that prepares a version ahead of its release would do; otherwise
+// each publish is a whole ModelStore::Publish inside the phase.
 class Reloader {
  public:
   Reloader(storage::ModelStore* store, const core::ModelData* model,
-           const client::CoupondClient* client, absl::Duration interval)
+           const client::CoupondClient* client, absl::Duration interval, bool staged,
+           int versions_needed)
       : store_(store), model_(model), client_(client), interval_(interval) {
+    if (staged) {
+      absl::StatusOr<core::ModelVersionInfo> latest = store_->LatestVersion();
+      uint64_t next = latest.ok() ? latest->version + 1 : 1;
+      const absl::Time t0 = absl::Now();
+      for (int i = 0; i < versions_needed && status_.ok(); ++i) {
+        storage::PublishOptions options;
+        options.version = next++;
+        absl::StatusOr<storage::StagedVersion> version = store_->Stage(*model_, options);
+        if (version.ok()) {
+          staged_.push_back(std::move(*version));
+        } else {
+          status_ = version.status();
+        }
+      }
+      stage_ms_ = absl::ToDoubleMilliseconds(absl::Now() - t0) /
+                  std::max<double>(1, static_cast<double>(staged_.size()));
+      staged_mode_ = true;
+    }
     publisher_ = std::thread([this] { Publish(); });
     watcher_ = std::thread([this] { Watch(); });
   }
@@ -724,19 +849,38 @@ class Reloader {
     if (!stop_.HasBeenNotified()) stop_.Notify();
     if (publisher_.joinable()) publisher_.join();
     if (watcher_.joinable()) watcher_.join();
+    staged_.clear();  // versions not committed: their files are removed
   }
   ~Reloader() { Stop(); }
 
   int published() const { return published_; }
   int observed() const { return observed_; }
   double mean_publish_ms() const { return published_ > 0 ? publish_ms_ / published_ : 0; }
+  // Staged mode: the mean time to stage one version, outside the measured phase (0 otherwise).
+  double stage_ms() const { return stage_ms_; }
+  bool staged() const { return staged_mode_; }
   const absl::Status& status() const { return status_; }
 
  private:
   void Publish() {
-    while (!stop_.WaitForNotificationWithTimeout(interval_)) {
+    // The publisher stands for the offline pipeline, which runs on another machine in
+    // production; on this shared machine it takes idle CPU only (--publisher_idle).
+    if (absl::GetFlag(FLAGS_publisher_idle)) {
+      const sched_param param{};
+      if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) != 0) {
+        std::fprintf(stderr, "load_bench: cannot make the publisher SCHED_IDLE\n");
+      }
+    }
+    size_t next_staged = 0;
+    while (status_.ok() && !stop_.WaitForNotificationWithTimeout(interval_)) {
       const absl::Time t0 = absl::Now();
-      absl::StatusOr<core::ModelVersionInfo> info = store_->Publish(*model_);
+      absl::StatusOr<core::ModelVersionInfo> info;
+      if (staged_mode_) {
+        if (next_staged == staged_.size()) return;  // all committed; the phase runs on
+        info = store_->Commit(std::move(staged_[next_staged++]));
+      } else {
+        info = store_->Publish(*model_);
+      }
       if (!info.ok()) {
         status_ = info.status();
         return;
@@ -763,7 +907,10 @@ class Reloader {
   std::thread publisher_, watcher_;
   int published_ = 0, observed_ = 0;  // written by one thread each, read after Stop()
   double publish_ms_ = 0;
-  absl::Status status_;
+  double stage_ms_ = 0;
+  bool staged_mode_ = false;
+  std::vector<storage::StagedVersion> staged_;  // committed in order by the publisher
+  absl::Status status_;  // set in the constructor, then only by the publisher
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1010,18 +1157,39 @@ int Run() {
   }
   std::printf(" (read in %.2f s)\n", absl::ToDoubleSeconds(absl::Now() - t_read));
   const absl::Time t_build = absl::Now();
+  const std::string candidate_source = absl::GetFlag(FLAGS_candidate_source);
+  const bool campaign_mode = candidate_source == "campaign" && candidates > 0;
+  if (candidate_source != "campaign" && candidate_source != "list") {
+    std::fprintf(stderr, "load_bench: --candidate_source must be campaign or list\n");
+    return 1;
+  }
+  const uint32_t top_k = static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_top_k)));
   absl::StatusOr<RequestSet> requests =
-      BuildRequests(*stream, static_cast<size_t>(candidates),
-                    static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_top_k))), seed);
+      campaign_mode
+          ? BuildCampaignRequests(*stream, static_cast<size_t>(candidates), top_k,
+                                  static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_campaigns))),
+                                  seed)
+          : BuildRequests(*stream, static_cast<size_t>(candidates), top_k, seed);
   if (!requests.ok()) {
     std::fprintf(stderr, "load_bench: %s\n", requests.status().ToString().c_str());
     return 1;
   }
-  const std::string candidate_text =
-      candidates == 0
-          ? absl::StrCat("no candidate list (every active coupon: ", stream->coupons.size(), ")")
-          : absl::StrCat(candidates, " candidates = the row's coupon + ", candidates - 1,
-                         " drawn by the stream's coupon popularity");
+  std::string candidate_text;
+  if (candidates == 0) {
+    candidate_text =
+        absl::StrCat("no candidate list (every active coupon: ", stream->coupons.size(), ")");
+  } else if (campaign_mode) {
+    candidate_text = absl::StrFormat(
+        "%d candidates = the coupons of one of %zu stored campaigns (ScoreRequest.campaign_id), "
+        "each %d coupons drawn by the stream's coupon popularity; the named campaign holds the "
+        "row's coupon in %.1f%% of rows",
+        candidates, requests->campaigns.size(), candidates,
+        100.0 * static_cast<double>(requests->rows_with_own_coupon) /
+            static_cast<double>(requests->score.size()));
+  } else {
+    candidate_text = absl::StrCat(candidates, " candidates listed in coupon_ids = the row's coupon + ",
+                                  candidates - 1, " drawn by the stream's coupon popularity");
+  }
   // What the server should report as scored for each request.
   const size_t expected_scored = candidates == 0 ? stream->coupons.size() : candidates;
   std::printf(
@@ -1105,6 +1273,21 @@ int Run() {
     }
   }
 
+  if (campaign_mode) {
+    if (store == nullptr) {
+      std::fprintf(stderr, "load_bench: --candidate_source=campaign needs --store (the store the "
+                           "server polls) to publish its campaigns\n");
+      return 1;
+    }
+    const absl::Time t0 = absl::Now();
+    if (absl::Status s = PublishLoadCampaigns(*stream, *requests, store.get()); !s.ok()) {
+      std::fprintf(stderr, "load_bench: campaigns: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    std::printf("campaigns: %zu stored in %.2f s\n", requests->campaigns.size(),
+                absl::ToDoubleSeconds(absl::Now() - t0));
+  }
+
   std::unique_ptr<ServerProcess> server;
   std::string target = external;
   if (target.empty()) {
@@ -1138,6 +1321,26 @@ int Run() {
   if (absl::Status s = (*control)->WaitUntilServing(absl::Seconds(60)); !s.ok()) {
     std::fprintf(stderr, "load_bench: server not SERVING: %s\n", s.ToString().c_str());
     return 1;
+  }
+  if (campaign_mode) {  // the server loads the campaigns at its next poll
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    size_t loaded = 0;
+    while (absl::Now() < deadline) {
+      absl::StatusOr<v1::ListCampaignsResponse> list = (*control)->ListCampaigns();
+      loaded = 0;
+      if (list.ok()) {
+        for (const v1::CampaignInfo& c : list->campaigns()) {
+          loaded += absl::StartsWith(c.campaign_id(), "load-");
+        }
+      }
+      if (loaded >= requests->campaigns.size()) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    if (loaded < requests->campaigns.size()) {
+      std::fprintf(stderr, "load_bench: the server loaded %zu of %zu campaigns in 60 s\n",
+                   loaded, requests->campaigns.size());
+      return 1;
+    }
   }
   // One request checked end to end: the model knows the row's user and every candidate.
   size_t check_response_bytes = 0;
@@ -1259,8 +1462,14 @@ int Run() {
             absl::StrFormat("target %.0f/s, %d late sends", r.open_rate, r.noop_open->late_sends));
       }
       if (wants("reload") && reload_possible) {
-        Reloader reloader(store.get(), &model, control->get(),
-                          absl::GetFlag(FLAGS_reload_interval));
+        const absl::Duration interval = absl::GetFlag(FLAGS_reload_interval);
+        Reloader reloader(store.get(), &model, control->get(), interval,
+                          absl::GetFlag(FLAGS_stage_versions),
+                          static_cast<int>(std::ceil((warmup + duration) / interval)) + 1);
+        if (!reloader.status().ok()) {
+          std::fprintf(stderr, "load_bench: stage: %s\n", reloader.status().ToString().c_str());
+          return 1;
+        }
         r.reload = with_cpu([&] {
           PhaseResult p = generator.RunOpen(kScoreMethod, requests->score, r.open_rate,
                                             absl::GetFlag(FLAGS_max_in_flight), warmup, duration);
@@ -1276,10 +1485,15 @@ int Run() {
         r.publish_ms = reloader.mean_publish_ms();
         report("reload", *r.reload,
                absl::StrFormat("target %.0f/s, %d late sends; from actual send p50 %.0f p99 "
-                               "%.0f; %d versions published (%.0f ms each), %d version changes "
-                               "served",
+                               "%.0f; %d versions published (%s %.0f ms each%s), %d version "
+                               "changes served",
                                r.open_rate, r.reload->late_sends, r.reload->SentQuantileUs(0.5),
-                               r.reload->SentQuantileUs(0.99), r.reloads_published, r.publish_ms,
+                               r.reload->SentQuantileUs(0.99), r.reloads_published,
+                               reloader.staged() ? "commit" : "publish", r.publish_ms,
+                               reloader.staged()
+                                   ? absl::StrFormat("; staged before the phase in %.0f ms each",
+                                                     reloader.stage_ms())
+                                   : std::string(),
                                r.reloads_observed));
       }
     }

@@ -1,5 +1,6 @@
 #include "core/scorer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -7,6 +8,24 @@
 #include "core/kernel.h"
 
 namespace coupond::core {
+
+ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
+                               absl::Span<const absl::string_view> coupon_ids) {
+  ResolvedCoupons resolved;
+  resolved.model_version = model.info().version;
+  resolved.rows.reserve(coupon_ids.size());
+  resolved.positions.reserve(coupon_ids.size());
+  for (uint32_t i = 0; i < coupon_ids.size(); ++i) {
+    const std::optional<uint32_t> row = model.FindCoupon(coupon_ids[i]);
+    if (row.has_value()) {
+      resolved.rows.push_back(*row);
+      resolved.positions.push_back(i);
+    } else {
+      resolved.unknown.push_back(i);
+    }
+  }
+  return resolved;
+}
 
 ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   ScoreResult result;
@@ -16,7 +35,29 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   // expose its bias array, and this loop touches every candidate anyway.
   std::vector<uint32_t> rows;
   std::vector<float> bias;
-  if (query.coupon_ids.empty()) {
+  if (query.resolved != nullptr) {
+    const ResolvedCoupons& resolved = *query.resolved;
+    if (resolved.model_version != model.info().version) {
+      // Rows of another version would index the wrong coupons: score nothing.
+      result.unknown_coupons = resolved.unknown;
+      result.unknown_coupons.insert(result.unknown_coupons.end(), resolved.positions.begin(),
+                                    resolved.positions.end());
+      std::sort(result.unknown_coupons.begin(), result.unknown_coupons.end());
+    } else {
+      result.unknown_coupons = resolved.unknown;
+      rows.reserve(resolved.rows.size());
+      bias.reserve(resolved.rows.size());
+      for (size_t i = 0; i < resolved.rows.size(); ++i) {
+        const uint32_t row = resolved.rows[i];
+        if (model.coupon_attributes(row).IsActiveAt(query.as_of_unix_seconds)) {
+          rows.push_back(row);
+          bias.push_back(model.coupon_bias(row));
+        } else {
+          result.inactive_coupons.push_back(resolved.positions[i]);
+        }
+      }
+    }
+  } else if (query.coupon_ids.empty()) {
     rows.reserve(model.num_coupons());
     bias.reserve(model.num_coupons());
     for (uint32_t r = 0; r < model.num_coupons(); ++r) {
@@ -56,7 +97,8 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   const float offset = static_cast<float>(model.global_bias() + double{user.bias});
   const float* x = user.factors;
   // When every coupon is active and none was named, rows is exactly 0..n-1.
-  const bool all_rows = query.coupon_ids.empty() && rows.size() == model.num_coupons();
+  const bool all_rows = query.resolved == nullptr && query.coupon_ids.empty() &&
+                        rows.size() == model.num_coupons();
   // bias is then indexed by row as well.
   const CandidateRows candidates =
       all_rows ? CandidateRows::All() : CandidateRows::List(rows, bias);

@@ -16,6 +16,24 @@
 
 namespace coupond::core {
 
+// Candidate coupons looked up once in one snapshot, for a candidate set that many requests
+// share (a stored campaign's coupons): scoring them skips the per-request id lookups.
+// Immutable after ResolveCoupons; safe to share between threads.
+struct ResolvedCoupons {
+  // The version of the snapshot whose rows these are. Scoring against another version is
+  // a caller error (ScoreCoupons checks it).
+  uint64_t model_version = 0;
+  // The known coupons' rows and each one's position in the resolved id list, in list order.
+  std::vector<uint32_t> rows;
+  std::vector<uint32_t> positions;
+  // Positions of the ids the snapshot does not know, in list order.
+  std::vector<uint32_t> unknown;
+};
+
+// Looks `coupon_ids` up in `model`. REQUIRES: no duplicates (the caller validates).
+ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
+                               absl::Span<const absl::string_view> coupon_ids);
+
 struct ScoreQuery {
   absl::string_view user_id;
   // Attributes of the user, read only when the model does not know `user_id` (cold start:
@@ -24,6 +42,11 @@ struct ScoreQuery {
   // Candidate coupon ids; empty means every coupon active at `as_of_unix_seconds`.
   // REQUIRES: no duplicates (the caller validates).
   absl::Span<const absl::string_view> coupon_ids;
+  // Or candidates already looked up in this snapshot: used when non-null, and then
+  // coupon_ids must be empty. REQUIRES: resolved->model_version == the snapshot's version.
+  // Indices in ScoreResult::unknown_coupons and inactive_coupons are then positions in the
+  // list that was resolved.
+  const ResolvedCoupons* resolved = nullptr;
   // Time at which coupon activity (validity window, stock) is judged.
   int64_t as_of_unix_seconds = 0;
   // Keep only the `top_k` most likely coupons; 0 keeps all.
@@ -47,9 +70,11 @@ struct ScoreResult {
   uint32_t ignored_attributes = 0;
   // By descending probability, ties by ascending coupon id; at most top_k entries.
   std::vector<ScoredCoupon> scores;
-  // Indices into ScoreQuery::coupon_ids of ids the model does not know, in query order.
+  // Indices into ScoreQuery::coupon_ids (or the resolved list) of ids the model does not
+  // know, in query order.
   std::vector<uint32_t> unknown_coupons;
-  // Indices into ScoreQuery::coupon_ids of known coupons that are not active.
+  // Indices into ScoreQuery::coupon_ids (or the resolved list) of known coupons that are
+  // not active.
   std::vector<uint32_t> inactive_coupons;
   // Active candidates scored before top_k was applied.
   size_t candidates_scored = 0;
@@ -65,7 +90,9 @@ inline double Sigmoid(double z) {
   return e / (1.0 + e);
 }
 
-// Thread-safe (reads only the immutable snapshot).
+// Thread-safe (reads only the immutable snapshot). A `resolved` list of another model
+// version is not scored: every one of its coupons is then reported unknown (callers check
+// the version first; see ResolvedCoupons).
 ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query);
 
 }  // namespace coupond::core

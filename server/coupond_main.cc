@@ -18,6 +18,9 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:8980", "Address to serve on, host:port (
 ABSL_FLAG(std::string, store, "", "Model store directory (RocksDB), written by `couponctl publish`. Required.");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(5),
           "How often the store is checked for a newer model version.");
+ABSL_FLAG(int, loader_nice, 10,
+          "Added to the nice value of the thread that polls, reads and builds new model "
+          "versions, so loads yield to request threads on a busy machine (0: same priority).");
 ABSL_FLAG(uint32_t, expected_dimension, 0, "Refuse model versions of another latent dimension (0: any).");
 ABSL_FLAG(uint32_t, max_candidates, 10000, "Most coupon ids one Score request may name.");
 ABSL_FLAG(int, max_concurrent_assigns, 2, "Assign calls solved at the same time; more get RESOURCE_EXHAUSTED.");
@@ -87,6 +90,7 @@ int Run() {
   coupond::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.model.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  options.model.poll_thread_nice = absl::GetFlag(FLAGS_loader_nice);
   options.service.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
   options.service.max_concurrent_assigns = absl::GetFlag(FLAGS_max_concurrent_assigns);
   options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);

@@ -1,5 +1,15 @@
 #include "server/model_manager.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +49,39 @@ class StoreModelSource final : public ModelSource {
   const std::string path_;
   const uint32_t expected_dimension_;
 };
+
+// Adds `increment` to the calling thread's nice value (Linux schedules threads by their own
+// nice value; setpriority sets an absolute one). Lowering a priority needs no privilege.
+void LowerThreadPriority(int increment) {
+  const id_t self = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, self);
+  if ((current == -1 && errno != 0) ||
+      setpriority(PRIO_PROCESS, self, std::clamp(current + increment, -20, 19)) != 0) {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      spdlog::warn("cannot lower the model loader's priority ({}); loads run at the request "
+                   "threads' priority", std::strerror(errno));
+    });
+  }
+}
+
+// Runs `work` on a thread of its own whose nice value is `nice` higher, and waits for it:
+// reading and building a version then takes CPU only when request threads leave some. The
+// result is published (the pointer swaps) by the caller, at the caller's priority: a
+// low-priority thread must not hold what request threads wait on (the atomic shared_ptr's
+// lock), or they would wait for it to be scheduled.
+template <typename F>
+std::invoke_result_t<F&> RunNiced(int nice, F&& work) {
+  if (nice == 0) return work();
+  std::optional<std::invoke_result_t<F&>> result;
+  std::thread worker([&] {
+    LowerThreadPriority(nice);
+    result.emplace(work());
+  });
+  worker.join();
+  return *std::move(result);
+}
 
 }  // namespace
 
@@ -125,8 +168,24 @@ void ModelManager::RecordRejection(uint64_t version, const absl::Status& why) {
   }
 }
 
+std::vector<absl::string_view> CampaignCouponIds(const v1::Campaign& campaign) {
+  std::vector<absl::string_view> ids;
+  ids.reserve(static_cast<size_t>(campaign.coupons_size()));
+  for (const v1::CampaignCoupon& coupon : campaign.coupons()) ids.push_back(coupon.coupon_id());
+  return ids;
+}
+
 absl::Status ModelManager::PollCampaigns() {
   absl::MutexLock lock(&poll_mu_);
+  std::shared_ptr<const CampaignBook> next;
+  const absl::Status status = RunNiced(options_.poll_thread_nice, [&] {
+    return NextCampaignBook(&next);
+  });
+  if (next != nullptr) campaigns_.store(std::move(next), std::memory_order_release);
+  return status;
+}
+
+absl::Status ModelManager::NextCampaignBook(std::shared_ptr<const CampaignBook>* out) {
   absl::StatusOr<std::vector<storage::CampaignRecord>> records = source_->LatestCampaigns();
   if (!records.ok()) {
     // A store without a model yet reads as NotFound here too; the model poll reports it.
@@ -136,13 +195,41 @@ absl::Status ModelManager::PollCampaigns() {
                                      records.status().message()));
   }
   const std::shared_ptr<const CampaignBook> current = Campaigns();
+  const std::shared_ptr<const core::ModelSnapshot> model = Current();
+  // The campaign's coupons in `model`'s rows, looked up once here instead of per request.
+  auto resolve = [&model](const LoadedCampaign& campaign) {
+    std::shared_ptr<const core::ResolvedCoupons> resolved;
+    if (model != nullptr) {
+      resolved = std::make_shared<const core::ResolvedCoupons>(
+          core::ResolveCoupons(*model, CampaignCouponIds(campaign.stored.campaign())));
+    }
+    return resolved;
+  };
+  const auto resolved_for_model = [&model](const LoadedCampaign& campaign) {
+    return model == nullptr
+               ? campaign.candidates == nullptr
+               : campaign.candidates != nullptr &&
+                     campaign.candidates->model_version == model->info().version;
+  };
   bool changed = records->size() != current->size();
   auto next = std::make_shared<CampaignBook>();
   std::string errors;
+  // An entry whose record is unchanged is kept as is, or copied with its coupons looked up
+  // again when the model version changed.
+  auto keep = [&](const std::shared_ptr<const LoadedCampaign>& old) {
+    if (resolved_for_model(*old)) {
+      next->emplace(old->campaign_id, old);
+      return;
+    }
+    auto copy = std::make_shared<LoadedCampaign>(*old);
+    copy->candidates = resolve(*copy);
+    next->emplace(copy->campaign_id, std::move(copy));
+    changed = true;
+  };
   for (storage::CampaignRecord& record : *records) {
     auto old = current->find(record.campaign_id);
     if (old != current->end() && old->second->sequence == record.sequence) {
-      next->emplace(record.campaign_id, old->second);
+      keep(old->second);
       continue;
     }
     auto failed = failed_campaigns_.find(record.campaign_id);
@@ -154,7 +241,7 @@ absl::Status ModelManager::PollCampaigns() {
                     : absl::StatusOr<api::DecisionPolicy>(stored.status());
     if (!policy.ok()) {
       failed_campaigns_[record.campaign_id] = record.sequence;
-      if (old != current->end()) next->emplace(record.campaign_id, old->second);
+      if (old != current->end()) keep(old->second);
       if (!reported) {
         absl::StrAppend(&errors, errors.empty() ? "" : "; ", "rejected record ", record.sequence,
                         " of campaign '", record.campaign_id, "': ", policy.status().message());
@@ -167,6 +254,7 @@ absl::Status ModelManager::PollCampaigns() {
     loaded->published_unix_seconds = record.published_unix_seconds;
     loaded->stored = *std::move(stored);
     loaded->policy = *std::move(policy);
+    loaded->candidates = resolve(*loaded);
     spdlog::info("loaded campaign '{}' record {} ({} coupons, budget {}, budget price {:.6g}, "
                  "prices from model version {})",
                  loaded->campaign_id, loaded->sequence, loaded->stored.campaign().coupons_size(),
@@ -175,7 +263,7 @@ absl::Status ModelManager::PollCampaigns() {
     next->emplace(record.campaign_id, std::move(loaded));
     changed = true;
   }
-  if (changed) campaigns_.store(std::move(next), std::memory_order_release);
+  if (changed) *out = std::move(next);
   if (!errors.empty()) return absl::DataLossError(errors);
   return absl::OkStatus();
 }
@@ -183,7 +271,8 @@ absl::Status ModelManager::PollCampaigns() {
 absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
   *rejected = false;
   absl::MutexLock lock(&poll_mu_);
-  absl::StatusOr<core::ModelVersionInfo> latest = source_->Latest();
+  absl::StatusOr<core::ModelVersionInfo> latest =
+      RunNiced(options_.poll_thread_nice, [this] { return source_->Latest(); });
   if (!latest.ok()) return latest.status();
   const std::shared_ptr<const core::ModelSnapshot> current = Current();
   if (current != nullptr && latest->version <= current->info().version) {
@@ -212,7 +301,8 @@ absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
   }
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> next = source_->Load(latest->version);
+  absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> next = RunNiced(
+      options_.poll_thread_nice, [this, &latest] { return source_->Load(latest->version); });
   if (!next.ok()) {
     failed_version_ = latest->version;
     *rejected = true;
@@ -223,8 +313,16 @@ absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
     return why;
   }
   const std::shared_ptr<const core::ModelSnapshot> loaded = *std::move(next);
-  current_.store(loaded, std::memory_order_release);
+  std::shared_ptr<const core::ModelSnapshot> previous =
+      current_.exchange(loaded, std::memory_order_acq_rel);
   current_version_.store(loaded->info().version, std::memory_order_relaxed);
+  if (previous != nullptr && polling_.load(std::memory_order_acquire)) {
+    // Freed by the poller once its last reader lets go, rather than by that reader: tearing
+    // down tens of MB is not work for a request thread.
+    absl::MutexLock retired_lock(&retired_mu_);
+    retired_.push_back(std::move(previous));
+    retired_count_.store(retired_.size(), std::memory_order_relaxed);
+  }
   const absl::Time end = absl::Now();
   {
     absl::MutexLock status_lock(&status_mu_);
@@ -245,12 +343,17 @@ absl::Status ModelManager::PollModel(bool retry_rejected, bool* rejected) {
 
 void ModelManager::StartPolling(LoadCallback on_load) {
   on_load_ = std::move(on_load);
+  polling_.store(true, std::memory_order_release);
   poller_ = std::thread([this] { PollLoop(); });
 }
 
 void ModelManager::PollLoop() {
   std::string last_error;
+  absl::Time next_poll = absl::Now();
   do {
+    ReleaseRetired();
+    if (absl::Now() < next_poll) continue;  // woke up only to release a retired snapshot
+    next_poll = absl::Now() + options_.poll_interval;
     bool rejected = false;
     const absl::Status polled = Poll(&rejected);
     // A refused version was logged where it was refused (once per version and reason).
@@ -266,7 +369,34 @@ void ModelManager::PollLoop() {
     } else if (s.ok()) {
       last_error.clear();
     }
-  } while (!stop_.WaitForNotificationWithTimeout(options_.poll_interval));
+  } while (!stop_.WaitForNotificationWithTimeout(
+      std::max(absl::ZeroDuration(),
+               retired_count_.load(std::memory_order_relaxed) > 0
+                   ? std::min(kRetiredCheckInterval, next_poll - absl::Now())
+                   : next_poll - absl::Now())));
+  ReleaseRetired();
+}
+
+bool ModelManager::ReleaseRetired() {
+  std::vector<std::shared_ptr<const core::ModelSnapshot>> unused;
+  {
+    absl::MutexLock lock(&retired_mu_);
+    // use_count() == 1: only this list holds it, and nothing can take a new reference to a
+    // snapshot that current_ no longer points to.
+    auto in_use = std::partition(
+        retired_.begin(), retired_.end(),
+        [](const std::shared_ptr<const core::ModelSnapshot>& s) { return s.use_count() > 1; });
+    unused.assign(std::make_move_iterator(in_use), std::make_move_iterator(retired_.end()));
+    retired_.erase(in_use, retired_.end());
+    retired_count_.store(retired_.size(), std::memory_order_relaxed);
+  }
+  if (!unused.empty()) {
+    RunNiced(options_.poll_thread_nice, [&unused] {
+      unused.clear();
+      return 0;
+    });
+  }
+  return !unused.empty();
 }
 
 }  // namespace coupond::server

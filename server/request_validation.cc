@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/model.h"
+#include "storage/model_store.h"
 
 namespace coupond::server {
 namespace {
@@ -91,6 +92,18 @@ absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const Request
   }
   if (absl::Status s = CheckUserAttributes(request.user_attributes(), limits); !s.ok()) return s;
   const auto& ids = request.coupon_ids();
+  if (!request.campaign_id().empty()) {
+    if (!ids.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "campaign_id: set together with ", ids.size(),
+          " coupon_ids; give either a stored campaign's id or the candidate list"));
+    }
+    if (request.campaign_id().size() > storage::kMaxCampaignIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "campaign_id: ", request.campaign_id().size(), " bytes, limit ", storage::kMaxCampaignIdBytes));
+    }
+    return absl::OkStatus();
+  }
   if (static_cast<size_t>(ids.size()) > limits.max_candidates) {
     return absl::InvalidArgumentError(absl::StrCat("coupon_ids: ", ids.size(),
                                                    " candidates, limit ",
@@ -165,9 +178,9 @@ absl::Status ValidateDecideRequest(const v1::DecideRequest& request, const Reque
           "campaign_id: set together with campaign/prices; give either a stored campaign's id "
           "or the campaign with its prices");
     }
-    if (request.campaign_id().size() > 128) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("campaign_id: ", request.campaign_id().size(), " bytes, limit 128"));
+    if (request.campaign_id().size() > storage::kMaxCampaignIdBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "campaign_id: ", request.campaign_id().size(), " bytes, limit ", storage::kMaxCampaignIdBytes));
     }
     return absl::OkStatus();
   }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/string_view.h"
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -34,6 +35,11 @@ std::string NewDecisionId() {
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
 }
 
+absl::Status UnknownCampaign(const std::string& campaign_id) {
+  return absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '", campaign_id,
+                                          "' is loaded (see ListCampaigns)"));
+}
+
 std::string RequestIdOrNew(const std::string& request_id) {
   return request_id.empty() ? NewRequestId() : request_id;
 }
@@ -49,6 +55,26 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
 
   std::vector<absl::string_view> candidates(request.coupon_ids().begin(),
                                            request.coupon_ids().end());
+  // A stored campaign's coupons: looked up when its book entry was built, for this model
+  // version unless a swap happened in between (then looked up here, once).
+  std::shared_ptr<const LoadedCampaign> stored;
+  std::optional<core::ResolvedCoupons> resolved_here;
+  const core::ResolvedCoupons* resolved = nullptr;
+  if (!request.campaign_id().empty()) {
+    const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
+    auto it = book->find(request.campaign_id());
+    if (it == book->end()) return UnknownCampaign(request.campaign_id());
+    stored = it->second;
+    if (stored->candidates != nullptr &&
+        stored->candidates->model_version == model->info().version) {
+      resolved = stored->candidates.get();
+    } else {
+      resolved_here = core::ResolveCoupons(*model, CampaignCouponIds(stored->stored.campaign()));
+      resolved = &*resolved_here;
+    }
+    response->set_campaign_id(stored->campaign_id);
+    response->set_campaign_sequence(stored->sequence);
+  }
   std::vector<core::UserAttribute> attributes;
   attributes.reserve(request.user_attributes().size());
   for (const auto& [name, value] : request.user_attributes()) {
@@ -59,6 +85,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
   query.user_id = user_key;
   query.user_attributes = attributes;
   query.coupon_ids = candidates;
+  query.resolved = resolved;
   query.as_of_unix_seconds = request.as_of_unix_seconds() != 0 ? request.as_of_unix_seconds()
                                                                : absl::ToUnixSeconds(absl::Now());
   query.top_k = request.top_k();
@@ -87,8 +114,13 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
     out->set_logit(s.logit);
     out->set_predicted_from_attributes(model->coupon_predicted_from_attributes(s.coupon_row));
   }
-  for (uint32_t i : result.unknown_coupons) response->add_unknown_coupon_ids(request.coupon_ids(static_cast<int>(i)));
-  for (uint32_t i : result.inactive_coupons) response->add_inactive_coupon_ids(request.coupon_ids(static_cast<int>(i)));
+  // The reported indices are positions in the request's list or the campaign's.
+  auto candidate_id = [&request, &stored](uint32_t i) -> const std::string& {
+    return stored != nullptr ? stored->stored.campaign().coupons(static_cast<int>(i)).coupon_id()
+                             : request.coupon_ids(static_cast<int>(i));
+  };
+  for (uint32_t i : result.unknown_coupons) response->add_unknown_coupon_ids(candidate_id(i));
+  for (uint32_t i : result.inactive_coupons) response->add_inactive_coupon_ids(candidate_id(i));
   return absl::OkStatus();
 }
 
@@ -132,11 +164,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   if (!request.campaign_id().empty()) {
     const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
     auto it = book->find(request.campaign_id());
-    if (it == book->end()) {
-      return absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '",
-                                              request.campaign_id(),
-                                              "' is loaded (see ListCampaigns)"));
-    }
+    if (it == book->end()) return UnknownCampaign(request.campaign_id());
     stored = it->second;
     campaign = &stored->stored.campaign();
     prices = &stored->stored.prices();

@@ -27,7 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint32_t kCampaignRecordFormat = 1;
-constexpr size_t kMaxCampaignIdBytes = 128;
 constexpr size_t kMaxPayloadBytes = size_t{64} << 20;
 
 }  // namespace

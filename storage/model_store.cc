@@ -1,5 +1,9 @@
 #include "storage/model_store.h"
 
+#include <unistd.h>
+
+#include <atomic>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -311,8 +315,57 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForRead(const std::s
       new ModelStore(path, std::unique_ptr<rocksdb::DB>(raw), /*writable=*/false));
 }
 
+StagedVersion::StagedVersion(StagedVersion&& other) noexcept
+    : info_(std::move(other.info_)), file_(std::exchange(other.file_, std::string())) {}
+
+StagedVersion& StagedVersion::operator=(StagedVersion&& other) noexcept {
+  if (this != &other) {
+    std::error_code ignored;
+    if (!file_.empty()) fs::remove(file_, ignored);
+    info_ = std::move(other.info_);
+    file_ = std::exchange(other.file_, std::string());
+  }
+  return *this;
+}
+
+StagedVersion::~StagedVersion() {
+  std::error_code ignored;
+  if (!file_.empty()) fs::remove(file_, ignored);
+}
+
 absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData& model,
                                                            const PublishOptions& options) {
+  COUPOND_ASSIGN_OR_RETURN(StagedVersion staged, Stage(model, options));
+  return Commit(std::move(staged));
+}
+
+absl::StatusOr<core::ModelVersionInfo> ModelStore::Commit(StagedVersion staged) {
+  if (!writable_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model store '", path_, "' is open read-only"));
+  }
+  if (staged.file_.empty()) {
+    return absl::FailedPreconditionError("Commit: the staged version was already committed");
+  }
+  COUPOND_ASSIGN_OR_RETURN(std::vector<core::ModelVersionInfo> versions, ListVersions());
+  if (!versions.empty() && versions.back().version >= staged.info_.version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("staged version ", staged.info_.version,
+                     " is not newer than the newest stored version ", versions.back().version));
+  }
+  rocksdb::IngestExternalFileOptions ingest;
+  ingest.move_files = true;  // hard-link instead of copying; same filesystem by design
+  COUPOND_RETURN_IF_ERROR(
+      FromRocksDb(db_->IngestExternalFile({staged.file_}, ingest),
+                  absl::StrCat("ingesting version ", staged.info_.version)));
+  std::error_code ignored;
+  fs::remove(staged.file_, ignored);  // the store holds its own link now
+  staged.file_.clear();
+  return staged.info_;
+}
+
+absl::StatusOr<StagedVersion> ModelStore::Stage(const core::ModelData& model,
+                                                const PublishOptions& options) {
   if (!writable_) {
     return absl::FailedPreconditionError(
         absl::StrCat("model store '", path_, "' is open read-only"));
@@ -361,7 +414,11 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
   fs::create_directories(dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ",
                                                      ec.message()));
-  const std::string sst = (dir / absl::StrCat("version-", info.version, ".sst")).string();
+  // Unique per stage, so two staged copies of one version never share (and delete) a file.
+  static std::atomic<uint64_t> staged_count{0};
+  const std::string sst =
+      (dir / absl::StrCat("version-", info.version, "-", getpid(), "-", staged_count++, ".sst"))
+          .string();
 
   absl::Status status = [&]() -> absl::Status {
     const rocksdb::EnvOptions env_options;
@@ -396,16 +453,13 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Publish(const core::ModelData
     info.checksum = hasher.Digest();
     COUPOND_RETURN_IF_ERROR(FromRocksDb(
         writer.Put(ManifestKey(info.version), EncodeManifest(info)), "SstFileWriter::Put"));
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Finish(), "SstFileWriter::Finish"));
-
-    rocksdb::IngestExternalFileOptions ingest;
-    ingest.move_files = true;  // hard-link instead of copying; same filesystem by design
-    return FromRocksDb(db_->IngestExternalFile({sst}, ingest),
-                       absl::StrCat("ingesting version ", info.version));
+    return FromRocksDb(writer.Finish(), "SstFileWriter::Finish");
   }();
-  fs::remove(sst, ec);  // already moved on success; a partial file on failure
-  if (!status.ok()) return status;
-  return info;
+  if (!status.ok()) {
+    fs::remove(sst, ec);  // a partial file
+    return status;
+  }
+  return StagedVersion(std::move(info), sst);
 }
 
 absl::StatusOr<std::vector<core::ModelVersionInfo>> ModelStore::ListVersions() const {

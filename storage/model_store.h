@@ -84,6 +84,23 @@ struct PublishOptions {
   int64_t created_unix_seconds = 0;
 };
 
+// A version written to the store's staging area but not yet visible (ModelStore::Stage).
+// Move-only: Commit consumes it; destroying it uncommitted deletes the staged file.
+class StagedVersion {
+ public:
+  StagedVersion(StagedVersion&& other) noexcept;
+  StagedVersion& operator=(StagedVersion&& other) noexcept;
+  ~StagedVersion();
+  const core::ModelVersionInfo& info() const { return info_; }
+
+ private:
+  friend class ModelStore;
+  StagedVersion(core::ModelVersionInfo info, std::string file)
+      : info_(std::move(info)), file_(std::move(file)) {}
+  core::ModelVersionInfo info_;
+  std::string file_;  // empty once committed or moved from
+};
+
 // One stored record of a campaign.
 struct CampaignRecord {
   // 1..128 bytes of [A-Za-z0-9._-] (no '/', so a campaign's key range is unambiguous).
@@ -95,6 +112,9 @@ struct CampaignRecord {
   // What the caller stored; verified against its checksum on every read.
   std::string payload;
 };
+
+// The longest campaign id, in bytes.
+inline constexpr size_t kMaxCampaignIdBytes = 128;
 
 // OK when `campaign_id` can name a stored campaign: 1..128 bytes of [A-Za-z0-9._-];
 // InvalidArgument naming campaign_id otherwise.
@@ -125,6 +145,16 @@ class ModelStore {
   // atomically. Returns the manifest as written. Requires a store opened for write.
   absl::StatusOr<core::ModelVersionInfo> Publish(const core::ModelData& model,
                                                  const PublishOptions& options = {});
+
+  // Publish in two steps: Stage does all the work (validation, encoding, checksum, writing
+  // the version's table file) without changing what readers see; Commit makes it visible
+  // atomically, in a few milliseconds (a file link and a manifest update). Lets a pipeline
+  // prepare a version ahead of the moment it goes live. Versions staged ahead need
+  // explicit, increasing `options.version`s; Commit refuses (FailedPrecondition) a version
+  // no longer newer than every stored one. Requires a store opened for write.
+  absl::StatusOr<StagedVersion> Stage(const core::ModelData& model,
+                                      const PublishOptions& options = {});
+  absl::StatusOr<core::ModelVersionInfo> Commit(StagedVersion staged);
 
   // Manifests of every complete version, oldest first. Unparsable manifests are DataLoss.
   absl::StatusOr<std::vector<core::ModelVersionInfo>> ListVersions() const;

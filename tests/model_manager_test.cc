@@ -4,6 +4,7 @@
 
 #include "server/model_manager.h"
 
+#include <atomic>
 #include <fstream>
 
 #include "absl/synchronization/notification.h"
@@ -109,6 +110,39 @@ TEST_F(ModelManagerTest, PollingThreadPicksUpAVersionPublishedLater) {
   manager->StopPolling();  // idempotent
 }
 
+// With the poller running, a swapped-out snapshot outlives the swap while a reader holds
+// it, and the poller frees it soon after that reader lets go.
+TEST_F(ModelManagerTest, ThePollerFreesASwappedOutSnapshotAfterItsLastReader) {
+  Publish(2);
+  auto manager = NewManager(absl::Milliseconds(20));
+  absl::Notification first;
+  std::atomic<uint64_t> newest{0};
+  manager->StartPolling([&](const core::ModelSnapshot& s) {
+    newest = s.info().version;
+    if (!first.HasBeenNotified()) first.Notify();
+  });
+  ASSERT_TRUE(first.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::shared_ptr<const core::ModelSnapshot> reader = manager->Current();
+  std::weak_ptr<const core::ModelSnapshot> old = reader;
+  Publish(3);
+  for (const absl::Time until = absl::Now() + absl::Seconds(30);
+       newest.load() != 2 && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(manager->Current()->info().version, 2u);
+  absl::SleepFor(absl::Milliseconds(50));  // several of the poller's checks
+  ASSERT_FALSE(old.expired());             // the reader still holds it
+  EXPECT_EQ(reader->num_users(), 2u);
+  reader.reset();
+  for (const absl::Time until = absl::Now() + absl::Seconds(30);
+       !old.expired() && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(old.expired());
+  EXPECT_EQ(core::ModelSnapshot::LiveCount(), 1);
+  manager->StopPolling();
+}
+
 TEST(ModelManagerCreateTest, RejectsBadOptions) {
   ModelManagerOptions options;
   options.poll_interval = absl::ZeroDuration();
@@ -174,6 +208,43 @@ TEST_F(ModelManagerTest, LoadsStoredCampaignsAndKeepsTheLastGoodRecordOfEach) {
   EXPECT_EQ(manager->Campaigns()->at("spring")->stored.prices().budget_price(), 0.75);
   // A reader holding the old record keeps it valid.
   EXPECT_EQ(first->stored.prices().budget_price(), 0.5);
+}
+
+// Each campaign's coupons are looked up in the served version when its record is loaded,
+// and again (the same record, a new book entry) when a newer version is swapped in.
+TEST_F(ModelManagerTest, LooksTheCampaignsCouponsUpAgainInEachNewVersion) {
+  Publish(2);
+  auto manager = NewManager();
+  v1::Campaign campaign;
+  campaign.set_campaign_id("spring");
+  campaign.set_budget(10);
+  for (const char* id : {"c3", "c-none", "c0"}) campaign.add_coupons()->set_coupon_id(id);
+  auto payload = api::EncodeStoredCampaign(campaign, v1::CampaignPrices());
+  ASSERT_OK(payload.status());
+  {
+    auto store = storage::ModelStore::OpenForWrite(store_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_OK((*store)->PublishCampaign("spring", *payload).status());
+  }
+  ASSERT_OK(manager->PollOnce());
+  const std::shared_ptr<const LoadedCampaign> v1_entry = manager->Campaigns()->at("spring");
+  ASSERT_NE(v1_entry->candidates, nullptr);
+  EXPECT_EQ(v1_entry->candidates->model_version, 1u);
+  EXPECT_THAT(v1_entry->candidates->rows, ::testing::ElementsAre(3u, 0u));
+  EXPECT_THAT(v1_entry->candidates->positions, ::testing::ElementsAre(0u, 2u));
+  EXPECT_THAT(v1_entry->candidates->unknown, ::testing::ElementsAre(1u));
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Campaigns()->at("spring"), v1_entry);  // nothing changed
+
+  Publish(3);
+  ASSERT_OK(manager->PollOnce());
+  ASSERT_EQ(manager->Current()->info().version, 2u);
+  const std::shared_ptr<const LoadedCampaign> v2_entry = manager->Campaigns()->at("spring");
+  EXPECT_NE(v2_entry, v1_entry);
+  EXPECT_EQ(v2_entry->sequence, 1u);
+  ASSERT_NE(v2_entry->candidates, nullptr);
+  EXPECT_EQ(v2_entry->candidates->model_version, 2u);
+  EXPECT_EQ(v1_entry->candidates->model_version, 1u);  // a reader's entry is untouched
 }
 
 }  // namespace

@@ -184,6 +184,50 @@ TEST_F(ModelStoreTest, ExplicitVersionMustBeNewer) {
   EXPECT_EQ(info.version, 11u);
 }
 
+// Stage does the work without changing what readers see; Commit makes the version visible.
+// Versions staged ahead commit in order; a staged version dropped uncommitted leaves no file.
+TEST_F(ModelStoreTest, StagedVersionsBecomeVisibleOnlyWhenCommitted) {
+  ASSERT_OK_AND_ASSIGN(auto store, ModelStore::OpenForWrite(path()));
+  ASSERT_OK(store->Publish(TinyModel(2, 2, 2)).status());
+  PublishOptions options;
+  options.version = 2;
+  ASSERT_OK_AND_ASSIGN(StagedVersion second, store->Stage(TinyModel(3, 2, 2), options));
+  options.version = 3;
+  ASSERT_OK_AND_ASSIGN(StagedVersion third, store->Stage(TinyModel(4, 2, 2), options));
+  EXPECT_EQ(second.info().version, 2u);
+  EXPECT_EQ(third.info().num_users, 4u);
+  auto latest = [&] {
+    auto reader = ModelStore::OpenForRead(path());
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    auto info = (*reader)->LatestVersion();
+    return info.ok() ? info->version : 0;
+  };
+  EXPECT_EQ(latest(), 1u);  // staged, not visible
+  ASSERT_OK_AND_ASSIGN(core::ModelVersionInfo committed, store->Commit(std::move(second)));
+  EXPECT_EQ(committed.version, 2u);
+  EXPECT_EQ(latest(), 2u);
+  ASSERT_OK_AND_ASSIGN(core::ModelData back, Read(2));
+  ExpectSameModel(TinyModel(3, 2, 2), back);
+
+  // A version published meanwhile makes the staged one stale: refused, nothing changes.
+  options.version = 7;
+  ASSERT_OK(store->Publish(TinyModel(1, 2, 2), options).status());
+  EXPECT_THAT(store->Commit(std::move(third)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not newer")));
+  EXPECT_EQ(latest(), 7u);
+
+  // Dropped uncommitted (including the refused one above): the staging area is empty.
+  options.version = 8;
+  { ASSERT_OK(store->Stage(TinyModel(1, 2, 2), options).status()); }
+  std::error_code ec;
+  size_t staged_files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(path(), ec)) {
+    staged_files += entry.path().filename().string().rfind("version-", 0) == 0;
+  }
+  EXPECT_EQ(staged_files, 0u);
+  EXPECT_EQ(latest(), 7u);
+}
+
 TEST_F(ModelStoreTest, RefusesToPublishInvalidModelAndWritesNothing) {
   core::ModelData bad = TinyModel(2, 2, 3);
   bad.user_factors[0] = std::numeric_limits<float>::quiet_NaN();

@@ -84,6 +84,22 @@ TEST(ValidateScoreRequestTest, TooManyCandidates) {
               StatusIs(kInvalid, StartsWith("coupon_ids: 4 candidates, limit 3")));
 }
 
+// A stored campaign's coupons replace the list: both at once is ambiguous.
+TEST(ValidateScoreRequestTest, CampaignIdExcludesTheListAndIsBounded) {
+  v1::ScoreRequest r = Valid();
+  r.set_campaign_id("spring");
+  EXPECT_THAT(ValidateScoreRequest(r, {}),
+              StatusIs(kInvalid, StartsWith("campaign_id: set together with 2 coupon_ids")));
+  r.clear_coupon_ids();
+  EXPECT_OK(ValidateScoreRequest(r, {}));
+  // Whether it names a loaded campaign is the server's NOT_FOUND, not a validation matter.
+  r.set_campaign_id("no such campaign, and not even a valid id");
+  EXPECT_OK(ValidateScoreRequest(r, {}));
+  r.set_campaign_id(std::string(129, 'c'));
+  EXPECT_THAT(ValidateScoreRequest(r, {}),
+              StatusIs(kInvalid, StartsWith("campaign_id: 129 bytes, limit 128")));
+}
+
 TEST(ValidateScoreRequestTest, RequestIdAndTimeAreChecked) {
   v1::ScoreRequest r = Valid();
   r.set_request_id(std::string(129, 'r'));

@@ -178,6 +178,61 @@ TEST(ScoreCouponsTest, NamedCandidatesInAnyOrderScoreLikeTheFullScan) {
   }
 }
 
+// Candidates looked up once (a stored campaign's coupons) score exactly like the same ids
+// listed per request, with unknown and inactive ones reported at the same positions.
+TEST(ScoreCouponsTest, ResolvedCandidatesScoreLikeTheListedIds) {
+  ModelData m = TinyModel(2, 12, 17);
+  m.coupon_attributes[3].stock = 0;
+  m.coupon_attributes[8].valid_until_unix_seconds = 50;
+  const auto snap = Snapshot(m);
+  const std::vector<absl::string_view> ids = {"c8", "nope", "c1", "c3", "c11", "c0", "x", "c5"};
+  const ResolvedCoupons resolved = ResolveCoupons(*snap, ids);
+  EXPECT_EQ(resolved.model_version, 7u);
+  EXPECT_THAT(resolved.unknown, ElementsAre(1u, 6u));
+  EXPECT_THAT(resolved.positions, ElementsAre(0u, 2u, 3u, 4u, 5u, 7u));
+  for (uint32_t top_k : {0u, 2u}) {
+    ScoreQuery listed;
+    listed.user_id = "u1";
+    listed.coupon_ids = ids;
+    listed.as_of_unix_seconds = 100;
+    listed.top_k = top_k;
+    ScoreQuery by_rows = listed;
+    by_rows.coupon_ids = {};
+    by_rows.resolved = &resolved;
+    const ScoreResult a = ScoreCoupons(*snap, listed);
+    const ScoreResult b = ScoreCoupons(*snap, by_rows);
+    EXPECT_THAT(b.unknown_coupons, ElementsAre(1u, 6u));
+    EXPECT_THAT(b.inactive_coupons, ElementsAre(0u, 3u));
+    EXPECT_EQ(a.unknown_coupons, b.unknown_coupons);
+    EXPECT_EQ(a.inactive_coupons, b.inactive_coupons);
+    EXPECT_EQ(b.candidates_scored, 4u);
+    ASSERT_EQ(a.scores.size(), b.scores.size());
+    ASSERT_EQ(b.scores.size(), top_k == 0 ? 4u : top_k);
+    for (size_t i = 0; i < a.scores.size(); ++i) {
+      EXPECT_EQ(a.scores[i].coupon_row, b.scores[i].coupon_row);
+      EXPECT_EQ(a.scores[i].logit, b.scores[i].logit);
+    }
+  }
+}
+
+// Rows looked up in another version would name other coupons: nothing is scored and every
+// candidate is reported unknown, in list order.
+TEST(ScoreCouponsTest, ResolvedCandidatesOfAnotherVersionAreNotScored) {
+  const ModelData m = TinyModel(1, 5, 3);
+  const auto snap = Snapshot(m);
+  const std::vector<absl::string_view> ids = {"c4", "gone", "c0"};
+  ResolvedCoupons resolved = ResolveCoupons(*snap, ids);
+  resolved.model_version = 6;
+  ScoreQuery q;
+  q.user_id = "u0";
+  q.resolved = &resolved;
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  EXPECT_THAT(r.scores, IsEmpty());
+  EXPECT_EQ(r.candidates_scored, 0u);
+  EXPECT_THAT(r.unknown_coupons, ElementsAre(0u, 1u, 2u));
+  EXPECT_TRUE(r.known_user);
+}
+
 TEST(ScoreCouponsTest, ModelWithNoActiveCouponsScoresNothing) {
   ModelData m = TinyModel(1, 3, 2);
   for (auto& a : m.coupon_attributes) a.stock = 0;

@@ -512,6 +512,67 @@ TEST_F(ServerIntegrationTest, AStoredCampaignThatNoLongerFitsTheModelIsAFailedPr
                                  HasSubstr("stored campaign 'gone' (record 1) does not fit model version 1")));
 }
 
+// Score by a stored campaign's id scores the campaign's coupons exactly as listing them
+// would, under each model version served: the coupons are looked up once per record and
+// version, and again after a swap (here, a version whose biases all differ).
+TEST_F(ServerIntegrationTest, ScoreByStoredCampaignEqualsListingItsCouponsAcrossReloads) {
+  PublishAndWaitUntilServing();
+  v1::Campaign campaign = Campaign(10).campaign();  // c1 c2 c3 c5 (c5: never active)
+  campaign.add_coupons()->set_coupon_id("c-retired");
+  campaign.add_coupons()->set_coupon_id("c29");
+  ASSERT_OK_AND_ASSIGN(std::string payload,
+                       api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
+  v1::ScoreRequest by_id = Request("u7");
+  by_id.set_campaign_id("spring");
+  by_id.set_top_k(3);
+  EXPECT_THAT(client_->Score(by_id),
+              StatusIs(absl::StatusCode::kNotFound, StartsWith("campaign_id: no stored campaign 'spring'")));
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir_.Sub("store")));
+    ASSERT_OK(store->PublishCampaign("spring", payload).status());
+  }
+  v1::ScoreRequest listed = Request("u7", {"c1", "c2", "c3", "c5", "c-retired", "c29"});
+  listed.set_top_k(3);
+  auto score_when = [&](uint64_t version) -> absl::StatusOr<v1::ScoreResponse> {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    absl::StatusOr<v1::ScoreResponse> r = client_->Score(by_id);
+    while ((!r.ok() || r->model_version() != version) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+      r = client_->Score(by_id);
+    }
+    return r;
+  };
+  for (uint64_t version : {1u, 2u}) {
+    if (version == 2) {
+      model_.global_bias += 0.5;
+      for (float& b : model_.coupon_bias) b = -b;
+      PublishModel();
+    }
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse stored, score_when(version));
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse given, client_->Score(listed));
+    ASSERT_EQ(given.model_version(), version);
+    EXPECT_EQ(stored.campaign_id(), "spring");
+    EXPECT_EQ(stored.campaign_sequence(), 1u);
+    EXPECT_EQ(given.campaign_id(), "");
+    EXPECT_THAT(stored.unknown_coupon_ids(), ElementsAre("c-retired"));
+    EXPECT_THAT(stored.inactive_coupon_ids(), ElementsAre("c5"));
+    EXPECT_EQ(stored.candidates_scored(), 4u);
+    ASSERT_EQ(stored.scores_size(), 3);
+    ASSERT_EQ(given.scores_size(), 3);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(stored.scores(i).coupon_id(), given.scores(i).coupon_id()) << version;
+      EXPECT_EQ(stored.scores(i).logit(), given.scores(i).logit());
+      const uint32_t c = std::stoul(stored.scores(i).coupon_id().substr(1));
+      EXPECT_NEAR(stored.scores(i).probability(), ReferenceProbability(model_, 7, c), 1e-5);
+    }
+  }
+  // The campaign's coupons or a list, not both.
+  v1::ScoreRequest both = listed;
+  both.set_campaign_id("spring");
+  EXPECT_THAT(client_->Score(both),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("campaign_id: set together")));
+}
+
 // Hot reload under traffic: 50 new versions while two clients score continuously. No call
 // may fail, every response must come whole from the version it names, and afterwards only
 // one snapshot may remain in memory.
@@ -570,7 +631,13 @@ TEST_F(ServerIntegrationTest, ReloadsFiftyVersionsUnderTrafficWithoutAFailedRequ
   EXPECT_GT(calls.load(), 50);
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
+  // The poller frees a swapped-out snapshot within ~10 ms of its last reader letting go.
   ASSERT_OK_AND_ASSIGN(v1::GetModelInfoResponse info, client_->GetModelInfo());
+  for (const absl::Time until = absl::Now() + absl::Seconds(10);
+       info.live_snapshots() != 1 && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_OK_AND_ASSIGN(info, client_->GetModelInfo());
+  }
   EXPECT_EQ(info.live_snapshots(), 1u) << "old snapshots were not freed";
   EXPECT_GT(info.snapshot_bytes(), 0u);
 }

@@ -297,6 +297,14 @@ int Score(const OnlineFlags& online, const ScoreFlags& flags) {
   v1::ScoreRequest request;
   request.set_user_id(flags.user);
   for (const std::string& c : flags.coupons) request.add_coupon_ids(c);
+  request.set_campaign_id(flags.campaign_id);
+  for (const std::string& pair : flags.user_attributes) {
+    const size_t eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Usage(absl::StrCat("score: --user_attributes: '", pair, "' is not name=value").c_str());
+    }
+    (*request.mutable_user_attributes())[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
   request.set_top_k(flags.top_k);
   request.set_as_of_unix_seconds(flags.as_of);
   auto response = (*client)->Score(request);
@@ -305,10 +313,20 @@ int Score(const OnlineFlags& online, const ScoreFlags& flags) {
     PrintJson(*response);
     return 0;
   }
-  const bool known = response->user_resolution() == v1::USER_RESOLUTION_KNOWN_USER;
-  std::printf("model version %llu, user %s (%s), %u active candidates scored\n",
+  std::string resolution = "known user";
+  if (response->user_resolution() == v1::USER_RESOLUTION_SEGMENT_PRIOR) {
+    resolution = absl::StrCat("unknown user: prior of segment ", response->segment());
+  } else if (response->user_resolution() == v1::USER_RESOLUTION_POPULATION_PRIOR) {
+    resolution = "unknown user: population prior";
+  }
+  std::printf("model version %llu, user %s (%s), %u active candidates scored%s\n",
               static_cast<unsigned long long>(response->model_version()), flags.user.c_str(),
-              known ? "known user" : "unknown user: population prior", response->candidates_scored());
+              resolution.c_str(), response->candidates_scored(),
+              response->campaign_id().empty()
+                  ? ""
+                  : absl::StrCat(" (campaign '", response->campaign_id(), "' record ",
+                                 response->campaign_sequence(), ")")
+                        .c_str());
   std::printf("%5s  %-24s %12s %10s\n", "rank", "coupon", "probability", "logit");
   int rank = 0;
   for (const v1::CouponScore& s : response->scores()) {

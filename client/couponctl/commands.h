@@ -22,6 +22,10 @@ struct OnlineFlags {
 struct ScoreFlags {
   std::string user;
   std::vector<std::string> coupons;
+  std::string campaign_id;  // score a stored campaign's coupons instead of `coupons`
+  // name=value pairs: the user's attributes, read by the server for a user the model does
+  // not know (cold start).
+  std::vector<std::string> user_attributes;
   uint32_t top_k = 0;
   int64_t as_of = 0;
 };

@@ -41,7 +41,8 @@ ABSL_FLAG(std::string, prices, "", "decide: JSON file with the campaign's prices
 ABSL_FLAG(std::string, prices_out, "", "assign: write the campaign's prices (JSON) here, for decide.");
 ABSL_FLAG(bool, compare_baselines, false, "assign --store: also evaluate two naive policies on the same probabilities.");
 ABSL_FLAG(std::string, publish_to, "", "assign: store the campaign with its prices in this model store (servers on it then decide with --campaign_id).");
-ABSL_FLAG(std::string, campaign_id, "", "decide: a campaign stored with the model (instead of --campaign and --prices); campaigns --store: list every record of it.");
+ABSL_FLAG(std::string, campaign_id, "", "decide: a campaign stored with the model (instead of --campaign and --prices); score: score that campaign's coupons (instead of --coupons); campaigns --store: list every record of it.");
+ABSL_FLAG(std::vector<std::string>, user_attributes, {}, "score: comma-separated name=value attributes of the user, used when the model does not know it (cold start: nearest segment's prior).");
 ABSL_FLAG(absl::Duration, assign_timeout, absl::Minutes(10), "assign: deadline of the Assign call.");
 ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
 ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
@@ -104,7 +105,8 @@ constexpr char kUsage[] =
     "usage: couponctl <command> [flags]\n"
     "\n"
     "online commands (talk to a running coupond at --server):\n"
-    "  score       --user U [--coupons a,b,c] [--top_k K] [--as_of T] [--json]\n"
+    "  score       --user U [--coupons a,b,c | --campaign_id ID] [--user_attributes k=v,...]\n"
+    "              [--top_k K] [--as_of T] [--json]\n"
     "              redemption probabilities of one user, highest first\n"
     "  model-info  [--json]            the model version the server answers with\n"
     "  health      [--wait 30s]        grpc.health.v1 status; with --wait, until SERVING\n"
@@ -201,6 +203,8 @@ int main(int argc, char** argv) {
     cmd::ScoreFlags f;
     f.user = absl::GetFlag(FLAGS_user);
     f.coupons = absl::GetFlag(FLAGS_coupons);
+    f.campaign_id = absl::GetFlag(FLAGS_campaign_id);
+    f.user_attributes = absl::GetFlag(FLAGS_user_attributes);
     f.top_k = absl::GetFlag(FLAGS_top_k);
     f.as_of = absl::GetFlag(FLAGS_as_of);
     return cmd::Score(online, f);
