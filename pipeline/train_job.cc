@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/cross_validation.h"
+#include "core/scorer.h"
 #include "core/status_macros.h"
 #include "pipeline/factor_files.h"
 #include "storage/model_store.h"
@@ -254,6 +255,33 @@ void ReplaceListsByNeighbours(core::TrainingData* data, absl::Span<const uint32_
   data->coupon_features = std::move(out);
 }
 
+std::optional<float> CalibratedPriorBias(
+    const core::ModelData& model, absl::Span<const float> prior_factors,
+    absl::Span<const std::pair<uint32_t, uint32_t>> exposures, double target_rate) {
+  if (exposures.empty() || !(target_rate > 0.0 && target_rate < 1.0)) return std::nullopt;
+  const size_t d = model.dimension;
+  // The prior's logit offsets without b_s.
+  std::vector<double> offsets;
+  offsets.reserve(exposures.size());
+  for (const auto& exposure : exposures) {
+    const uint32_t c = exposure.second;
+    const float* y = &model.coupon_factors[size_t{c} * d];
+    double dot = 0;
+    for (size_t x = 0; x < d; ++x) dot += double{prior_factors[x]} * double{y[x]};
+    offsets.push_back(model.global_bias + double{model.coupon_bias[c]} + dot);
+  }
+  // The prior's mean probability increases strictly with b_s: bisect. |b_s| <= 60 covers
+  // every rate a double can tell from 0 or 1 here.
+  double lo = -60, hi = 60;
+  while (hi - lo > 1e-9) {
+    const double mid = 0.5 * (lo + hi);
+    double mean = 0;
+    for (double o : offsets) mean += core::Sigmoid(mid + o);
+    (mean / static_cast<double>(offsets.size()) < target_rate ? lo : hi) = mid;
+  }
+  return static_cast<float>(0.5 * (lo + hi));
+}
+
 namespace {
 
 // Steps 6: evaluations of the baselines (and truth) on the test period, appended to r.
@@ -279,9 +307,12 @@ absl::Status EvaluateReferences(const core::TrainingData& data, const Splits& s,
 
 // Puts `seg` (computed over the users of `data`) into `m`, materialised over the same users
 // in the same order: the centroids with the encoding of their space, each user's segment,
-// and per segment the prior cold start uses, the mean bias and factors of its members.
+// and per segment the prior cold start uses: the mean factors of its members, and a bias
+// calibrated so that the prior's mean probability over the members' training exposures is
+// their (shrunk) redemption rate there (CalibratedPriorBias; the mean bias when the
+// segment has no training exposures or the period no positive).
 absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& data,
-                            core::ModelData* m) {
+                            absl::Span<const uint32_t> train, core::ModelData* m) {
   const size_t n = m->user_ids.size();
   if (seg.user_segment.size() != n || data.user_ids.size() != n ||
       !std::equal(data.user_ids.begin(), data.user_ids.end(), m->user_ids.begin())) {
@@ -345,6 +376,41 @@ absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& d
     s.redemption_rate = seg.segments[c].redemption_rate;
     s.members = members[c];
     m->segments.push_back(std::move(s));
+  }
+  // Calibrate each prior's bias to its members' redemption rate in the training period,
+  // over their training exposures (every one up to kCalibrationExposures per segment, else
+  // an even stride through them). The rate is shrunk toward the overall training rate by
+  // kPriorExposures pseudo-exposures, so a segment with few exposures does not get an
+  // extreme prior.
+  constexpr size_t kCalibrationExposures = 50000;
+  constexpr double kPriorExposures = 1000;
+  std::vector<size_t> exposures_of(k, 0);
+  std::vector<double> positives_of(k, 0.0);
+  double positives = 0, exposures = 0;
+  for (uint32_t i : train) {
+    const core::Example& e = data.examples[i];
+    positives += e.label;
+    ++exposures;
+    if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
+    ++exposures_of[m->user_segment[e.user]];
+    positives_of[m->user_segment[e.user]] += e.label;
+  }
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> sample(k);
+  std::vector<size_t> seen(k, 0);
+  for (uint32_t i : train) {
+    const core::Example& e = data.examples[i];
+    if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
+    const size_t c = static_cast<size_t>(m->user_segment[e.user]);
+    const size_t stride = (exposures_of[c] + kCalibrationExposures - 1) / kCalibrationExposures;
+    if (seen[c]++ % stride == 0) sample[c].emplace_back(e.user, e.coupon);
+  }
+  const double overall = exposures > 0 ? positives / exposures : 0.0;
+  for (size_t c = 0; c < k; ++c) {
+    const double rate = (positives_of[c] + kPriorExposures * overall) /
+                        (static_cast<double>(exposures_of[c]) + kPriorExposures);
+    const std::optional<float> calibrated =
+        CalibratedPriorBias(*m, m->segments[c].prior_factors, sample[c], rate);
+    if (calibrated.has_value()) m->segments[c].prior_bias = *calibrated;
   }
   m->metadata["segments.k"] = absl::StrCat(k);
   return core::ValidateModelData(*m);
@@ -751,7 +817,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
           : o.description;
   AddMetadata(o, r, &r.model);
   if (segmentation.has_value()) {
-    COUPOND_RETURN_IF_ERROR(AttachSegments(*segmentation, data, &r.model));
+    COUPOND_RETURN_IF_ERROR(AttachSegments(*segmentation, data, s.test.train, &r.model));
   }
   if (!o.store_path.empty()) {
     Say(progress, absl::StrCat("publishing into ", o.store_path));

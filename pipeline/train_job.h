@@ -284,6 +284,19 @@ absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const fl
                                     const core::TrainingData& data,
                                     absl::Span<const uint32_t> examples, int calibration_bins);
 
+// The bias that calibrates a cold-start prior in probability space. A segment's prior is the
+// mean of its members' biases and factors, a mean in logit space; when the members' logits
+// spread (redemptions concentrate in few users), sigmoid of that mean is far below the
+// members' redemption rate. Returns b_s such that, over the `exposures` ((user row, coupon
+// row) pairs, e.g. the members' logged exposures; only the coupon is read),
+//   mean sigmoid(b + b_s + b_c + <prior_factors, y_c>) = target_rate,
+// found by bisection (|error| < 1e-9 in b_s). nullopt when `exposures` is empty or
+// target_rate is not in (0, 1). REQUIRES: coupon rows in range;
+// prior_factors.size() == model.dimension.
+std::optional<float> CalibratedPriorBias(
+    const core::ModelData& model, absl::Span<const float> prior_factors,
+    absl::Span<const std::pair<uint32_t, uint32_t>> exposures, double target_rate);
+
 // Removes the users whose ids are in `ids` from `data`: their rows (ids, features) and
 // every example of theirs; the other users keep their order, examples are re-indexed.
 // Returns how many users were removed (ids not in the data are ignored).

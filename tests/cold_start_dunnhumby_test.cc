@@ -274,6 +274,13 @@ TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHousehol
   // interval of the difference lies above 0.
   EXPECT_GT(auc_cold, auc_popularity);
   EXPECT_GT(pop_lo, 0.0);
+  // Calibration: the segment prior's bias is fitted to its members' training redemption
+  // rate (AttachSegments), so a new user's probabilities are on the training period's
+  // scale: better log loss than popularity's, and a mean within 2x of popularity's (which is
+  // the training rate of each coupon; the test period itself redeems ~2x more).
+  EXPECT_LT(log_loss(cold), log_loss(popularity));
+  EXPECT_GT(mean(cold), 0.5 * mean(popularity));
+  EXPECT_LT(mean(cold), 2.0 * mean(popularity));
 }
 
 }  // namespace

@@ -6,13 +6,16 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "core/scorer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pipeline/simulate.h"
 #include "storage/model_store.h"
+#include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
@@ -168,7 +171,10 @@ TEST(TrainJobTest, PublishedVersionCarriesSegmentsAndTheirPriors) {
     EXPECT_EQ(static_cast<int64_t>(seg.members), r.segments->segments[c].users);
     EXPECT_EQ(seg.redemption_rate, r.segments->segments[c].redemption_rate);
     ASSERT_GT(members[c], 0u);
-    EXPECT_NEAR(seg.prior_bias, bias[c] / members[c], 1e-5);
+    // The bias is calibrated in probability space (CalibratedPriorBias, tested below), so
+    // it is not the members' mean bias; it is finite and near it.
+    EXPECT_TRUE(std::isfinite(seg.prior_bias));
+    EXPECT_NEAR(seg.prior_bias, bias[c] / members[c], 5.0);
     ASSERT_EQ(seg.prior_factors.size(), d);
     for (size_t k = 0; k < d; ++k) {
       EXPECT_NEAR(seg.prior_factors[k], factors[c * d + k] / members[c], 1e-5);
@@ -179,6 +185,53 @@ TEST(TrainJobTest, PublishedVersionCarriesSegmentsAndTheirPriors) {
   ASSERT_OK_AND_ASSIGN(auto snapshot, store->LoadSnapshot(r.published->version));
   EXPECT_EQ(snapshot->num_segments(), 3u);
   EXPECT_EQ(snapshot->user_segment(0), back.user_segment[0]);
+}
+
+// The calibrated prior's mean probability over the exposures is the target rate, where
+// the mean-logit prior falls far below the members' own mean probability when their logits
+// spread.
+TEST(CalibratedPriorBiasTest, MatchesTheTargetRateOverTheExposures) {
+  core::ModelData m = coupond::testing::TinyModel(3, 4, 2);
+  m.global_bias = -4.0;
+  m.user_bias = {3.0f, -2.0f, -2.0f};  // one frequent redeemer, two rare ones
+  const std::vector<float> prior = {
+      (m.user_factors[0] + m.user_factors[2] + m.user_factors[4]) / 3,
+      (m.user_factors[1] + m.user_factors[3] + m.user_factors[5]) / 3};
+  std::vector<std::pair<uint32_t, uint32_t>> exposures;
+  for (uint32_t u = 0; u < 3; ++u) {
+    for (uint32_t c = 0; c < 4; ++c) exposures.emplace_back(u, c);
+  }
+  exposures.emplace_back(0, 1);  // a coupon shown twice counts twice
+  auto mean_p = [&](auto logit) {
+    double sum = 0;
+    for (const auto& [u, c] : exposures) sum += core::Sigmoid(logit(u, c));
+    return sum / static_cast<double>(exposures.size());
+  };
+  auto dot = [&](const float* x, uint32_t c) {
+    return double{x[0]} * m.coupon_factors[c * 2] + double{x[1]} * m.coupon_factors[c * 2 + 1];
+  };
+  const double members = mean_p([&](uint32_t u, uint32_t c) {
+    return m.global_bias + m.user_bias[u] + m.coupon_bias[c] + dot(&m.user_factors[u * 2], c);
+  });
+  auto prior_mean_p = [&](double bias) {
+    return mean_p([&](uint32_t, uint32_t c) {
+      return m.global_bias + bias + m.coupon_bias[c] + dot(prior.data(), c);
+    });
+  };
+  const double mean_bias = (3.0 - 2.0 - 2.0) / 3;
+  EXPECT_LT(prior_mean_p(mean_bias), 0.5 * members) << "the mean-logit prior is far too low";
+  for (double target : {members, 0.01, 0.5, 1e-6}) {
+    const std::optional<float> b = CalibratedPriorBias(m, prior, exposures, target);
+    ASSERT_TRUE(b.has_value()) << target;
+    EXPECT_NEAR(prior_mean_p(*b), target, 1e-5 * target) << target;
+  }
+  EXPECT_GT(*CalibratedPriorBias(m, prior, exposures, members), mean_bias);
+
+  // Nothing to calibrate on, or no rate to reach: nullopt (the caller keeps the mean bias).
+  EXPECT_FALSE(CalibratedPriorBias(m, prior, {}, 0.1).has_value());
+  for (double bad : {0.0, 1.0, -0.5, std::nan("")}) {
+    EXPECT_FALSE(CalibratedPriorBias(m, prior, exposures, bad).has_value()) << bad;
+  }
 }
 
 TEST(TrainJobTest, WithoutSegmentationPublishesNoSegments) {
