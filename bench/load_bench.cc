@@ -305,6 +305,13 @@ struct RequestSet {
   size_t rows_with_own_coupon = 0;
 };
 
+// The no-op call's request: an empty HealthCheckRequest (service "").
+grpc::ByteBuffer NoopRequest() {
+  const std::string noop = grpc::health::v1::HealthCheckRequest().SerializeAsString();
+  grpc::Slice slice(noop.data(), noop.size());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // The stored campaign id of block `b` in campaign mode.
 std::string LoadCampaignId(size_t b) { return absl::StrFormat("load-%03d", b); }
 
@@ -371,9 +378,7 @@ absl::StatusOr<RequestSet> BuildCampaignRequests(const TianchiStream& s, size_t 
     total_bytes += slice.size();
   }
   out.mean_score_bytes = total_bytes / out.score.size();
-  const std::string noop = grpc::health::v1::HealthCheckRequest().SerializeAsString();
-  grpc::Slice noop_slice(noop.data(), noop.size());
-  out.noop = grpc::ByteBuffer(&noop_slice, 1);
+  out.noop = NoopRequest();
   for (size_t row = 0; row < s.row_user.size(); row += 997) {
     v1::ScoreRequest parsed;
     if (!parsed.ParseFromString(Flatten(out.score[row])) ||
@@ -457,9 +462,7 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
     total_bytes += slices[0].size() + slices[1].size();
   }
   out.mean_score_bytes = total_bytes / out.score.size();
-  const std::string noop = grpc::health::v1::HealthCheckRequest().SerializeAsString();
-  grpc::Slice noop_slice(noop.data(), noop.size());
-  out.noop = grpc::ByteBuffer(&noop_slice, 1);
+  out.noop = NoopRequest();
 
   // Check a sample of what will be sent: it parses, names the row's user and coupon, and
   // holds `candidates` distinct ids.
