@@ -23,6 +23,8 @@
 //   noop_open  the latency floor of `open`: Health/Check open loop at the same rate (what the
 //           machine, gRPC and the client alone add to p99; on a shared machine mostly
 //           scheduling delay);
+//   noop_half  (optional) the no-op open loop at half of the no-op's own max rate: the p99
+//           target applied to the cheapest RPC, i.e. what the machine allows at all;
 //   reload  as `open`, while this harness publishes a new model version every
 //           --reload_interval (storage::ModelStore::Publish) and the server polls the store
 //           every --poll_interval; a watcher counts the versions the server answers with.
@@ -51,6 +53,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -113,6 +116,12 @@ ABSL_FLAG(std::string, server_env, "",
 ABSL_FLAG(std::string, server_flags, "",
           "Extra flags for the started server, space-separated (experiments, e.g. "
           "\"--loader_nice=0\").");
+ABSL_FLAG(std::string, server_cpus, "",
+          "Pin the started server to these CPUs (comma-separated indices, e.g. \"1\"); empty: no "
+          "pinning. With --client_cpus, separates the server from the load generator on a "
+          "machine too small to run them apart.");
+ABSL_FLAG(std::string, client_cpus, "",
+          "Pin this process (the load generator and the reload publisher) to these CPUs.");
 ABSL_FLAG(std::string, server, "",
           "host:port of a running coupond to load instead of starting one. Its model should "
           "know the Tianchi ids (publish one with this harness's --store first). The reload "
@@ -161,7 +170,9 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Milliseconds(100),
           "--poll_interval given to the started server.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call.");
 ABSL_FLAG(std::string, phases, "noop,score,open,noop_open,reload",
-          "Phases to run, in this order (open and reload need score).");
+          "Phases to run, in this order (open and reload need score). Also available: "
+          "noop_half, the no-op open loop at --open_fraction of its own max rate (needs noop "
+          "and score; runs before reload): the p99 target applied to the cheapest RPC.");
 ABSL_FLAG(bool, breakdown, true,
           "Before the load, time the Score handler in this process on one thread, over the "
           "same request bytes and model (no gRPC): parse, validate + score + build, "
@@ -304,6 +315,21 @@ struct RequestSet {
   std::vector<std::vector<uint32_t>> campaigns;
   size_t rows_with_own_coupon = 0;
 };
+
+// A CPU set from "0,2,3"; nullopt for "" (no pinning). InvalidArgument for anything else.
+absl::StatusOr<std::optional<cpu_set_t>> ParseCpus(const std::string& list) {
+  if (list.empty()) return std::optional<cpu_set_t>();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (absl::string_view part : absl::StrSplit(list, ',')) {
+    int cpu = -1;
+    if (!absl::SimpleAtoi(part, &cpu) || cpu < 0 || cpu >= CPU_SETSIZE) {
+      return absl::InvalidArgumentError(absl::StrCat("'", list, "' is not a list of CPU indices"));
+    }
+    CPU_SET(cpu, &set);
+  }
+  return std::optional<cpu_set_t>(set);
+}
 
 // The no-op call's request: an empty HealthCheckRequest (service "").
 grpc::ByteBuffer NoopRequest() {
@@ -1089,7 +1115,7 @@ std::string DefaultDataPath() {
 }
 
 struct RepResult {
-  std::optional<PhaseResult> noop, score, open, noop_open, reload;
+  std::optional<PhaseResult> noop, score, open, noop_open, reload, noop_half;
   double open_rate = 0;
   int reloads_published = 0, reloads_observed = 0;
   double publish_ms = 0;
@@ -1293,10 +1319,26 @@ int Run() {
 
   std::unique_ptr<ServerProcess> server;
   std::string target = external;
+  absl::StatusOr<std::optional<cpu_set_t>> server_cpus = ParseCpus(absl::GetFlag(FLAGS_server_cpus));
+  absl::StatusOr<std::optional<cpu_set_t>> client_cpus = ParseCpus(absl::GetFlag(FLAGS_client_cpus));
+  if (!server_cpus.ok() || !client_cpus.ok()) {
+    std::fprintf(stderr, "load_bench: --server_cpus/--client_cpus: %s\n",
+                 (server_cpus.ok() ? client_cpus.status() : server_cpus.status()).ToString().c_str());
+    return 1;
+  }
+  cpu_set_t original;
+  sched_getaffinity(0, sizeof(original), &original);
   if (target.empty()) {
+    // The child inherits this thread's affinity at spawn: set it to the server's, then to
+    // the client's (threads created later inherit that).
+    if (server_cpus->has_value() && sched_setaffinity(0, sizeof(cpu_set_t), &**server_cpus) != 0) {
+      std::fprintf(stderr, "load_bench: --server_cpus: %s\n", std::strerror(errno));
+      return 1;
+    }
     absl::StatusOr<std::unique_ptr<ServerProcess>> started =
         ServerProcess::Start(absl::GetFlag(FLAGS_coupond), store_path, work_dir,
                              absl::GetFlag(FLAGS_poll_interval), absl::GetFlag(FLAGS_server_env));
+    sched_setaffinity(0, sizeof(cpu_set_t), &original);
     if (!started.ok()) {
       std::fprintf(stderr, "load_bench: %s\n", started.status().ToString().c_str());
       return 1;
@@ -1312,6 +1354,14 @@ int Run() {
                     : absl::StrCat(", environment ", absl::GetFlag(FLAGS_server_env)).c_str());
   } else {
     std::printf("server: %s (running; started elsewhere)\n", target.c_str());
+  }
+  if (client_cpus->has_value() && sched_setaffinity(0, sizeof(cpu_set_t), &**client_cpus) != 0) {
+    std::fprintf(stderr, "load_bench: --client_cpus: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (server_cpus->has_value() || client_cpus->has_value()) {
+    std::printf("pinning: server on CPUs {%s}, this client (load generator, publisher) on {%s}\n",
+                absl::GetFlag(FLAGS_server_cpus).c_str(), absl::GetFlag(FLAGS_client_cpus).c_str());
   }
   client::ClientOptions client_options;
   client_options.target = target;
@@ -1464,6 +1514,18 @@ int Run() {
             "noop_open", *r.noop_open,
             absl::StrFormat("target %.0f/s, %d late sends", r.open_rate, r.noop_open->late_sends));
       }
+      if (wants("noop_half") && r.noop && r.noop->qps() > 0) {
+        const double rate = r.noop->qps() * absl::GetFlag(FLAGS_open_fraction);
+        r.noop_half = with_cpu([&] {
+          return generator.RunOpen(kNoopMethod, noop_requests, rate,
+                                   absl::GetFlag(FLAGS_max_in_flight), warmup, duration);
+        });
+        report("noop_half", *r.noop_half,
+               absl::StrFormat("target %.0f/s (the no-op at %.0f%% of its own max), %d late "
+                               "sends",
+                               rate, 100 * absl::GetFlag(FLAGS_open_fraction),
+                               r.noop_half->late_sends));
+      }
       if (wants("reload") && reload_possible) {
         const absl::Duration interval = absl::GetFlag(FLAGS_reload_interval);
         Reloader reloader(store.get(), &model, control->get(), interval,
@@ -1532,7 +1594,8 @@ int Run() {
       {"score", &RepResult::score},
       {"open", &RepResult::open},
       {"noop_open", &RepResult::noop_open},
-      {"reload", &RepResult::reload}};
+      {"reload", &RepResult::reload},
+      {"noop_half", &RepResult::noop_half}};
   for (const auto& [name, member] : rows) {
     Column c = column(member);
     if (c.qps.empty()) continue;
@@ -1542,13 +1605,15 @@ int Run() {
              Median(c.server_cpu), Median(c.client_cpu), "(errors: total over repetitions)");
   }
 
-  std::vector<double> throughput_ratio, open_p99_ms, noop_open_p99_ms, reload_ratio;
+  std::vector<double> throughput_ratio, open_p99_ms, noop_open_p99_ms, reload_ratio,
+      noop_half_p99_ms;
   std::vector<double> published, observed, load_cpu_ms, publish_ms;
   for (RepResult& r : results) {
     if (r.noop && r.score && r.noop->qps() > 0)
       throughput_ratio.push_back(r.score->qps() / r.noop->qps());
     if (r.open) open_p99_ms.push_back(r.open->QuantileUs(0.99) / 1000.0);
     if (r.noop_open) noop_open_p99_ms.push_back(r.noop_open->QuantileUs(0.99) / 1000.0);
+    if (r.noop_half) noop_half_p99_ms.push_back(r.noop_half->QuantileUs(0.99) / 1000.0);
     if (r.open && r.reload) {
       reload_ratio.push_back(r.reload->QuantileUs(0.99) / r.open->QuantileUs(0.99));
       published.push_back(r.reloads_published);
@@ -1578,6 +1643,12 @@ int Run() {
       std::printf("  (no-op at the same rate: p99 %.3f ms)", Median(noop_open_p99_ms));
     }
     std::printf("\n");
+  }
+  if (!noop_half_p99_ms.empty()) {
+    const double v = Median(noop_half_p99_ms);
+    std::printf("  the floor: no-op p99 at %.0f%% of max no-op rate %6.3f ms  (the same target "
+                "applied to the cheapest RPC: %s)\n",
+                100 * absl::GetFlag(FLAGS_open_fraction), v, verdict(v <= 2.0));
   }
   if (!reload_ratio.empty()) {
     const double v = Median(reload_ratio);
