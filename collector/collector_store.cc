@@ -1,15 +1,17 @@
 #include "collector/collector_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <system_error>
 #include <utility>
+#include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb_status.h"
 
@@ -168,52 +170,132 @@ absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::OpenForRead(cons
       new CollectorStore(path, std::move(db), CollectorOptions(), /*writable=*/false, std::move(stats)));
 }
 
+// One caller's write, queued for the next group commit.
+struct CollectorStore::Writer {
+  // Stages the write into `batch` (reading through it, so it sees the group's earlier
+  // writes) and updates `stats`. A non-OK return is a storage error: the caller's staged
+  // changes are rolled back and the error is its answer. Business outcomes (a duplicate, a
+  // conflicting outcome) are the writer's own output, set by `stage`.
+  std::function<absl::Status(rocksdb::WriteBatchWithIndex& batch,
+                             v1::GetCollectorStatsResponse& stats)>
+      stage;
+  absl::Status status;  // the storage outcome: staging, or the group's write
+  bool done = false;
+};
+
+absl::Status CollectorStore::Commit(Writer* writer) {
+  absl::ReleasableMutexLock lock(&mu_);
+  queue_.push_back(writer);
+  // Wait until a leader has written this writer's group, or until no group is being
+  // written: then this writer leads the next one.
+  const auto ready = [this, writer]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return writer->done || !writing_;
+  };
+  mu_.Await(absl::Condition(&ready));
+  if (writer->done) return writer->status;
+
+  // Lead: take every queued writer (just this one without group commit), stage them in
+  // arrival order into one batch, write it with one WAL sync, then answer them all.
+  std::vector<Writer*> group;
+  if (options_.group_commit) {
+    group.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+  } else {
+    group.push_back(writer);
+    queue_.erase(std::find(queue_.begin(), queue_.end(), writer));
+  }
+  writing_ = true;
+  v1::GetCollectorStatsResponse stats = stats_;
+  lock.Release();
+
+  // Only the leader touches the database here, so what it reads is every earlier group's
+  // result plus this group's staged writes.
+  rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+  size_t staged = 0;
+  for (Writer* w : group) {
+    batch.SetSavePoint();
+    const v1::GetCollectorStatsResponse before = stats;
+    w->status = w->stage(batch, stats);
+    if (w->status.ok()) {
+      ++staged;
+    } else {
+      batch.RollbackToSavePoint().PermitUncheckedError();
+      stats = before;
+    }
+  }
+  absl::Status written = absl::OkStatus();
+  if (staged > 0) {
+    written = FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put");
+    if (written.ok()) {
+      rocksdb::WriteOptions write;
+      write.sync = options_.sync;
+      written = FromRocksDb(db_->Write(write, batch.GetWriteBatch()), "collector: writing");
+    }
+  }
+
+  absl::MutexLock relock(&mu_);
+  if (written.ok()) {
+    stats_ = std::move(stats);
+    if (staged > 0) ++commits_;
+  }
+  for (Writer* w : group) {
+    if (w->status.ok() && !written.ok()) w->status = written;  // nothing of the group stored
+    w->done = true;
+  }
+  writing_ = false;
+  return writer->status;
+}
+
+uint64_t CollectorStore::commits() const {
+  absl::MutexLock lock(&mu_);
+  return commits_;
+}
+
 absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
     const google::protobuf::RepeatedPtrField<v1::DecisionRecord>& records) {
   if (!writable_) return absl::FailedPreconditionError("collector opened read-only");
-  absl::flat_hash_set<absl::string_view> in_batch;
   for (int i = 0; i < records.size(); ++i) {
     COUPOND_RETURN_IF_ERROR(ValidateDecisionRecord(records[i], absl::StrCat("decisions[", i, "].")));
   }
   v1::LogDecisionsResponse response;
-  absl::MutexLock lock(&mu_);
-  v1::GetCollectorStatsResponse stats = stats_;
-  rocksdb::WriteBatch batch;
-  for (const v1::DecisionRecord& record : records) {
-    const std::string key = kDecisionPrefix + record.decision_id();
-    std::string existing;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &existing);
-    if (!s.ok() && !s.IsNotFound()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
+  Writer writer;
+  writer.stage = [this, &records, &response](rocksdb::WriteBatchWithIndex& batch,
+                                             v1::GetCollectorStatsResponse& stats) -> absl::Status {
+    response.Clear();
+    for (const v1::DecisionRecord& record : records) {
+      const std::string key = kDecisionPrefix + record.decision_id();
+      std::string existing;
+      // Through the batch: a duplicate within this request, or within the group, is seen.
+      rocksdb::Status s = batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), key, &existing);
+      if (!s.ok() && !s.IsNotFound()) {
+        return FromRocksDb(s, "collector: reading a decision");
+      }
+      if (s.ok()) {
+        response.set_duplicates(response.duplicates() + 1);
+        continue;
+      }
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
+      response.set_stored(response.stored() + 1);
+      // An outcome that arrived first: it becomes the decision's outcome now.
+      const std::string unmatched_key = kUnmatchedPrefix + record.decision_id();
+      std::string outcome;
+      s = batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), unmatched_key, &outcome);
+      if (s.ok()) {
+        COUPOND_RETURN_IF_ERROR(FromRocksDb(
+            batch.Put(kOutcomePrefix + record.decision_id(), outcome), "WriteBatch::Put"));
+        COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Delete(unmatched_key), "WriteBatch::Delete"));
+        response.set_matched_outcomes(response.matched_outcomes() + 1);
+      } else if (!s.IsNotFound()) {
+        return FromRocksDb(s, "collector: reading an unmatched outcome");
+      }
     }
-    if (s.ok() || !in_batch.insert(record.decision_id()).second) {
-      response.set_duplicates(response.duplicates() + 1);
-      continue;
-    }
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
-    response.set_stored(response.stored() + 1);
-    // An outcome that arrived first: it becomes the decision's outcome now.
-    const std::string unmatched_key = kUnmatchedPrefix + record.decision_id();
-    std::string outcome;
-    s = db_->Get(rocksdb::ReadOptions(), unmatched_key, &outcome);
-    if (s.ok()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kOutcomePrefix + record.decision_id(), outcome),
-                                          "WriteBatch::Put"));
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Delete(unmatched_key), "WriteBatch::Delete"));
-      response.set_matched_outcomes(response.matched_outcomes() + 1);
-    } else if (!s.IsNotFound()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an unmatched outcome"));
-    }
-  }
-  stats.set_decisions(stats.decisions() + response.stored());
-  stats.set_duplicate_decisions(stats.duplicate_decisions() + response.duplicates());
-  stats.set_outcomes(stats.outcomes() + response.matched_outcomes());
-  stats.set_unmatched_outcomes(stats.unmatched_outcomes() - response.matched_outcomes());
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
-  rocksdb::WriteOptions write;
-  write.sync = options_.sync;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing decisions"));
-  stats_ = std::move(stats);
+    stats.set_decisions(stats.decisions() + response.stored());
+    stats.set_duplicate_decisions(stats.duplicate_decisions() + response.duplicates());
+    stats.set_outcomes(stats.outcomes() + response.matched_outcomes());
+    stats.set_unmatched_outcomes(stats.unmatched_outcomes() - response.matched_outcomes());
+    return absl::OkStatus();
+  };
+  COUPOND_RETURN_IF_ERROR(Commit(&writer));
   return response;
 }
 
@@ -224,55 +306,56 @@ absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
   const v1::ReportOutcomeRequest stored = Stored(outcome, now_unix_seconds);
   const std::string& id = outcome.decision_id();
 
-  absl::MutexLock lock(&mu_);
-  v1::GetCollectorStatsResponse stats = stats_;
-  rocksdb::WriteBatch batch;
   v1::OutcomeDisposition disposition = v1::OUTCOME_DISPOSITION_RECORDED;
-
-  // An outcome already stored for this decision (matched or not)?
-  for (const char* prefix : {kOutcomePrefix, kUnmatchedPrefix}) {
-    std::string value;
-    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), prefix + id, &value);
-    if (s.IsNotFound()) continue;
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
-    v1::ReportOutcomeRequest previous;
-    if (!previous.ParseFromString(value)) {
-      return absl::DataLossError(absl::StrCat("collector: stored outcome of '", id, "' does not parse"));
+  absl::Status conflict;  // AlreadyExists: the answer, though the counter is still written
+  Writer writer;
+  writer.stage = [&](rocksdb::WriteBatchWithIndex& batch,
+                     v1::GetCollectorStatsResponse& stats) -> absl::Status {
+    disposition = v1::OUTCOME_DISPOSITION_RECORDED;
+    // An outcome already stored for this decision (matched or not), or staged earlier in
+    // this group?
+    for (const char* prefix : {kOutcomePrefix, kUnmatchedPrefix}) {
+      std::string value;
+      const rocksdb::Status s =
+          batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), prefix + id, &value);
+      if (s.IsNotFound()) continue;
+      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
+      v1::ReportOutcomeRequest previous;
+      if (!previous.ParseFromString(value)) {
+        return absl::DataLossError(
+            absl::StrCat("collector: stored outcome of '", id, "' does not parse"));
+      }
+      if (!SameContent(previous, stored)) {
+        // Counted durably, like everything else the stats report.
+        stats.set_conflicting_outcomes(stats.conflicting_outcomes() + 1);
+        conflict = absl::AlreadyExistsError(absl::StrCat(
+            "decision_id: '", id, "' already has a different outcome (redeemed=",
+            previous.redeemed() ? "true" : "false", ", order_value=", previous.order_value(), ")"));
+        return absl::OkStatus();
+      }
+      disposition = v1::OUTCOME_DISPOSITION_DUPLICATE;
+      stats.set_duplicate_outcomes(stats.duplicate_outcomes() + 1);
     }
-    if (!SameContent(previous, stored)) {
-      stats.set_conflicting_outcomes(stats.conflicting_outcomes() + 1);
-      // Counted durably, like everything else the stats report.
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
-      rocksdb::WriteOptions write;
-      write.sync = options_.sync;
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing counters"));
-      stats_ = std::move(stats);
-      return absl::AlreadyExistsError(absl::StrCat(
-          "decision_id: '", id, "' already has a different outcome (redeemed=",
-          previous.redeemed() ? "true" : "false", ", order_value=", previous.order_value(), ")"));
-    }
-    disposition = v1::OUTCOME_DISPOSITION_DUPLICATE;
-    stats.set_duplicate_outcomes(stats.duplicate_outcomes() + 1);
-  }
-  if (disposition == v1::OUTCOME_DISPOSITION_RECORDED) {
+    if (disposition != v1::OUTCOME_DISPOSITION_RECORDED) return absl::OkStatus();
     std::string decision;
-    const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kDecisionPrefix + id, &decision);
+    const rocksdb::Status s =
+        batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), kDecisionPrefix + id, &decision);
     if (s.ok()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kOutcomePrefix + id, Serialize(stored)), "WriteBatch::Put"));
+      COUPOND_RETURN_IF_ERROR(
+          FromRocksDb(batch.Put(kOutcomePrefix + id, Serialize(stored)), "WriteBatch::Put"));
       stats.set_outcomes(stats.outcomes() + 1);
     } else if (s.IsNotFound()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
+      COUPOND_RETURN_IF_ERROR(
+          FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
       stats.set_unmatched_outcomes(stats.unmatched_outcomes() + 1);
       disposition = v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION;
     } else {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading a decision"));
+      return FromRocksDb(s, "collector: reading a decision");
     }
-  }
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put"));
-  rocksdb::WriteOptions write;
-  write.sync = options_.sync;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(db_->Write(write, &batch), "collector: writing an outcome"));
-  stats_ = std::move(stats);
+    return absl::OkStatus();
+  };
+  COUPOND_RETURN_IF_ERROR(Commit(&writer));
+  if (!conflict.ok()) return conflict;
   return disposition;
 }
 

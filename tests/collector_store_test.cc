@@ -4,11 +4,14 @@
 
 #include "collector/collector_store.h"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
@@ -157,6 +160,100 @@ TEST(CollectorStoreTest, CountersAndRowsSurviveAReopenAndAReaderSeesThem) {
   EXPECT_EQ(stats.decisions(), 2u);
   EXPECT_EQ(stats.outcomes(), 1u);
   EXPECT_EQ(stats.unmatched_outcomes(), 1u);
+}
+
+// Many concurrent writers, through the group commit: decisions logged while their outcomes
+// are reported, every outcome reported twice (once more with other content), from 16
+// threads. Every answer must be the one a serial store would give for some order of the
+// calls, the counters must equal what the rows say, before and after a reopen, and with
+// group commit off each write is its own batch.
+TEST(CollectorStoreTest, ConcurrentWritersAreAnsweredAsIfSerialAndShareBatches) {
+  for (const bool group_commit : {true, false}) {
+    SCOPED_TRACE(group_commit ? "group commit" : "one batch per write");
+    TempDir dir;
+    CollectorOptions options;
+    options.group_commit = group_commit;
+    auto opened = CollectorStore::Open(dir.path(), options);
+    ASSERT_THAT(opened.status(), IsOk());
+    CollectorStore& store = **opened;
+    constexpr int kThreads = 16;
+    constexpr int kPerThread = 40;  // decisions per thread
+    std::atomic<int> recorded{0}, unknown{0}, duplicate{0}, conflicts{0}, errors{0};
+    std::atomic<int> writes{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          // Thread t logs its own decisions and reports the outcomes of thread t+1's, so
+          // outcomes race their decisions; the same report comes again, then a conflicting one.
+          const std::string own = absl::StrCat("t", t, "-", i);
+          const std::string other = absl::StrCat("t", (t + 1) % kThreads, "-", i);
+          if (!store.StoreDecisions(Batch({Decision(own)})).ok()) ++errors;
+          ++writes;
+          for (int repeat = 0; repeat < 2; ++repeat) {
+            absl::StatusOr<v1::OutcomeDisposition> d =
+                store.RecordOutcome(Outcome(other, true, 5), 1700000000);
+            ++writes;
+            if (!d.ok()) {
+              ++errors;
+            } else if (*d == v1::OUTCOME_DISPOSITION_RECORDED) {
+              ++recorded;
+            } else if (*d == v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION) {
+              ++unknown;
+            } else {
+              ++duplicate;
+            }
+          }
+          absl::StatusOr<v1::OutcomeDisposition> changed =
+              store.RecordOutcome(Outcome(other, false), 1700000000);
+          ++writes;
+          if (absl::IsAlreadyExists(changed.status())) {
+            ++conflicts;
+          } else {
+            ++errors;
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    const int decisions = kThreads * kPerThread;
+    EXPECT_EQ(errors.load(), 0);
+    // Each decision's first report is recorded (matched or kept apart), its second a
+    // duplicate, its third a conflict.
+    EXPECT_EQ(recorded.load() + unknown.load(), decisions);
+    EXPECT_EQ(duplicate.load(), decisions);
+    EXPECT_EQ(conflicts.load(), decisions);
+
+    auto check_counters = [&](const v1::GetCollectorStatsResponse& stats) {
+      EXPECT_EQ(stats.decisions(), static_cast<uint64_t>(decisions));
+      EXPECT_EQ(stats.duplicate_decisions(), 0u);
+      // Every decision is stored and every outcome arrived: all matched in the end.
+      EXPECT_EQ(stats.outcomes(), static_cast<uint64_t>(decisions));
+      EXPECT_EQ(stats.unmatched_outcomes(), 0u);
+      EXPECT_EQ(stats.duplicate_outcomes(), static_cast<uint64_t>(decisions));
+      EXPECT_EQ(stats.conflicting_outcomes(), static_cast<uint64_t>(decisions));
+    };
+    check_counters(store.Stats());
+    int rows = 0, with_outcome = 0;
+    ASSERT_THAT(store.ForEachDecision([&](const v1::DecisionRecord&,
+                                          const v1::ReportOutcomeRequest* outcome) {
+      ++rows;
+      with_outcome += outcome != nullptr && outcome->redeemed() && outcome->order_value() == 5;
+      return absl::OkStatus();
+    }),
+                IsOk());
+    EXPECT_EQ(rows, decisions);
+    EXPECT_EQ(with_outcome, decisions);
+    if (group_commit) {
+      EXPECT_LE(store.commits(), static_cast<uint64_t>(writes.load()));
+    } else {
+      EXPECT_EQ(store.commits(), static_cast<uint64_t>(writes.load()));
+    }
+    opened->reset();
+    auto reopened = CollectorStore::Open(dir.path(), options);
+    ASSERT_THAT(reopened.status(), IsOk());
+    check_counters((*reopened)->Stats());
+  }
 }
 
 TEST(CollectorStoreTest, BadInputIsInvalidArgumentNamingTheFieldAndStoresNothing) {
