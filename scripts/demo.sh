@@ -92,6 +92,8 @@ echo "\$ couponctl campaigns"
 "${couponctl}" campaigns --server "${server}"
 echo "\$ couponctl decide --user ${user} --campaign_id spring-sale"
 "${couponctl}" decide --server "${server}" --user "${user}" --campaign_id spring-sale
+echo "\$ couponctl score --user ${user} --campaign_id spring-sale --top_k 3   (the campaign's coupons, no id list)"
+"${couponctl}" score --server "${server}" --user "${user}" --campaign_id spring-sale --top_k 3
 
 echo
 echo "=== 6. stop it (SIGTERM: graceful drain) ==="
