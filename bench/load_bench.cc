@@ -1327,7 +1327,11 @@ int Run() {
     return 1;
   }
   cpu_set_t original;
-  sched_getaffinity(0, sizeof(original), &original);
+  if ((server_cpus->has_value() || client_cpus->has_value()) &&
+      sched_getaffinity(0, sizeof(original), &original) != 0) {
+    std::fprintf(stderr, "load_bench: sched_getaffinity: %s\n", std::strerror(errno));
+    return 1;
+  }
   if (target.empty()) {
     // The child inherits this thread's affinity at spawn: set it to the server's, then to
     // the client's (threads created later inherit that).
@@ -1338,7 +1342,7 @@ int Run() {
     absl::StatusOr<std::unique_ptr<ServerProcess>> started =
         ServerProcess::Start(absl::GetFlag(FLAGS_coupond), store_path, work_dir,
                              absl::GetFlag(FLAGS_poll_interval), absl::GetFlag(FLAGS_server_env));
-    sched_setaffinity(0, sizeof(cpu_set_t), &original);
+    if (server_cpus->has_value()) sched_setaffinity(0, sizeof(cpu_set_t), &original);
     if (!started.ok()) {
       std::fprintf(stderr, "load_bench: %s\n", started.status().ToString().c_str());
       return 1;

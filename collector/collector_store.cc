@@ -212,19 +212,24 @@ absl::Status CollectorStore::Commit(Writer* writer) {
   // result plus this group's staged writes.
   rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
   size_t staged = 0;
+  absl::Status written = absl::OkStatus();
   for (Writer* w : group) {
     batch.SetSavePoint();
     const v1::GetCollectorStatsResponse before = stats;
     w->status = w->stage(batch, stats);
     if (w->status.ok()) {
       ++staged;
-    } else {
-      batch.RollbackToSavePoint().PermitUncheckedError();
-      stats = before;
+      continue;
+    }
+    stats = before;
+    // Cannot fail after SetSavePoint; if it did, the batch would hold a failed write's
+    // rows, so nothing of it may be written.
+    if (absl::Status rolled_back = FromRocksDb(batch.RollbackToSavePoint(), "WriteBatch rollback");
+        !rolled_back.ok()) {
+      written = rolled_back;
     }
   }
-  absl::Status written = absl::OkStatus();
-  if (staged > 0) {
+  if (staged > 0 && written.ok()) {
     written = FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put");
     if (written.ok()) {
       rocksdb::WriteOptions write;

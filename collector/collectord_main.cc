@@ -4,7 +4,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,6 +22,7 @@
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "server/rpc_metrics.h"
+#include "server/port_file.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, db, "", "The collector's RocksDB directory (created if missing). Required.");
@@ -107,18 +107,15 @@ int main(int argc, char** argv) {
   }
   // Before --port_file, so that a reader who sees that file can read this one.
   if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (metrics_http == nullptr ? 0 : metrics_http->port()) << "\n";
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      spdlog::critical("cannot write --metrics_port_file {}", port_file);
+    const int metrics_port = metrics_http == nullptr ? 0 : metrics_http->port();
+    if (absl::Status s = coupond::server::WritePortFile(port_file, metrics_port); !s.ok()) {
+      spdlog::critical("--metrics_port_file: {}", s.ToString());
       return 1;
     }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      spdlog::critical("cannot write --port_file {}", port_file);
+    if (absl::Status s = coupond::server::WritePortFile(port_file, port); !s.ok()) {
+      spdlog::critical("--port_file: {}", s.ToString());
       return 1;
     }
   }

@@ -3,7 +3,6 @@
 
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -12,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/user_key.h"
 #include "server/server.h"
+#include "server/port_file.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:8980", "Address to serve on, host:port (port 0: any free port).");
@@ -127,19 +127,15 @@ int Run() {
   }
   // Before --port_file, so that a reader who sees that file can read this one.
   if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->metrics_port() << "\n";
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      spdlog::critical("cannot write --metrics_port_file {}", port_file);
+    const int metrics_port = (*server)->metrics_port();
+    if (absl::Status s = coupond::server::WritePortFile(port_file, metrics_port); !s.ok()) {
+      spdlog::critical("--metrics_port_file: {}", s.ToString());
       return 1;
     }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees a partial file.
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      spdlog::critical("cannot write --port_file {}", port_file);
+    if (absl::Status s = coupond::server::WritePortFile(port_file, (*server)->port()); !s.ok()) {
+      spdlog::critical("--port_file: {}", s.ToString());
       return 1;
     }
   }

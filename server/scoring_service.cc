@@ -14,6 +14,7 @@
 #include "core/experiment.h"
 #include "core/exploration.h"
 #include "core/scorer.h"
+#include "core/status_macros.h"
 #include "api/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -35,9 +36,17 @@ std::string NewDecisionId() {
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
 }
 
-absl::Status UnknownCampaign(const std::string& campaign_id) {
-  return absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '", campaign_id,
-                                          "' is loaded (see ListCampaigns)"));
+// The loaded record of a stored campaign, held by the caller for its whole call (like the
+// snapshot); NotFound naming campaign_id when none is loaded.
+absl::StatusOr<std::shared_ptr<const LoadedCampaign>> FindStoredCampaign(
+    const ModelManager& models, const std::string& campaign_id) {
+  const std::shared_ptr<const CampaignBook> book = models.Campaigns();
+  auto it = book->find(campaign_id);
+  if (it == book->end()) {
+    return absl::NotFoundError(absl::StrCat("campaign_id: no stored campaign '", campaign_id,
+                                            "' is loaded (see ListCampaigns)"));
+  }
+  return it->second;
 }
 
 std::string RequestIdOrNew(const std::string& request_id) {
@@ -61,10 +70,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
   std::optional<core::ResolvedCoupons> resolved_here;
   const core::ResolvedCoupons* resolved = nullptr;
   if (!request.campaign_id().empty()) {
-    const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
-    auto it = book->find(request.campaign_id());
-    if (it == book->end()) return UnknownCampaign(request.campaign_id());
-    stored = it->second;
+    COUPOND_ASSIGN_OR_RETURN(stored, FindStoredCampaign(*models_, request.campaign_id()));
     if (stored->candidates != nullptr &&
         stored->candidates->model_version == model->info().version) {
       resolved = stored->candidates.get();
@@ -162,10 +168,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   const v1::CampaignPrices* prices = &request.prices();
   std::shared_ptr<const LoadedCampaign> stored;
   if (!request.campaign_id().empty()) {
-    const std::shared_ptr<const CampaignBook> book = models_->Campaigns();
-    auto it = book->find(request.campaign_id());
-    if (it == book->end()) return UnknownCampaign(request.campaign_id());
-    stored = it->second;
+    COUPOND_ASSIGN_OR_RETURN(stored, FindStoredCampaign(*models_, request.campaign_id()));
     campaign = &stored->stored.campaign();
     prices = &stored->stored.prices();
     response->set_campaign_id(stored->campaign_id);

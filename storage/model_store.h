@@ -85,7 +85,8 @@ struct PublishOptions {
 };
 
 // A version written to the store's staging area but not yet visible (ModelStore::Stage).
-// Move-only: Commit consumes it; destroying it uncommitted deletes the staged file.
+// Move-only: Commit consumes it; destroying it uncommitted, or a Commit that fails,
+// deletes the staged file.
 class StagedVersion {
  public:
   StagedVersion(StagedVersion&& other) noexcept;

@@ -3,6 +3,7 @@
 // name and bound validation, and the endpoint over a real socket.
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <thread>
@@ -14,8 +15,10 @@
 #include "httplib.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
+#include "server/port_file.h"
 #include "server/rpc_metrics.h"
 #include "tests/test_util/status_matchers.h"
+#include "tests/test_util/temp_dir.h"
 
 namespace coupond::server {
 namespace {
@@ -24,6 +27,22 @@ using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
+
+// The --port_file writer of both binaries: the whole line or nothing, and a clear error.
+TEST(PortFileTest, WritesThePortAtomicallyAndNamesThePathWhenItCannot) {
+  coupond::testing::TempDir dir;
+  const std::string path = dir.Sub("port");
+  ASSERT_OK(WritePortFile(path, 8980));
+  ASSERT_OK(WritePortFile(path, 41234));  // replaces
+  std::ifstream in(path);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_EQ(line, "41234");
+  EXPECT_FALSE(std::ifstream(path + ".tmp").good()) << "the temporary name was left behind";
+  EXPECT_THAT(WritePortFile(dir.Sub("no/such/dir/port"), 1),
+              coupond::testing::StatusIs(absl::StatusCode::kUnavailable,
+                                         ::testing::HasSubstr("no/such/dir/port")));
+}
 
 TEST(MetricsRegistryTest, RendersATinyRegistryExactly) {
   MetricsRegistry registry;

@@ -43,6 +43,14 @@ class ModelManagerTest : public ::testing::Test {
     EXPECT_TRUE(info.ok()) << info.status();
     return info->version;
   }
+  // Deletes a user row of `version`, as a damaged disk would: its checksum no longer holds.
+  void DamageVersion(uint64_t version) {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), store_.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Delete({}, storage::internal::UserKey(version, "u1")).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
   TempDir store_;
 };
 
@@ -81,13 +89,7 @@ TEST_F(ModelManagerTest, DamagedVersionIsRefusedAndTheOldOneKeepsServing) {
   Publish(2);
   ASSERT_OK(manager->PollOnce());
   const uint64_t bad = Publish(3);
-  {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), store_.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Delete({}, storage::internal::UserKey(bad, "u1")).ok());
-    ASSERT_TRUE(db->Close().ok());
-  }
+  DamageVersion(bad);
   EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kDataLoss,
                                             HasSubstr("rejected model version 2")));
   EXPECT_EQ(manager->Current()->info().version, 1u);
@@ -357,13 +359,7 @@ TEST_F(ModelManagerTest, ReloadNowRetriesADamagedVersionAndReportsItAgain) {
   EXPECT_EQ(again.served_version, 1u);
 
   const uint64_t bad = Publish(3);
-  {
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), store_.path(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Delete({}, storage::internal::UserKey(bad, "u1")).ok());
-    ASSERT_TRUE(db->Close().ok());
-  }
+  DamageVersion(bad);
   EXPECT_THAT(manager->PollOnce(), StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_OK(manager->PollOnce());  // the poll loop does not retry it...
   ASSERT_OK_AND_ASSIGN(ReloadResult retried, manager->ReloadNow());  // ...an operator does
