@@ -9,7 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "pipeline/csv.h"
 
 namespace coupond::analysis {

@@ -20,7 +20,7 @@
 #include "core/assignment.h"
 #include "core/campaign.h"
 #include "core/snapshot.h"
-#include "core/synthetic.h"
+#include "learn/synthetic.h"
 
 namespace {
 
@@ -33,13 +33,13 @@ double Median(std::vector<double> v) {
 
 int Run(uint32_t users, uint32_t coupons, uint32_t dim, int repetitions, bool random_weights,
         int64_t sample_users) {
-  SyntheticPlatformOptions o;
+  coupond::learn::SyntheticPlatformOptions o;
   o.num_users = users;
   o.num_coupons = coupons;
   o.dimension = dim;
   o.out_of_stock_fraction = 0;
   std::printf("generating %u users x %u coupons x d=%u ...\n", users, coupons, dim);
-  auto data = GenerateSyntheticPlatform(o);
+  auto data = coupond::learn::GenerateSyntheticPlatform(o);
   if (!data.ok()) return std::fprintf(stderr, "%s\n", data.status().ToString().c_str()), 1;
   // Stock on every fifth coupon, so that stock prices are exercised too.
   for (size_t j = 0; j < coupons; j += 5) data->coupon_attributes[j].stock = users / 200;

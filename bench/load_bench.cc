@@ -11,7 +11,7 @@
 // the row's coupon plus 999 others in coupon_ids. The model is synthetic but sized to the stream:
 // its users are the stream's distinct user ids, its coupons the stream's distinct coupon ids
 // (padded with "pad-NNNNN" coupons of weight 1 when the stream has fewer coupons than one
-// request needs), d = 64, factors drawn as core/synthetic.h draws them.
+// request needs), d = 64, factors drawn as learn/synthetic.h draws them.
 //
 // Phases, all against the same server in one run (per repetition):
 //   noop    the floor: grpc.health.v1.Health/Check (the server's default health service,
@@ -87,15 +87,15 @@
 #include "absl/time/time.h"
 #include "api/convert.h"
 #include "client/coupond_client.h"
+#include "common/status_macros.h"
 #include "core/model.h"
 #include "core/random.h"
-#include "core/status_macros.h"
-#include "core/synthetic.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "learn/synthetic.h"
 #include "pipeline/csv.h"
 #include "server/model_manager.h"
 #include "server/scoring_service.h"
@@ -277,19 +277,19 @@ void PadCoupons(size_t min_coupons, TianchiStream* s) {
   }
 }
 
-// A synthetic model sized to the stream: core/synthetic.h's draws, with the stream's ids.
+// A synthetic model sized to the stream: learn/synthetic.h's draws, with the stream's ids.
 // Every coupon is active at any time (no validity windows, no coupon out of stock), so each
 // request's candidates are all scored.
 absl::StatusOr<core::ModelData> StreamSizedModel(const TianchiStream& s, uint32_t dimension,
                                                  uint64_t seed) {
-  core::SyntheticPlatformOptions o;
+  learn::SyntheticPlatformOptions o;
   o.num_users = static_cast<uint32_t>(s.users.size());
   o.num_coupons = static_cast<uint32_t>(s.coupons.size());
   o.dimension = dimension;
   o.seed = seed;
   o.now_unix_seconds = 0;
   o.out_of_stock_fraction = 0;
-  COUPOND_ASSIGN_OR_RETURN(core::ModelData m, core::GenerateSyntheticPlatform(o));
+  COUPOND_ASSIGN_OR_RETURN(core::ModelData m, learn::GenerateSyntheticPlatform(o));
   m.user_ids = s.users;
   m.coupon_ids = s.coupons;
   m.description = absl::StrFormat(

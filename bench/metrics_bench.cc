@@ -1,4 +1,4 @@
-// metrics_bench: what recording a metric costs on the request path (server/metrics.h), per
+// metrics_bench: what recording a metric costs on the request path (edge/metrics.h), per
 // operation, with 1 and 2 threads, beside two baselines measured in the same run:
 //  * one shared std::atomic<uint64_t> (relaxed fetch_add): the cheapest possible counter,
 //    which bounces one cache line between threads;
@@ -21,17 +21,17 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "server/metrics.h"
-#include "server/rpc_metrics.h"
+#include "edge/metrics.h"
+#include "edge/rpc_metrics.h"
 
 namespace {
 
-using coupond::server::Counter;
-using coupond::server::CounterFamily;
-using coupond::server::Histogram;
-using coupond::server::HistogramFamily;
-using coupond::server::MetricsRegistry;
-using coupond::server::RpcMetrics;
+using coupond::edge::Counter;
+using coupond::edge::CounterFamily;
+using coupond::edge::Histogram;
+using coupond::edge::HistogramFamily;
+using coupond::edge::MetricsRegistry;
+using coupond::edge::RpcMetrics;
 
 // ns per operation: `threads` threads each run body(thread, ops), released together.
 double TimeOps(int threads, long ops, const std::function<void(int, long)>& body) {
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   absl::Mutex mu;
   uint64_t guarded = 0;
   auto counter = std::make_unique<Counter>();
-  auto histogram = std::make_unique<Histogram>(coupond::server::LatencyBucketsSeconds());
+  auto histogram = std::make_unique<Histogram>(coupond::edge::LatencyBucketsSeconds());
 
   MetricsRegistry registry;
   CounterFamily<3> family =
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
        },
        [&] { return counter->Value(); }},
       {"Histogram::Observe (17 bounds)",
-       [&] { histogram = std::make_unique<Histogram>(coupond::server::LatencyBucketsSeconds()); },
+       [&] { histogram = std::make_unique<Histogram>(coupond::edge::LatencyBucketsSeconds()); },
        [&](int, long n) {
          for (long i = 0; i < n; ++i) histogram->Observe(1e-4 * static_cast<double>(i & 1023));
        },

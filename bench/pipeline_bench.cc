@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/lmf_trainer.h"
+#include "learn/lmf_trainer.h"
 #include "pipeline/baselines.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
@@ -89,11 +89,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
     return 1;
   }
-  const core::TrainingData& data = loaded->data;
+  const learn::TrainingData& data = loaded->data;
   auto split = pipeline::SplitByCampaignStart(data, o.test_fraction);
   if (!split.ok()) return 1;
   // The features the pipeline trains on: product lists -> neighbour features (step 2b).
-  core::TrainingData train_data = data;
+  learn::TrainingData train_data = data;
   pipeline::PipelineResult counts;
   pipeline::ReplaceListsByNeighbours(&train_data, split->train, o.neighbour_list_prefixes,
                                      &counts);
@@ -109,13 +109,13 @@ int main(int argc, char** argv) {
   auto throughput = [&](int t) {
     std::vector<double> rates;
     for (int r = 0; r < reps; ++r) {
-      core::LmfTrainerOptions lo = pipeline::PipelineOptions::DefaultTrainerOptions();
+      learn::LmfTrainerOptions lo = pipeline::PipelineOptions::DefaultTrainerOptions();
       lo.dimension = 32;
       lo.epochs = 3;
       lo.threads = t;
       absl::Duration after_first;
       absl::Duration end;
-      auto res = core::TrainLmf(train_data, split->train, {}, lo, [&](const core::LmfEpochStats& s) {
+      auto res = learn::TrainLmf(train_data, split->train, {}, lo, [&](const learn::LmfEpochStats& s) {
         if (s.epoch == 1) after_first = s.elapsed;
         end = s.elapsed;
       });

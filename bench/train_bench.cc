@@ -22,14 +22,14 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "core/lmf_synthetic.h"
-#include "core/lmf_trainer.h"
-#include "core/metrics.h"
+#include "learn/lmf_synthetic.h"
+#include "learn/lmf_trainer.h"
+#include "learn/metrics.h"
 
 namespace {
 
-using coupond::core::LmfEpochStats;
-using coupond::core::LmfTrainerOptions;
+using coupond::learn::LmfEpochStats;
+using coupond::learn::LmfTrainerOptions;
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -47,7 +47,7 @@ long Flag(int argc, char** argv, const char* name, long def) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  coupond::core::SyntheticTrainingOptions so;
+  coupond::learn::SyntheticTrainingOptions so;
   so.num_examples = static_cast<size_t>(Flag(argc, argv, "--examples", 1000000));
   so.num_users = static_cast<uint32_t>(Flag(argc, argv, "--users", 100000));
   so.num_coupons = static_cast<uint32_t>(Flag(argc, argv, "--coupons", 2000));
@@ -56,17 +56,17 @@ int main(int argc, char** argv) {
   so.coupon_categories = 50;
   so.coupon_brands = 200;
   const int reps = static_cast<int>(Flag(argc, argv, "--reps", 5));
-  auto set = coupond::core::GenerateSyntheticTrainingSet(so);
+  auto set = coupond::learn::GenerateSyntheticTrainingSet(so);
   if (!set.ok()) {
     std::fprintf(stderr, "%s\n", set.status().ToString().c_str());
     return 1;
   }
-  const coupond::core::TrainingData& data = set->data;
+  const coupond::learn::TrainingData& data = set->data;
   const size_t n = data.examples.size();
   std::vector<uint32_t> all(n);
   std::iota(all.begin(), all.end(), 0u);
 
-  LmfTrainerOptions o;
+  coupond::learn::LmfTrainerOptions o;
   o.dimension = 32;
   o.epochs = 3;
   o.learning_rate = 0.002f;
@@ -77,12 +77,12 @@ int main(int argc, char** argv) {
 
   // Train once to get a model for the baseline (and to check training worked).
   o.threads = 1;
-  auto trained = coupond::core::TrainLmf(data, all, {}, o);
+  auto trained = coupond::learn::TrainLmf(data, all, {}, o);
   if (!trained.ok()) {
     std::fprintf(stderr, "%s\n", trained.status().ToString().c_str());
     return 1;
   }
-  auto model = coupond::core::MaterializeLmfModel(trained->model, data);
+  auto model = coupond::learn::MaterializeLmfModel(trained->model, data);
   if (!model.ok()) return 1;
   const size_t d = model->dimension;
 
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   }
   std::vector<float> labels(n);
   for (size_t i = 0; i < n; ++i) labels[i] = data.examples[i].label;
-  auto auc = coupond::core::RocAuc(p, labels);
+  auto auc = coupond::learn::RocAuc(p, labels);
   const double base = Median(base_rate);
   std::printf("%-40s %12.0f samples/s  (1.00x)\n", "baseline: forward-only scoring, 1 thread",
               base);
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     std::vector<double> rates;
     for (int r = 0; r < reps; ++r) {
       std::vector<double> elapsed;
-      auto res = coupond::core::TrainLmf(data, all, {}, o, [&](const LmfEpochStats& s) {
+      auto res = coupond::learn::TrainLmf(data, all, {}, o, [&](const coupond::learn::LmfEpochStats& s) {
         elapsed.push_back(absl::ToDoubleSeconds(s.elapsed));
       });
       if (!res.ok() || !std::isfinite(res->history.back().train_log_loss)) {

@@ -4,8 +4,8 @@
 
 namespace coupond::collector {
 
-absl::Status RegisterCollectorMetrics(server::MetricsRegistry* registry, const CollectorStore* collector) {
-  using Type = server::MetricsRegistry::CallbackType;
+absl::Status RegisterCollectorMetrics(edge::MetricsRegistry* registry, const CollectorStore* collector) {
+  using Type = edge::MetricsRegistry::CallbackType;
   struct Stat {
     Type type;
     const char* name;
@@ -34,8 +34,8 @@ absl::Status RegisterCollectorMetrics(server::MetricsRegistry* registry, const C
   for (const Stat& stat : kStats) {
     auto get = stat.get;
     absl::Status s = registry->AddCallback(stat.type, stat.name, stat.help, {}, [collector, get] {
-      return std::vector<server::CallbackSample>{
-          server::CallbackSample{{}, static_cast<double>((collector->Stats().*get)())}};
+      return std::vector<edge::CallbackSample>{
+          edge::CallbackSample{{}, static_cast<double>((collector->Stats().*get)())}};
     });
     if (!s.ok()) return s;
   }

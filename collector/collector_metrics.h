@@ -6,12 +6,12 @@
 
 #include "absl/status/status.h"
 #include "collector/collector_store.h"
-#include "server/metrics.h"
+#include "edge/metrics.h"
 
 namespace coupond::collector {
 
 // `collector` must outlive the registry's last Render. Fails only when a name is taken.
-absl::Status RegisterCollectorMetrics(server::MetricsRegistry* registry,
+absl::Status RegisterCollectorMetrics(edge::MetricsRegistry* registry,
                                       const CollectorStore* collector);
 
 }  // namespace coupond::collector

@@ -1,14 +1,14 @@
 #include "collector/collector_service.h"
 
 #include "absl/time/clock.h"
-#include "api/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace coupond::collector {
 namespace {
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 

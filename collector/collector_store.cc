@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/rocksdb_status.h"
+#include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_batch.h"
-#include "storage/rocksdb_status.h"
 
 namespace coupond::collector {
 namespace {
@@ -24,7 +24,7 @@ constexpr char kOutcomePrefix[] = "o/";
 constexpr char kUnmatchedPrefix[] = "x/";
 constexpr char kStatsKey[] = "~stats";
 
-using storage::FromRocksDb;
+using common::FromRocksDb;
 
 absl::Status Invalid(const std::string& field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -125,7 +125,7 @@ absl::StatusOr<v1::GetCollectorStatsResponse> ReadStats(rocksdb::DB* db, const s
   std::string value;
   const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kStatsKey, &value);
   if (s.IsNotFound()) return stats;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("collector '", path, "': reading counters")));
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, absl::StrCat("collector '", path, "': reading counters")));
   if (!stats.ParseFromString(value)) {
     return absl::DataLossError(absl::StrCat("collector '", path, "': counters do not parse"));
   }
@@ -148,7 +148,7 @@ absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::Open(const std::
   // acknowledged) is what kill -9 leaves, and kPointInTimeRecovery drops exactly that.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   rocksdb::DB* raw = nullptr;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::Open(db_options, path, &raw),
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(rocksdb::DB::Open(db_options, path, &raw),
                                       absl::StrCat("collector '", path, "': open")));
   std::unique_ptr<rocksdb::DB> db(raw);
   COUPOND_ASSIGN_OR_RETURN(v1::GetCollectorStatsResponse stats, ReadStats(db.get(), path));
@@ -162,7 +162,7 @@ absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::OpenForRead(cons
   }
   rocksdb::Options db_options;
   rocksdb::DB* raw = nullptr;
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(rocksdb::DB::OpenForReadOnly(db_options, path, &raw),
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(rocksdb::DB::OpenForReadOnly(db_options, path, &raw),
                                       absl::StrCat("collector '", path, "': open for read")));
   std::unique_ptr<rocksdb::DB> db(raw);
   COUPOND_ASSIGN_OR_RETURN(v1::GetCollectorStatsResponse stats, ReadStats(db.get(), path));
@@ -224,17 +224,17 @@ absl::Status CollectorStore::Commit(Writer* writer) {
     stats = before;
     // Cannot fail after SetSavePoint; if it did, the batch would hold a failed write's
     // rows, so nothing of it may be written.
-    if (absl::Status rolled_back = FromRocksDb(batch.RollbackToSavePoint(), "WriteBatch rollback");
+    if (absl::Status rolled_back = common::FromRocksDb(batch.RollbackToSavePoint(), "WriteBatch rollback");
         !rolled_back.ok()) {
       written = rolled_back;
     }
   }
   if (staged > 0 && written.ok()) {
-    written = FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put");
+    written = common::FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put");
     if (written.ok()) {
       rocksdb::WriteOptions write;
       write.sync = options_.sync;
-      written = FromRocksDb(db_->Write(write, batch.GetWriteBatch()), "collector: writing");
+      written = common::FromRocksDb(db_->Write(write, batch.GetWriteBatch()), "collector: writing");
     }
   }
 
@@ -273,25 +273,25 @@ absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
       // Through the batch: a duplicate within this request, or within the group, is seen.
       rocksdb::Status s = batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), key, &existing);
       if (!s.ok() && !s.IsNotFound()) {
-        return FromRocksDb(s, "collector: reading a decision");
+        return common::FromRocksDb(s, "collector: reading a decision");
       }
       if (s.ok()) {
         response.set_duplicates(response.duplicates() + 1);
         continue;
       }
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(batch.Put(key, Serialize(record)), "WriteBatch::Put"));
       response.set_stored(response.stored() + 1);
       // An outcome that arrived first: it becomes the decision's outcome now.
       const std::string unmatched_key = kUnmatchedPrefix + record.decision_id();
       std::string outcome;
       s = batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), unmatched_key, &outcome);
       if (s.ok()) {
-        COUPOND_RETURN_IF_ERROR(FromRocksDb(
+        COUPOND_RETURN_IF_ERROR(common::FromRocksDb(
             batch.Put(kOutcomePrefix + record.decision_id(), outcome), "WriteBatch::Put"));
-        COUPOND_RETURN_IF_ERROR(FromRocksDb(batch.Delete(unmatched_key), "WriteBatch::Delete"));
+        COUPOND_RETURN_IF_ERROR(common::FromRocksDb(batch.Delete(unmatched_key), "WriteBatch::Delete"));
         response.set_matched_outcomes(response.matched_outcomes() + 1);
       } else if (!s.IsNotFound()) {
-        return FromRocksDb(s, "collector: reading an unmatched outcome");
+        return common::FromRocksDb(s, "collector: reading an unmatched outcome");
       }
     }
     stats.set_decisions(stats.decisions() + response.stored());
@@ -324,7 +324,7 @@ absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
       const rocksdb::Status s =
           batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), prefix + id, &value);
       if (s.IsNotFound()) continue;
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, "collector: reading an outcome"));
       v1::ReportOutcomeRequest previous;
       if (!previous.ParseFromString(value)) {
         return absl::DataLossError(
@@ -347,15 +347,15 @@ absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
         batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), kDecisionPrefix + id, &decision);
     if (s.ok()) {
       COUPOND_RETURN_IF_ERROR(
-          FromRocksDb(batch.Put(kOutcomePrefix + id, Serialize(stored)), "WriteBatch::Put"));
+          common::FromRocksDb(batch.Put(kOutcomePrefix + id, Serialize(stored)), "WriteBatch::Put"));
       stats.set_outcomes(stats.outcomes() + 1);
     } else if (s.IsNotFound()) {
       COUPOND_RETURN_IF_ERROR(
-          FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
+          common::FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
       stats.set_unmatched_outcomes(stats.unmatched_outcomes() + 1);
       disposition = v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION;
     } else {
-      return FromRocksDb(s, "collector: reading a decision");
+      return common::FromRocksDb(s, "collector: reading a decision");
     }
     return absl::OkStatus();
   };
@@ -392,11 +392,11 @@ absl::Status CollectorStore::ForEachDecision(
       }
       outcome_ptr = &outcome;
     } else if (!s.IsNotFound()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "collector: reading an outcome"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, "collector: reading an outcome"));
     }
     COUPOND_RETURN_IF_ERROR(visit(record, outcome_ptr));
   }
-  return FromRocksDb(it->status(), "collector: listing decisions");
+  return common::FromRocksDb(it->status(), "collector: listing decisions");
 }
 
 absl::Status CollectorStore::ForEachUnmatchedOutcome(
@@ -413,7 +413,7 @@ absl::Status CollectorStore::ForEachUnmatchedOutcome(
     }
     COUPOND_RETURN_IF_ERROR(visit(outcome));
   }
-  return FromRocksDb(it->status(), "collector: listing unmatched outcomes");
+  return common::FromRocksDb(it->status(), "collector: listing unmatched outcomes");
 }
 
 }  // namespace coupond::collector

@@ -15,14 +15,14 @@
 #include "collector/collector_metrics.h"
 #include "collector/collector_service.h"
 #include "collector/collector_store.h"
+#include "edge/metrics.h"
+#include "edge/metrics_http.h"
+#include "edge/port_file.h"
+#include "edge/rpc_metrics.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "server/metrics.h"
-#include "server/metrics_http.h"
-#include "server/rpc_metrics.h"
-#include "server/port_file.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, db, "", "The collector's RocksDB directory (created if missing). Required.");
@@ -66,13 +66,13 @@ int main(int argc, char** argv) {
   coupond::collector::CollectorService service(store->get());
   // Metrics: the store's counters and every call (declared before the server, which holds
   // the interceptor, so destroyed after it).
-  coupond::server::MetricsRegistry metrics;
+  coupond::edge::MetricsRegistry metrics;
   std::atomic<bool> draining_flag{false};
   if (absl::Status s = coupond::collector::RegisterCollectorMetrics(&metrics, store->get()); !s.ok()) {
     spdlog::critical("metrics: {}", s.ToString());
     return 1;
   }
-  auto rpc_metrics = coupond::server::RpcMetrics::Create(&metrics, {});
+  auto rpc_metrics = coupond::edge::RpcMetrics::Create(&metrics, {});
   if (!rpc_metrics.ok()) {
     spdlog::critical("metrics: {}", rpc_metrics.status().ToString());
     return 1;
@@ -91,12 +91,12 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot listen on '{}'", absl::GetFlag(FLAGS_listen));
     return 1;
   }
-  std::unique_ptr<coupond::server::MetricsHttpServer> metrics_http;
+  std::unique_ptr<coupond::edge::MetricsHttpServer> metrics_http;
   if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
     std::atomic<bool>* draining = &draining_flag;
-    auto started = coupond::server::MetricsHttpServer::Start(listen, &metrics, [draining] {
+    auto started = coupond::edge::MetricsHttpServer::Start(listen, &metrics, [draining] {
       const bool healthy = !draining->load();
-      return coupond::server::HealthReport{healthy, healthy ? "status=SERVING\n"
+      return coupond::edge::HealthReport{healthy, healthy ? "status=SERVING\n"
                                                             : "status=NOT_SERVING\nreason=draining\n"};
     });
     if (!started.ok()) {
@@ -108,13 +108,13 @@ int main(int argc, char** argv) {
   // Before --port_file, so that a reader who sees that file can read this one.
   if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
     const int metrics_port = metrics_http == nullptr ? 0 : metrics_http->port();
-    if (absl::Status s = coupond::server::WritePortFile(port_file, metrics_port); !s.ok()) {
+    if (absl::Status s = coupond::edge::WritePortFile(port_file, metrics_port); !s.ok()) {
       spdlog::critical("--metrics_port_file: {}", s.ToString());
       return 1;
     }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    if (absl::Status s = coupond::server::WritePortFile(port_file, port); !s.ok()) {
+    if (absl::Status s = coupond::edge::WritePortFile(port_file, port); !s.ok()) {
       spdlog::critical("--port_file: {}", s.ToString());
       return 1;
     }

@@ -67,8 +67,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/status_macros.h"
 #include "core/random.h"
-#include "core/status_macros.h"
 
 namespace coupond::core {
 

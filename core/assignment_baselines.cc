@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 
 namespace coupond::core {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "core/kernel.h"
 #include "core/scorer.h"
-#include "core/status_macros.h"
 #include "core/user_resolution.h"
 #include "core/vector_math.h"
 

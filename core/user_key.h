@@ -23,19 +23,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/model.h"
-#include "core/training_data.h"
 
 namespace coupond::core {
 
 // Thread-safe (immutable).
 class UserKeyer {
  public:
-  // InvalidArgument when the secret is shorter than 16 bytes.
+  // InvalidArgument when the secret is shorter than 16 bytes. The secret is the operator's
+  // and is read from a file at the process edge (edge::ReadSecretFile), never here.
   static absl::StatusOr<UserKeyer> Create(std::string secret);
-
-  // Reads the secret from a file (the operator's; a flag value would show in `ps`). One
-  // trailing newline is ignored. NotFound / InvalidArgument naming the file.
-  static absl::StatusOr<UserKeyer> FromFile(const std::string& path);
 
   // The key of `user_id`; a key ("k1:" + 32 hex digits) is returned unchanged.
   std::string Key(absl::string_view user_id) const;
@@ -47,11 +43,6 @@ class UserKeyer {
 
 // True when `id` has the form of a key.
 bool IsUserKey(absl::string_view id);
-
-// Replaces every user id of `data` with its key. Ids that become equal (a user present both
-// raw and keyed, e.g. history plus an export) are merged into one user: examples re-indexed,
-// feature rows united. Validates `data` after the rewrite.
-absl::Status PseudonymiseUsers(const UserKeyer& keyer, TrainingData* data);
 
 // Replaces every user id of `model` with its key. InvalidArgument when two users end up
 // with the same key (the same user present raw and keyed: the model cannot merge factors).

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model.h"
-#include "core/synthetic.h"
+#include "learn/synthetic.h"
 
 namespace coupond::fuzz {
 
@@ -29,13 +29,13 @@ struct FuzzModelShape {
 
 // Aborts (a fuzz target has no caller to report to) if the generator refuses the shape.
 inline core::ModelData FuzzModel(const FuzzModelShape& shape) {
-  core::SyntheticPlatformOptions options;
+  learn::SyntheticPlatformOptions options;
   options.num_users = shape.users;
   options.num_coupons = shape.coupons;
   options.dimension = shape.dimension;
   options.seed = 20240607;
   options.now_unix_seconds = kFuzzModelNow;
-  absl::StatusOr<core::ModelData> generated = core::GenerateSyntheticPlatform(options);
+  absl::StatusOr<core::ModelData> generated = learn::GenerateSyntheticPlatform(options);
   if (!generated.ok()) {
     std::fprintf(stderr, "FuzzModel: %s\n", generated.status().ToString().c_str());
     std::abort();

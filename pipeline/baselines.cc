@@ -60,12 +60,12 @@ const char* BaselineName(BaselineKind kind) {
   return "?";
 }
 
-std::vector<float> Baselines::Predict(BaselineKind kind, const core::TrainingData& data,
+std::vector<float> Baselines::Predict(BaselineKind kind, const learn::TrainingData& data,
                                       absl::Span<const uint32_t> examples) const {
   std::vector<float> p;
   p.reserve(examples.size());
   for (uint32_t i : examples) {
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     const double cr = e.coupon < coupon_rate.size() ? coupon_rate[e.coupon] : global_rate;
     const double ur = e.user < user_rate.size() ? user_rate[e.user] : global_rate;
     double v = 0.0;
@@ -85,7 +85,7 @@ std::vector<float> Baselines::Predict(BaselineKind kind, const core::TrainingDat
   return p;
 }
 
-absl::StatusOr<Baselines> FitBaselines(const core::TrainingData& data,
+absl::StatusOr<Baselines> FitBaselines(const learn::TrainingData& data,
                                        absl::Span<const uint32_t> train_examples,
                                        const BaselineOptions& options) {
   if (!(options.prior_strength >= 0) || !std::isfinite(options.prior_strength)) {
@@ -114,7 +114,7 @@ absl::StatusOr<Baselines> FitBaselines(const core::TrainingData& data,
                                                      " out of range (", data.examples.size(),
                                                      " examples)"));
     }
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     if (e.user >= users || e.coupon >= coupons) {
       return absl::InvalidArgumentError(
           absl::StrCat("examples[", i, "]: user or coupon index out of range"));
@@ -152,7 +152,7 @@ absl::StatusOr<Baselines> FitBaselines(const core::TrainingData& data,
     std::array<double, 3> grad = {0.0, 0.0, 0.0};
     std::array<std::array<double, 3>, 3> hess = {};
     for (uint32_t i : train_examples) {
-      const core::Example& e = data.examples[i];
+      const learn::Example& e = data.examples[i];
       const std::array<double, 3> x = {1.0, SafeLogit(b.coupon_rate[e.coupon]),
                                        SafeLogit(b.user_rate[e.user])};
       const double p = Sigmoid(w[0] + w[1] * x[1] + w[2] * x[2]);

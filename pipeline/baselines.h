@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/training_data.h"
+#include "learn/training_data.h"
 
 namespace coupond::pipeline {
 
@@ -54,14 +54,14 @@ struct Baselines {
 
   // p of data.examples[i] for each i in `examples`, under the baseline `kind`.
   // REQUIRES: the data the baselines were fitted on (same users and coupons).
-  std::vector<float> Predict(BaselineKind kind, const core::TrainingData& data,
+  std::vector<float> Predict(BaselineKind kind, const learn::TrainingData& data,
                              absl::Span<const uint32_t> examples) const;
 };
 
 // Fits the three baselines on data.examples[i], i in `train_examples`. InvalidArgument for
 // an empty training set, an index out of range, a training set of one class (the logistic
 // fit has no finite optimum) or bad options.
-absl::StatusOr<Baselines> FitBaselines(const core::TrainingData& data,
+absl::StatusOr<Baselines> FitBaselines(const learn::TrainingData& data,
                                        absl::Span<const uint32_t> train_examples,
                                        const BaselineOptions& options = {});
 

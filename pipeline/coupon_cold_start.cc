@@ -11,7 +11,7 @@
 
 namespace coupond::pipeline {
 
-absl::StatusOr<CouponColdStartReport> PredictColdCoupons(const core::TrainingData& data,
+absl::StatusOr<CouponColdStartReport> PredictColdCoupons(const learn::TrainingData& data,
                                                          absl::Span<const uint32_t> train,
                                                          const CouponColdStartOptions& options,
                                                          core::ModelData* model) {
@@ -41,7 +41,7 @@ absl::StatusOr<CouponColdStartReport> PredictColdCoupons(const core::TrainingDat
     warm[data.examples[i].coupon] = 1;
   }
   CouponColdStartReport report;
-  const core::SparseFeatures& features = data.coupon_features;
+  const learn::SparseFeatures& features = data.coupon_features;
   // Columns: features carried by a warm coupon.
   std::vector<int64_t> column(features.num_features(), -1);
   std::vector<uint32_t> warm_rows;

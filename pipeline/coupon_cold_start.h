@@ -20,8 +20,8 @@
 // coupon's vector between its id embedding and its features' embeddings, and a new coupon
 // inherits only the feature part. A "like=X" feature is carried by X alone among warm coupons,
 // so the regression hands the new coupon (shrunk) X's WHOLE trained vector, id part included,
-// which is what "it resembles X" means. The measured effect on dunnhumby is in the README's
-// cold-start section.
+// which is what "it resembles X" means. The measured effect on dunnhumby is in
+// docs/cold-start.md.
 //
 // Cold coupons without any column keep their materialised vector (the global prior when they
 // have no known feature either) and are not marked. Deterministic; single-threaded.
@@ -31,7 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/model.h"
-#include "core/training_data.h"
+#include "learn/training_data.h"
 
 namespace coupond::pipeline {
 
@@ -59,7 +59,7 @@ struct CouponColdStartReport {
 // InvalidArgument for bad options, a model that does not match the data, or an index out of
 // range; FailedPrecondition when the regression's system cannot be factorised (not expected
 // with l2 > 0). With no warm coupon or no cold coupon it changes nothing.
-absl::StatusOr<CouponColdStartReport> PredictColdCoupons(const core::TrainingData& data,
+absl::StatusOr<CouponColdStartReport> PredictColdCoupons(const learn::TrainingData& data,
                                                          absl::Span<const uint32_t> train,
                                                          const CouponColdStartOptions& options,
                                                          core::ModelData* model);

@@ -7,7 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "xxhash.h"
 
 namespace coupond::pipeline {

@@ -11,7 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "xxhash.h"
 
 namespace coupond::pipeline {
@@ -104,7 +104,7 @@ uint32_t InternName(const std::string& name, absl::flat_hash_map<std::string, ui
 absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                                             const DunnhumbyOptions& options) {
   DunnhumbyData out;
-  core::TrainingData& data = out.data;
+  learn::TrainingData& data = out.data;
   DunnhumbyStats& stats = out.stats;
   uint64_t checksums[5] = {};
 
@@ -267,7 +267,7 @@ absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
     first_example[(static_cast<uint64_t>(user) << 32) | c] =
         static_cast<uint32_t>(data.examples.size());
     for (uint32_t coupon : campaign_coupons[c]) {
-      core::Example e;
+      learn::Example e;
       e.user = user;
       e.coupon = coupon;
       e.campaign = c;
@@ -302,7 +302,7 @@ absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                     ++stats.unmatched_redemptions;
                     return absl::OkStatus();
                   }
-                  core::Example& e = data.examples[first->second + (pos - list.begin())];
+                  learn::Example& e = data.examples[first->second + (pos - list.begin())];
                   if (e.label == 1.0f) ++stats.repeat_redemptions;
                   e.label = 1.0f;
                   return absl::OkStatus();

@@ -2,7 +2,7 @@
 #define COUPOND_PIPELINE_DUNNHUMBY_H_
 
 // Adapter for dunnhumby "The Complete Journey" coupon tables (../shared/data/
-// dunnhumby_coupons; see its SOURCE.txt) -> core::TrainingData.
+// dunnhumby_coupons; see its SOURCE.txt) -> learn::TrainingData.
 //
 // Files read from `dir`: campaign_desc.csv (DESCRIPTION, CAMPAIGN, START_DAY, END_DAY),
 // campaign_table.csv (DESCRIPTION, household_key, CAMPAIGN), coupon.csv (COUPON_UPC,
@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/training_data.h"
+#include "learn/training_data.h"
 #include "pipeline/csv.h"
 
 namespace coupond::pipeline {
@@ -58,7 +58,7 @@ struct DunnhumbyStats {
 };
 
 struct DunnhumbyData {
-  core::TrainingData data;
+  learn::TrainingData data;
   std::vector<int32_t> campaign_start_day;  // per campaign index
   std::vector<int32_t> campaign_end_day;    // per campaign index
   std::vector<std::string> campaign_type;   // per campaign index ("TypeA", ...)

@@ -17,7 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "xxhash.h"
 
 namespace coupond::pipeline {
@@ -372,7 +372,7 @@ class Ingester {
       attributes = Attributes(r, reserved);
       return absl::OkStatus();
     };
-    core::TrainingData& data = result_.data;
+    learn::TrainingData& data = result_.data;
     return ForEachRow(path, &result_.report.coupons, on_header, [&](const CsvRecord& rec) {
       absl::string_view coupon;
       if (auto v = RequireField(rec, id, m.Resolve("coupon_id"), &coupon)) return *v;
@@ -437,7 +437,7 @@ class Ingester {
       attributes = Attributes(r, {id});
       return absl::OkStatus();
     };
-    core::TrainingData& data = result_.data;
+    learn::TrainingData& data = result_.data;
     return ForEachRow(path, &result_.report.users, on_header, [&](const CsvRecord& rec) {
       absl::string_view user;
       if (auto v = RequireField(rec, id, m.Resolve("user_id"), &user)) return *v;
@@ -464,7 +464,7 @@ class Ingester {
       campaign = Optional(r, m, "campaign_id");
       return absl::OkStatus();
     };
-    core::TrainingData& data = result_.data;
+    learn::TrainingData& data = result_.data;
     COUPOND_RETURN_IF_ERROR(
         ForEachRow(path, &result_.report.exposures, on_header, [&](const CsvRecord& rec) {
           absl::string_view u, c;
@@ -482,7 +482,7 @@ class Ingester {
             return Verdict::Quarantine(QuarantineReason::kUnknownUser,
                                        absl::StrCat("user_id '", u, "' is not in users.csv"));
           }
-          core::Example e;
+          learn::Example e;
           e.user = ui.has_value() ? *ui : user_index_.Intern(u, &data.user_ids);
           if (ci.has_value()) {
             e.coupon = *ci;
@@ -503,7 +503,7 @@ class Ingester {
         }));
     // Index exposures by (user, coupon), sorted by (day, file order), for attribution.
     for (uint32_t i = 0; i < data.examples.size(); ++i) {
-      const core::Example& e = data.examples[i];
+      const learn::Example& e = data.examples[i];
       exposures_[PairKey(e.user, e.coupon)].push_back({e.day, i});
     }
     for (auto& [key, list] : exposures_) std::sort(list.begin(), list.end());
@@ -521,7 +521,7 @@ class Ingester {
       value = Optional(r, m, "order_value");
       return absl::OkStatus();
     };
-    core::TrainingData& data = result_.data;
+    learn::TrainingData& data = result_.data;
     const int32_t window = options_.redemption_window_days;
     return ForEachRow(path, &result_.report.redemptions, on_header, [&](const CsvRecord& rec) {
       absl::string_view u, c;
@@ -571,7 +571,7 @@ class Ingester {
       const uint32_t example = std::lower_bound(list.begin(), list.end(),
                                                 std::make_pair(exposure_day, uint32_t{0}))
                                    ->second;
-      core::Example& e = data.examples[example];
+      learn::Example& e = data.examples[example];
       if (e.label == 1.0f) ++result_.report.redemptions_merged;
       e.label = 1.0f;
       e.order_value += static_cast<float>(order_value);
@@ -580,7 +580,7 @@ class Ingester {
   }
 
   void Finish() {
-    core::TrainingData& data = result_.data;
+    learn::TrainingData& data = result_.data;
     user_rows_.resize(data.user_ids.size());
     coupon_rows_.resize(data.coupon_ids.size());
     data.coupon_attributes.resize(data.coupon_ids.size());
@@ -588,7 +588,7 @@ class Ingester {
     for (const auto& row : coupon_rows_) data.coupon_features.AddRow(row);
     IngestReport& report = result_.report;
     report.examples = static_cast<int64_t>(data.examples.size());
-    for (const core::Example& e : data.examples) report.positives += e.label == 1.0f ? 1 : 0;
+    for (const learn::Example& e : data.examples) report.positives += e.label == 1.0f ? 1 : 0;
   }
 
   static uint64_t PairKey(uint32_t user, uint32_t coupon) {
@@ -612,7 +612,7 @@ absl::StatusOr<IngestResult> IngestLogs(const LogPaths& paths, const IngestOptio
   return ingester.Run(paths);
 }
 
-absl::StatusOr<TimeSplit> SplitByCampaignStart(const core::TrainingData& data,
+absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
                                                double test_fraction,
                                                absl::Span<const uint32_t> subset) {
   if (!(test_fraction > 0.0 && test_fraction < 1.0)) {
@@ -632,7 +632,7 @@ absl::StatusOr<TimeSplit> SplitByCampaignStart(const core::TrainingData& data,
     if (i >= data.examples.size() || data.examples[i].campaign >= campaigns) {
       return absl::InvalidArgumentError(absl::StrCat("subset: example ", i, " out of range"));
     }
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     start[e.campaign] = std::min(start[e.campaign], e.day);
     ++count[e.campaign];
   }

@@ -1,7 +1,7 @@
 #ifndef COUPOND_PIPELINE_INGEST_H_
 #define COUPOND_PIPELINE_INGEST_H_
 
-// Ingest and clean: canonical CSV logs (pipeline/logs.h) -> core::TrainingData.
+// Ingest and clean: canonical CSV logs (pipeline/logs.h) -> learn::TrainingData.
 //
 // Nothing is dropped silently. Every data row of every file ends in exactly one of:
 //   kept         used (for redemptions: attributed to an exposure);
@@ -45,9 +45,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "absl/strings/string_view.h"
-#include "core/training_data.h"
+#include "absl/types/span.h"
+#include "learn/training_data.h"
 #include "pipeline/csv.h"
 #include "pipeline/logs.h"
 
@@ -116,7 +116,7 @@ struct IngestReport {
 };
 
 struct IngestResult {
-  core::TrainingData data;
+  learn::TrainingData data;
   IngestReport report;
 };
 
@@ -146,7 +146,7 @@ struct TimeSplit {
 // fraction (it may be well above it when one campaign is large). InvalidArgument when
 // test_fraction is not in (0, 1) or when the rule would leave no training example.
 // For a validation split, pass the training indices of a first split as `subset`.
-absl::StatusOr<TimeSplit> SplitByCampaignStart(const core::TrainingData& data,
+absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
                                                double test_fraction,
                                                absl::Span<const uint32_t> subset = {});
 

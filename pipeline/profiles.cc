@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 
 namespace coupond::pipeline {
 namespace {
@@ -22,7 +22,7 @@ void NumericRow(const UserProfile& p, float* out) {
 
 }  // namespace
 
-absl::StatusOr<Profiles> BuildProfiles(const core::TrainingData& data,
+absl::StatusOr<Profiles> BuildProfiles(const learn::TrainingData& data,
                                        absl::Span<const uint32_t> examples,
                                        const ProfileOptions& options) {
   if (!(options.rate_prior_strength >= 0)) {
@@ -50,7 +50,7 @@ absl::StatusOr<Profiles> BuildProfiles(const core::TrainingData& data,
   int32_t earliest = out.as_of_day;
   int64_t counted = 0, positives = 0;
   for (uint32_t i : examples) {
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     if (e.day >= out.as_of_day) continue;
     UserProfile& p = out.users[e.user];
     ++p.exposures;
@@ -97,7 +97,7 @@ std::vector<float> Segmentation::Encode(const UserProfile& profile,
   return row;
 }
 
-absl::StatusOr<Segmentation> SegmentUsers(const core::TrainingData& data,
+absl::StatusOr<Segmentation> SegmentUsers(const learn::TrainingData& data,
                                           absl::Span<const uint32_t> examples,
                                           const SegmentOptions& options) {
   if (data.user_features.rows() != data.user_ids.size()) {
@@ -146,7 +146,7 @@ absl::StatusOr<Segmentation> SegmentUsers(const core::TrainingData& data,
     const std::vector<float> row = seg.Encode(seg.profiles.users[u], data.user_features.row(u));
     matrix.insert(matrix.end(), row.begin(), row.end());
   }
-  COUPOND_ASSIGN_OR_RETURN(seg.clusters, core::KMeans(matrix, dim, options.kmeans));
+  COUPOND_ASSIGN_OR_RETURN(seg.clusters, learn::KMeans(matrix, dim, options.kmeans));
   seg.user_segment = seg.clusters.assignment;
   seg.segments.assign(seg.clusters.k, SegmentStats{});
   for (size_t u = 0; u < n; ++u) {

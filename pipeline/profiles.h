@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/kmeans.h"
-#include "core/training_data.h"
+#include "learn/kmeans.h"
+#include "learn/training_data.h"
 
 namespace coupond::pipeline {
 
@@ -46,13 +46,13 @@ struct Profiles {
 
 // Profiles from the examples `examples` (indices; all when empty) of `data`.
 // InvalidArgument on an index out of range or a negative prior strength.
-absl::StatusOr<Profiles> BuildProfiles(const core::TrainingData& data,
+absl::StatusOr<Profiles> BuildProfiles(const learn::TrainingData& data,
                                        absl::Span<const uint32_t> examples = {},
                                        const ProfileOptions& options = {});
 
 struct SegmentOptions {
   ProfileOptions profile;
-  core::KMeansOptions kmeans;  // k = 0: chosen by silhouette in [min_k, max_k]
+  learn::KMeansOptions kmeans;  // k = 0: chosen by silhouette in [min_k, max_k]
   // A user feature becomes a one-hot column when at least this many users have it.
   // Default 5 (rarer attributes would make singleton directions).
   int min_attribute_users = 5;
@@ -75,7 +75,7 @@ struct Segmentation {
   std::vector<float> mean, scale;          // per numeric column
   std::vector<uint32_t> attribute_feature;  // per one-hot column: index into user_features
   float attribute_weight = 0.5f;
-  core::KMeansResult clusters;             // centroids in the matrix's space
+  learn::KMeansResult clusters;             // centroids in the matrix's space
   std::vector<uint32_t> user_segment;      // per user
   std::vector<SegmentStats> segments;      // per segment
   Profiles profiles;
@@ -91,8 +91,8 @@ struct Segmentation {
 };
 
 // Profiles every user of `data` (from `examples`, all when empty) and clusters them.
-// Errors: those of BuildProfiles and core::KMeans (e.g. k > number of users).
-absl::StatusOr<Segmentation> SegmentUsers(const core::TrainingData& data,
+// Errors: those of BuildProfiles and learn::KMeans (e.g. k > number of users).
+absl::StatusOr<Segmentation> SegmentUsers(const learn::TrainingData& data,
                                           absl::Span<const uint32_t> examples = {},
                                           const SegmentOptions& options = {});
 

@@ -196,7 +196,7 @@ std::string CalibrationSvg(const PipelineResult& r) {
   const size_t best = BestBaseline(r);
   double hi = 0;
   auto extend = [&](const Evaluation& e) {
-    for (const core::CalibrationBin& b : e.quantile_bins) {
+    for (const learn::CalibrationBin& b : e.quantile_bins) {
       hi = std::max({hi, b.mean_predicted, b.observed_rate});
     }
   };
@@ -213,7 +213,7 @@ std::string CalibrationSvg(const PipelineResult& r) {
   s += Polyline({{ax.ToX(0), ay.ToY(0)}, {ax.ToX(hi), ay.ToY(hi)}}, "#999", true, false);
   auto curve = [&](const Evaluation& e, const char* color) {
     std::vector<std::pair<double, double>> pts;
-    for (const core::CalibrationBin& b : e.quantile_bins) {
+    for (const learn::CalibrationBin& b : e.quantile_bins) {
       pts.emplace_back(ax.ToX(b.mean_predicted), ay.ToY(b.observed_rate));
     }
     s += Polyline(pts, color);
@@ -236,7 +236,7 @@ std::string TrainingCurveSvg(const PipelineResult& r) {
   const double epochs = static_cast<double>(std::max<size_t>(2, h.size()));
   Axis ax{1, epochs};
   double auc_lo = 1, auc_hi = 0, ll_lo = std::numeric_limits<double>::infinity(), ll_hi = 0;
-  for (const core::LmfEpochStats& e : h) {
+  for (const learn::LmfEpochStats& e : h) {
     if (std::isfinite(e.validation_auc)) {
       auc_lo = std::min(auc_lo, e.validation_auc);
       auc_hi = std::max(auc_hi, e.validation_auc);
@@ -259,7 +259,7 @@ std::string TrainingCurveSvg(const PipelineResult& r) {
       "viewBox=\"0 0 %.0f %.0f\">",
       2 * kW, kH, 2 * kW, kH);
   std::vector<std::pair<double, double>> auc, tr, va;
-  for (const core::LmfEpochStats& e : h) {
+  for (const learn::LmfEpochStats& e : h) {
     if (std::isfinite(e.validation_auc)) auc.emplace_back(ax.ToX(e.epoch), ay_auc.ToY(e.validation_auc));
     if (std::isfinite(e.train_log_loss)) tr.emplace_back(ax.ToX(e.epoch), ay_ll.ToY(e.train_log_loss));
     if (std::isfinite(e.validation_log_loss)) va.emplace_back(ax.ToX(e.epoch), ay_ll.ToY(e.validation_log_loss));
@@ -380,7 +380,7 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
                  ? absl::StrCat("Hyperparameters (chosen by ", r.cv_folds,
                                 "-fold cross-validation over the training period)")
                  : std::string("Hyperparameters (chosen on the validation period)"));
-    const core::LmfTrainerOptions& c = r.chosen_options;
+    const learn::LmfTrainerOptions& c = r.chosen_options;
     doc.P(absl::StrFormat(
         "Chosen: dimension %d, L2 (factors) %g, learning rate %g, L2 (biases) %g; final model "
         "trained %d epochs. Lowest validation log loss wins; the test period is not used.",
@@ -402,7 +402,7 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.Raw(TrainingCurveSvg(r));
     Table t;
     t.header = {"epoch", "train log loss", "validation log loss", "validation AUC", "seconds"};
-    for (const core::LmfEpochStats& e : r.training_curve) {
+    for (const learn::LmfEpochStats& e : r.training_curve) {
       t.rows.push_back({absl::StrCat(e.epoch), absl::StrFormat("%.5f", e.train_log_loss),
                         absl::StrFormat("%.5f", e.validation_log_loss),
                         absl::StrFormat("%.4f", e.validation_auc),
@@ -415,7 +415,7 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.Raw(CalibrationSvg(r));
     Table t;
     t.header = {"bin (predicted)", "examples", "mean predicted", "observed rate"};
-    for (const core::CalibrationBin& b : r.evaluations[0].calibration.bins) {
+    for (const learn::CalibrationBin& b : r.evaluations[0].calibration.bins) {
       t.rows.push_back({absl::StrFormat("[%.2f, %.2f)", b.lower, b.upper), absl::StrCat(b.count),
                         absl::StrFormat("%.5f", b.mean_predicted),
                         absl::StrFormat("%.5f", b.observed_rate)});

@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "core/random.h"
 #include "pipeline/factor_files.h"
 
@@ -83,7 +83,7 @@ absl::StatusOr<SimulationResult> SimulateLogs(const SimulationOptions& o,
   if (o.dirty_rows < 0) {
     return absl::InvalidArgumentError(absl::StrCat("dirty_rows: ", o.dirty_rows, " must be >= 0"));
   }
-  COUPOND_ASSIGN_OR_RETURN(core::ModelData truth, core::GenerateSyntheticPlatform(o.platform));
+  COUPOND_ASSIGN_OR_RETURN(core::ModelData truth, learn::GenerateSyntheticPlatform(o.platform));
   truth.description = absl::StrCat("simulation truth, platform seed ", o.platform.seed);
 
   std::error_code ec;

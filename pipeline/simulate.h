@@ -1,7 +1,7 @@
 #ifndef COUPOND_PIPELINE_SIMULATE_H_
 #define COUPOND_PIPELINE_SIMULATE_H_
 
-// Behaviour logs simulated from a synthetic platform's ground truth (core/synthetic.h), in
+// Behaviour logs simulated from a synthetic platform's ground truth (learn/synthetic.h), in
 // the canonical CSV format (pipeline/logs.h), so that the whole offline pipeline can run on
 // a fresh machine and its model be compared with the TRUE probabilities.
 //
@@ -31,7 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/model.h"
-#include "core/synthetic.h"
+#include "learn/synthetic.h"
 #include "pipeline/logs.h"
 
 namespace coupond::pipeline {
@@ -40,7 +40,7 @@ struct SimulationOptions {
   // The truth. Defaults of SyntheticPlatformOptions except: 2,000 users, 100 coupons,
   // dimension 4, interaction stddev 1.5 (a learnable, but not trivial, signal), no
   // out-of-stock coupons.
-  core::SyntheticPlatformOptions platform = DefaultPlatform();
+  learn::SyntheticPlatformOptions platform = DefaultPlatform();
   int days = 30;                      // campaigns (one per day). >= 2. Default 30.
   double active_fraction = 0.5;       // users shown coupons each day, in (0, 1]. Default 0.5.
   int coupons_per_exposure = 8;       // distinct coupons per active user-day. Default 8.
@@ -50,8 +50,8 @@ struct SimulationOptions {
   int dirty_rows = 0;                 // bad rows appended to exposures/redemptions. Default 0.
   uint64_t seed = 7;                  // exposures and labels. Default 7.
 
-  static core::SyntheticPlatformOptions DefaultPlatform() {
-    core::SyntheticPlatformOptions p;
+  static learn::SyntheticPlatformOptions DefaultPlatform() {
+    learn::SyntheticPlatformOptions p;
     p.num_users = 2000;
     p.num_coupons = 100;
     p.dimension = 4;

@@ -14,9 +14,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/cross_validation.h"
+#include "common/status_macros.h"
 #include "core/scorer.h"
-#include "core/status_macros.h"
+#include "learn/cross_validation.h"
 #include "pipeline/factor_files.h"
 #include "storage/model_store.h"
 
@@ -29,13 +29,13 @@ void Say(const PipelineProgress& progress, const std::string& message) {
   if (progress.message) progress.message(message);
 }
 
-int64_t CountPositives(const core::TrainingData& data, absl::Span<const uint32_t> idx) {
+int64_t CountPositives(const learn::TrainingData& data, absl::Span<const uint32_t> idx) {
   int64_t n = 0;
   for (uint32_t i : idx) n += data.examples[i].label == 1.0f ? 1 : 0;
   return n;
 }
 
-std::vector<std::string> CampaignNames(const core::TrainingData& data,
+std::vector<std::string> CampaignNames(const learn::TrainingData& data,
                                        absl::Span<const uint32_t> campaigns) {
   std::vector<std::string> names;
   names.reserve(campaigns.size());
@@ -79,9 +79,9 @@ absl::Status ValidateOptions(const PipelineOptions& o) {
   return absl::OkStatus();
 }
 
-core::LmfTrainerOptions TrainerFor(const PipelineOptions& o, uint32_t dimension, float l2,
+learn::LmfTrainerOptions TrainerFor(const PipelineOptions& o, uint32_t dimension, float l2,
                                    float learning_rate) {
-  core::LmfTrainerOptions t = o.trainer;
+  learn::LmfTrainerOptions t = o.trainer;
   t.dimension = dimension;
   t.l2_id_factors = l2;
   t.l2_feature_factors = l2;
@@ -98,7 +98,7 @@ struct Splits {
   TimeSplit validation;  // over test.train: train = fit period, test = validation period
 };
 
-absl::StatusOr<Splits> MakeSplits(const core::TrainingData& data, const PipelineOptions& o,
+absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const PipelineOptions& o,
                                   PipelineResult* r) {
   Splits s;
   COUPOND_ASSIGN_OR_RETURN(s.test, SplitByCampaignStart(data, o.test_fraction));
@@ -139,14 +139,14 @@ absl::StatusOr<Splits> MakeSplits(const core::TrainingData& data, const Pipeline
 
 }  // namespace
 
-int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids) {
+int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids) {
   if (ids.empty()) return 0;
   absl::flat_hash_map<absl::string_view, char> drop;
   for (const std::string& id : ids) drop.emplace(id, 1);
   const size_t n = data->user_ids.size();
   std::vector<int64_t> new_index(n, -1);
   std::vector<std::string> kept_ids;
-  core::SparseFeatures kept_features;
+  learn::SparseFeatures kept_features;
   kept_features.names = data->user_features.names;
   const bool has_features = data->user_features.rows() == n;
   int64_t removed = 0;
@@ -160,11 +160,11 @@ int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids)
     if (has_features) kept_features.AddRow(data->user_features.row(u));
   }
   if (removed == 0) return 0;
-  std::vector<core::Example> kept_examples;
+  std::vector<learn::Example> kept_examples;
   kept_examples.reserve(data->examples.size());
-  for (const core::Example& e : data->examples) {
+  for (const learn::Example& e : data->examples) {
     if (new_index[e.user] < 0) continue;
-    core::Example k = e;
+    learn::Example k = e;
     k.user = static_cast<uint32_t>(new_index[e.user]);
     kept_examples.push_back(k);
   }
@@ -174,10 +174,10 @@ int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids)
   return removed;
 }
 
-void ReplaceListsByNeighbours(core::TrainingData* data, absl::Span<const uint32_t> train,
+void ReplaceListsByNeighbours(learn::TrainingData* data, absl::Span<const uint32_t> train,
                               absl::Span<const std::string> prefixes, PipelineResult* r) {
   if (prefixes.empty()) return;
-  const core::SparseFeatures& in = data->coupon_features;
+  const learn::SparseFeatures& in = data->coupon_features;
   const size_t nc = data->coupon_ids.size();
   std::vector<char> is_list(in.num_features(), 0);
   bool any = false;
@@ -202,7 +202,7 @@ void ReplaceListsByNeighbours(core::TrainingData* data, absl::Span<const uint32_
       if (seen[c]) carriers[f].push_back(c);
     }
   }
-  core::SparseFeatures out;
+  learn::SparseFeatures out;
   out.names = in.names;
   std::vector<int64_t> like(nc, -1);  // feature index of "like=<id>", created on demand
   auto like_feature = [&](uint32_t c) {
@@ -285,7 +285,7 @@ std::optional<float> CalibratedPriorBias(
 namespace {
 
 // Steps 6: evaluations of the baselines (and truth) on the test period, appended to r.
-absl::Status EvaluateReferences(const core::TrainingData& data, const Splits& s,
+absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s,
                                 const PipelineOptions& o, PipelineResult* r) {
   COUPOND_ASSIGN_OR_RETURN(Baselines baselines, FitBaselines(data, s.test.train, o.baselines));
   for (BaselineKind kind : kAllBaselines) {
@@ -311,7 +311,7 @@ absl::Status EvaluateReferences(const core::TrainingData& data, const Splits& s,
 // calibrated so that the prior's mean probability over the members' training exposures is
 // their (shrunk) redemption rate there (CalibratedPriorBias; the mean bias when the
 // segment has no training exposures or the period no positive).
-absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& data,
+absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& data,
                             absl::Span<const uint32_t> train, core::ModelData* m) {
   const size_t n = m->user_ids.size();
   if (seg.user_segment.size() != n || data.user_ids.size() != n ||
@@ -388,7 +388,7 @@ absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& d
   std::vector<double> positives_of(k, 0.0);
   double positives = 0, exposures = 0;
   for (uint32_t i : train) {
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     positives += e.label;
     ++exposures;
     if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
@@ -398,7 +398,7 @@ absl::Status AttachSegments(const Segmentation& seg, const core::TrainingData& d
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>> sample(k);
   std::vector<size_t> seen(k, 0);
   for (uint32_t i : train) {
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
     const size_t c = static_cast<size_t>(m->user_segment[e.user]);
     const size_t stride = (exposures_of[c] + kCalibrationExposures - 1) / kCalibrationExposures;
@@ -426,7 +426,7 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   md["split.validation_cutoff_day"] = absl::StrCat(r.validation_cutoff_day);
   md["split.train_examples"] = absl::StrCat(r.train_examples);
   md["split.test_examples"] = absl::StrCat(r.test_examples);
-  const core::LmfTrainerOptions& t = r.chosen_options;
+  const learn::LmfTrainerOptions& t = r.chosen_options;
   md["train.dimension"] = absl::StrCat(t.dimension);
   md["train.learning_rate"] = Fmt(t.learning_rate);
   md["train.l2_factors"] = Fmt(t.l2_id_factors);
@@ -480,7 +480,7 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
     const DunnhumbyStats& s = d.stats;
     out.source = absl::StrCat("dunnhumby ", o.dunnhumby_dir);
     int64_t positives = 0;
-    for (const core::Example& e : d.data.examples) positives += e.label == 1.0f ? 1 : 0;
+    for (const learn::Example& e : d.data.examples) positives += e.label == 1.0f ? 1 : 0;
     out.load_summary = absl::StrFormat(
         "dunnhumby %s: %d candidates (household, campaign, coupon), %d positives\n"
         "  %d exposures (%d duplicate); %d redemption rows (%d repeat, %d unmatched, %d outside "
@@ -501,12 +501,12 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
     out.data = std::move(ingested.data);
   }
   if (o.user_keyer != nullptr) {
-    COUPOND_RETURN_IF_ERROR(core::PseudonymiseUsers(*o.user_keyer, &out.data));
+    COUPOND_RETURN_IF_ERROR(learn::PseudonymiseUsers(*o.user_keyer, &out.data));
   }
   return out;
 }
 
-std::vector<float> PredictWithModel(const core::ModelData& model, const core::TrainingData& data,
+std::vector<float> PredictWithModel(const core::ModelData& model, const learn::TrainingData& data,
                                     absl::Span<const uint32_t> examples) {
   absl::flat_hash_map<std::string, uint32_t> user_row, coupon_row;
   for (uint32_t u = 0; u < model.user_ids.size(); ++u) user_row[model.user_ids[u]] = u;
@@ -525,7 +525,7 @@ std::vector<float> PredictWithModel(const core::ModelData& model, const core::Tr
   std::vector<float> p;
   p.reserve(examples.size());
   for (uint32_t i : examples) {
-    const core::Example& e = data.examples[i];
+    const learn::Example& e = data.examples[i];
     double z = model.global_bias;
     const int64_t u = um[e.user];
     const int64_t c = cm[e.coupon];
@@ -542,17 +542,17 @@ std::vector<float> PredictWithModel(const core::ModelData& model, const core::Tr
 }
 
 absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const float> predictions,
-                                    const core::TrainingData& data,
+                                    const learn::TrainingData& data,
                                     absl::Span<const uint32_t> examples, int calibration_bins) {
   std::vector<float> labels;
   labels.reserve(examples.size());
   for (uint32_t i : examples) labels.push_back(data.examples[i].label);
   Evaluation e;
   e.name = name;
-  COUPOND_ASSIGN_OR_RETURN(e.auc, core::RocAuc(predictions, labels));
-  COUPOND_ASSIGN_OR_RETURN(e.log_loss, core::LogLoss(predictions, labels));
+  COUPOND_ASSIGN_OR_RETURN(e.auc, learn::RocAuc(predictions, labels));
+  COUPOND_ASSIGN_OR_RETURN(e.log_loss, learn::LogLoss(predictions, labels));
   COUPOND_ASSIGN_OR_RETURN(e.calibration,
-                           core::Calibration(predictions, labels, calibration_bins));
+                           learn::Calibration(predictions, labels, calibration_bins));
   std::vector<uint32_t> order(predictions.size());
   for (uint32_t k = 0; k < order.size(); ++k) order[k] = k;
   std::stable_sort(order.begin(), order.end(),
@@ -561,7 +561,7 @@ absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const fl
   const size_t bins = std::min<size_t>(static_cast<size_t>(calibration_bins), n);
   for (size_t b = 0; b < bins; ++b) {
     const size_t lo = b * n / bins, hi = (b + 1) * n / bins;
-    core::CalibrationBin bin;
+    learn::CalibrationBin bin;
     bin.lower = predictions[order[lo]];
     bin.upper = predictions[order[hi - 1]];
     bin.count = hi - lo;
@@ -585,7 +585,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   absl::Time start = absl::Now();
   Say(progress, "loading data");
   COUPOND_ASSIGN_OR_RETURN(LoadedData loaded, LoadPipelineData(o));
-  core::TrainingData& data = loaded.data;
+  learn::TrainingData& data = loaded.data;
   r.source = loaded.source;
   r.load_summary = loaded.load_summary;
   r.ingest = loaded.ingest;
@@ -598,7 +598,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   r.coupons = static_cast<int64_t>(data.coupon_ids.size());
   r.campaigns = static_cast<int64_t>(data.campaign_ids.size());
   r.examples = static_cast<int64_t>(data.examples.size());
-  for (const core::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
+  for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
   if (data.examples.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(r.source, ": no examples after cleaning"));
   }
@@ -607,7 +607,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
   // Selection sees the fit period as its "training period": its neighbours come from the
   // fit period only, as the final model's come from the whole training period.
-  core::TrainingData select_data;
+  learn::TrainingData select_data;
   {
     PipelineResult ignored;
     select_data = data;
@@ -651,22 +651,22 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     for (uint32_t dim : o.grid.dimensions) {
       for (float l2 : o.grid.l2_factors) {
         for (float lr : o.grid.learning_rates) {
-          const core::LmfTrainerOptions t = TrainerFor(o, dim, l2, lr);
+          const learn::LmfTrainerOptions t = TrainerFor(o, dim, l2, lr);
           const std::string run =
               absl::StrFormat("select d=%d l2=%g lr=%g", dim, l2, lr);
-          core::LmfProgressCallback cb = nullptr;
+          learn::LmfProgressCallback cb = nullptr;
           if (progress.epoch) {
-            cb = [&](const core::LmfEpochStats& st) { progress.epoch(run, st); };
+            cb = [&](const learn::LmfEpochStats& st) { progress.epoch(run, st); };
           }
           COUPOND_ASSIGN_OR_RETURN(
-              core::LmfTrainResult tr,
-              core::TrainLmf(select_data, s.validation.train, s.validation.test, t, cb));
+              learn::LmfTrainResult tr,
+              learn::TrainLmf(select_data, s.validation.train, s.validation.test, t, cb));
           GridPointRun g;
           g.dimension = dim;
           g.l2_factors = l2;
           g.learning_rate = lr;
           g.best_epoch = tr.best_epoch;
-          const core::LmfEpochStats& best = tr.history[tr.best_epoch - 1];
+          const learn::LmfEpochStats& best = tr.history[tr.best_epoch - 1];
           g.validation_log_loss = best.validation_log_loss;
           g.validation_auc = best.validation_auc;
           g.history = std::move(tr.history);
@@ -680,7 +680,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   } else {
     r.selection = SelectionMethod::kPairFolds;
     r.cv_folds = o.cv_folds;
-    core::CrossValidationOptions cv;
+    learn::CrossValidationOptions cv;
     cv.folds = o.cv_folds;
     cv.dimensions = o.grid.dimensions;
     cv.l2_factors = o.grid.l2_factors;
@@ -688,13 +688,13 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     cv.base = TrainerFor(o, o.grid.dimensions[0], o.grid.l2_factors[0], o.grid.learning_rates[0]);
     cv.seed = o.seed;
     COUPOND_ASSIGN_OR_RETURN(
-        core::CrossValidationResult res,
-        core::CrossValidateLmf(data, s.test.train, cv, [&](const core::GridPointResult& g) {
+        learn::CrossValidationResult res,
+        learn::CrossValidateLmf(data, s.test.train, cv, [&](const learn::GridPointResult& g) {
           Say(progress, absl::StrFormat("cv d=%d l2=%g lr=%g: mean log loss %.5f, AUC %.4f",
                                         g.dimension, g.l2_factors, g.learning_rate,
                                         g.mean_log_loss, g.mean_auc));
         }));
-    for (const core::GridPointResult& g : res.grid) {
+    for (const learn::GridPointResult& g : res.grid) {
       GridPointRun run;
       run.dimension = g.dimension;
       run.l2_factors = g.l2_factors;
@@ -702,7 +702,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
       run.validation_log_loss = g.mean_log_loss;
       run.validation_auc = g.mean_auc;
       int epochs = 0;
-      for (const core::FoldMetrics& f : g.folds) epochs += f.best_epoch;
+      for (const learn::FoldMetrics& f : g.folds) epochs += f.best_epoch;
       run.best_epoch = std::max(1, static_cast<int>(std::lround(
                                        static_cast<double>(epochs) /
                                        static_cast<double>(std::max<size_t>(1, g.folds.size())))));
@@ -733,12 +733,12 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
 
   // 5. train
   start = absl::Now();
-  core::LmfModel model;
+  learn::LmfModel model;
   const bool refit = o.refit_on_training_period || o.selection == SelectionMethod::kPairFolds;
   // Without the refit the final model is the fit-period one, with fit-period neighbours.
-  const core::TrainingData& final_data = refit ? data : select_data;
+  const learn::TrainingData& final_data = refit ? data : select_data;
   {
-    core::LmfTrainerOptions t = r.chosen_options;
+    learn::LmfTrainerOptions t = r.chosen_options;
     absl::Span<const uint32_t> train = s.validation.train;
     absl::Span<const uint32_t> validation = s.validation.test;
     if (refit) {
@@ -746,12 +746,12 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
       train = s.test.train;
       validation = {};
     }
-    core::LmfProgressCallback cb = nullptr;
+    learn::LmfProgressCallback cb = nullptr;
     if (progress.epoch) {
-      cb = [&](const core::LmfEpochStats& st) { progress.epoch("final", st); };
+      cb = [&](const learn::LmfEpochStats& st) { progress.epoch("final", st); };
     }
-    COUPOND_ASSIGN_OR_RETURN(core::LmfTrainResult tr,
-                             core::TrainLmf(final_data, train, validation, t, cb));
+    COUPOND_ASSIGN_OR_RETURN(learn::LmfTrainResult tr,
+                             learn::TrainLmf(final_data, train, validation, t, cb));
     r.final_epochs = refit ? t.epochs : tr.best_epoch;
     model = std::move(tr.model);
   }
@@ -759,7 +759,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
 
   // 6. materialise, coupon cold start (6b), evaluate the model as it will be served
   start = absl::Now();
-  COUPOND_ASSIGN_OR_RETURN(r.model, core::MaterializeLmfModel(model, final_data));
+  COUPOND_ASSIGN_OR_RETURN(r.model, learn::MaterializeLmfModel(model, final_data));
   if (o.predict_cold_coupons) {
     const absl::Span<const uint32_t> trained_on = refit ? s.test.train : s.validation.train;
     // The served predictions with the trainer's own vectors for unseen coupons, to report
@@ -771,7 +771,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     const std::vector<float> after = PredictWithModel(r.model, final_data, s.test.test);
     std::vector<float> sub_before, sub_after, sub_labels, labels;
     for (size_t k = 0; k < s.test.test.size(); ++k) {
-      const core::Example& e = data.examples[s.test.test[k]];
+      const learn::Example& e = data.examples[s.test.test[k]];
       labels.push_back(e.label);
       if (r.model.coupon_predicted_from_attributes[e.coupon] == 0) continue;
       sub_before.push_back(before[k]);
@@ -781,7 +781,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     }
     cold.test_examples = static_cast<int64_t>(sub_labels.size());
     auto auc_or_nan = [](absl::Span<const float> p, absl::Span<const float> y) {
-      const absl::StatusOr<double> auc = core::RocAuc(p, y);
+      const absl::StatusOr<double> auc = learn::RocAuc(p, y);
       return auc.ok() ? *auc : std::numeric_limits<double>::quiet_NaN();
     };
     cold.test_auc_trainer = auc_or_nan(sub_before, sub_labels);
@@ -838,13 +838,13 @@ absl::StatusOr<PipelineResult> EvaluateStoredModel(const PipelineOptions& o,
   PipelineResult r;
   Say(progress, "loading data");
   COUPOND_ASSIGN_OR_RETURN(LoadedData loaded, LoadPipelineData(o));
-  const core::TrainingData& data = loaded.data;
+  const learn::TrainingData& data = loaded.data;
   r.source = loaded.source;
   r.load_summary = loaded.load_summary;
   r.ingest = loaded.ingest;
   r.data_checksum = loaded.checksum;
   r.examples = static_cast<int64_t>(data.examples.size());
-  for (const core::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
+  for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
   COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> store,
                            storage::ModelStore::OpenForRead(store_path));

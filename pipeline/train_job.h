@@ -27,7 +27,7 @@
 //                the assignment solver consumes the probabilities, so calibration counts;
 //                points within selection_tie_tolerance of it are tied, and the tie goes to
 //                the highest validation AUC).
-//                Alternatively (SelectionMethod::kPairFolds) core::CrossValidateLmf over
+//                Alternatively (SelectionMethod::kPairFolds) learn::CrossValidateLmf over
 //                the training period, folds by (user, coupon) pair.
 //   5. train     the chosen point is retrained on the WHOLE training period (fit +
 //                validation) for the number of epochs early stopping chose in step 4
@@ -65,12 +65,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/lmf_trainer.h"
-#include "core/metrics.h"
 #include "core/model.h"
 #include "core/snapshot.h"
-#include "core/training_data.h"
 #include "core/user_key.h"
+#include "learn/lmf_trainer.h"
+#include "learn/metrics.h"
+#include "learn/training_data.h"
 #include "pipeline/baselines.h"
 #include "pipeline/coupon_cold_start.h"
 #include "pipeline/dunnhumby.h"
@@ -83,7 +83,7 @@ enum class PipelineSource { kLogs, kDunnhumby };
 
 enum class SelectionMethod {
   kTimeValidation,  // fit period -> validation period (default)
-  kPairFolds,       // core::CrossValidateLmf over the training period
+  kPairFolds,       // learn::CrossValidateLmf over the training period
 };
 
 // The grid searched in step 4. Every combination is trained once. Each list non-empty.
@@ -122,7 +122,7 @@ struct PipelineOptions {
   // Every trainer option the grid does not set (epochs, patience, l2_biases, side
   // features...). Its seed and threads are overridden by `seed` and `threads` below.
   // Defaults: the trainer's, except epochs 40 and l2_biases 1e-3 (see the grid's note).
-  core::LmfTrainerOptions trainer = DefaultTrainerOptions();
+  learn::LmfTrainerOptions trainer = DefaultTrainerOptions();
   bool refit_on_training_period = true;  // step 5. Default true.
 
   // Ids of users removed from the data after loading, with every example of theirs (see
@@ -152,8 +152,8 @@ struct PipelineOptions {
   uint64_t seed = 42;            // trainer, k-means. Default 42.
   int threads = 0;               // trainer threads; 0 = all cores, 1 = bit-reproducible.
 
-  static core::LmfTrainerOptions DefaultTrainerOptions() {
-    core::LmfTrainerOptions o;
+  static learn::LmfTrainerOptions DefaultTrainerOptions() {
+    learn::LmfTrainerOptions o;
     o.epochs = 40;
     o.l2_biases = 1e-3f;
     return o;
@@ -168,7 +168,7 @@ struct GridPointRun {
   double validation_log_loss = 0.0;  // at best_epoch (kPairFolds: mean held-out)
   double validation_auc = 0.0;
   int best_epoch = 0;
-  std::vector<core::LmfEpochStats> history;  // kTimeValidation only
+  std::vector<learn::LmfEpochStats> history;  // kTimeValidation only
 };
 
 // A model's figures on the test period.
@@ -176,11 +176,11 @@ struct Evaluation {
   std::string name;  // "model", a baseline's name, "truth"
   double auc = 0.0;
   double log_loss = 0.0;
-  core::CalibrationReport calibration;  // equal-width bins (PipelineOptions::calibration_bins)
+  learn::CalibrationReport calibration;  // equal-width bins (PipelineOptions::calibration_bins)
   // Equal-COUNT bins (by sorted prediction; same number of bins): with rare events nearly
   // every prediction falls in the first equal-width bin, so these are what the report's
   // reliability diagram plots.
-  std::vector<core::CalibrationBin> quantile_bins;
+  std::vector<learn::CalibrationBin> quantile_bins;
 };
 
 struct SegmentSummary {
@@ -233,10 +233,10 @@ struct PipelineResult {
   // How the grid point was chosen (PipelineOptions::selection) and, for k-fold, k.
   SelectionMethod selection = SelectionMethod::kTimeValidation;
   int cv_folds = 0;
-  core::LmfTrainerOptions chosen_options;
+  learn::LmfTrainerOptions chosen_options;
   int final_epochs = 0;
   // The chosen point's selection run, per epoch: train loss, validation loss and AUC.
-  std::vector<core::LmfEpochStats> training_curve;
+  std::vector<learn::LmfEpochStats> training_curve;
 
   // evaluations[0] is the model; then the baselines in kAllBaselines order; then "truth"
   // when options.truth_factors was set.
@@ -253,7 +253,7 @@ struct PipelineResult {
 // (selection runs and the final run). Either may be null. Called on the calling thread.
 struct PipelineProgress {
   std::function<void(const std::string&)> message;
-  std::function<void(const std::string& run, const core::LmfEpochStats&)> epoch;
+  std::function<void(const std::string& run, const learn::LmfEpochStats&)> epoch;
 };
 
 // Runs steps 1-7. Errors: those of the loaders, of the split (e.g. too few campaigns for
@@ -264,7 +264,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& options,
 
 // The data of a pipeline run (step 1 only), for `couponctl ingest` and evaluation.
 struct LoadedData {
-  core::TrainingData data;
+  learn::TrainingData data;
   std::string source;
   std::string load_summary;
   std::optional<IngestReport> ingest;
@@ -275,13 +275,13 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& options);
 // p(u, c) of data.examples[i], i in `examples`, under a SERVED model (matched by id, as the
 // server does): an unknown user gets the population prior (bias and factors 0), an unknown
 // coupon the global bias plus the user's bias only.
-std::vector<float> PredictWithModel(const core::ModelData& model, const core::TrainingData& data,
+std::vector<float> PredictWithModel(const core::ModelData& model, const learn::TrainingData& data,
                                     absl::Span<const uint32_t> examples);
 
 // Evaluates `predictions` against the labels of `examples`. FailedPrecondition when the
 // examples have one class.
 absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const float> predictions,
-                                    const core::TrainingData& data,
+                                    const learn::TrainingData& data,
                                     absl::Span<const uint32_t> examples, int calibration_bins);
 
 // The bias that calibrates a cold-start prior in probability space. A segment's prior is the
@@ -300,7 +300,7 @@ std::optional<float> CalibratedPriorBias(
 // Removes the users whose ids are in `ids` from `data`: their rows (ids, features) and
 // every example of theirs; the other users keep their order, examples are re-indexed.
 // Returns how many users were removed (ids not in the data are ignored).
-int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids);
+int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids);
 
 // Step 2b alone: replaces the coupon features named by `prefixes` by one "like=<id>"
 // feature per coupon that has any, the neighbour being chosen among coupons with an example
@@ -308,7 +308,7 @@ int64_t RemoveUsers(core::TrainingData* data, absl::Span<const std::string> ids)
 // seen in `train` is its own neighbour; a cold coupon sharing no value gets no "like="
 // feature). Other features are kept. Adds to counts->neighbour_* (the other fields are not
 // touched). REQUIRES: every index in `train` is valid.
-void ReplaceListsByNeighbours(core::TrainingData* data, absl::Span<const uint32_t> train,
+void ReplaceListsByNeighbours(learn::TrainingData* data, absl::Span<const uint32_t> train,
                               absl::Span<const std::string> prefixes, PipelineResult* counts);
 
 // Evaluates a published model (e.g. one imported with `couponctl publish --factors`) on the

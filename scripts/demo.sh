@@ -15,7 +15,7 @@ echo "=== build (Release) ==="
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target coupond couponctl
 bin="${root}/build/release"
-couponctl="${bin}/client/couponctl"
+couponctl="${bin}/cli/couponctl"
 coupond="${bin}/server/coupond"
 
 rm -rf "${work}"

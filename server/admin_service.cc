@@ -1,7 +1,5 @@
 #include "server/admin_service.h"
 
-#include <sys/stat.h>
-
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -12,15 +10,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "api/grpc_status.h"
+#include "common/grpc_status.h"
 #include "core/snapshot.h"
+#include "edge/bearer_token.h"
+#include "edge/secret_files.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
 namespace {
-
-constexpr size_t kMaxAdminTokenBytes = 4096;
-constexpr char kBearer[] = "bearer ";
 
 absl::Status Unauthenticated() {
   return absl::UnauthenticatedError(
@@ -31,61 +28,12 @@ absl::Status Unauthenticated() {
 }  // namespace
 
 absl::StatusOr<std::string> ReadAdminTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("admin token file '", path, "': cannot open"));
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string token(absl::StripAsciiWhitespace(text.str()));
-  if (token.size() < kMinAdminTokenBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "admin token file '", path, "': the token has ", token.size(), " bytes, at least ",
-        kMinAdminTokenBytes, " are needed (e.g. `openssl rand -hex 32 > ", path, "`)"));
-  }
-  if (token.size() > kMaxAdminTokenBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("admin token file '", path, "': the token has ",
-                                                   token.size(), " bytes, limit ",
-                                                   kMaxAdminTokenBytes));
-  }
-  for (size_t i = 0; i < token.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(token[i]);
-    if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "admin token file '", path, "': byte ", i,
-          " of the token is not visible ASCII (0x21-0x7e); it must fit in a metadata value"));
-    }
-  }
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    spdlog::warn(
-        "admin token file '{}' is accessible to its group or to others (mode {:o}); "
-        "chmod 600 it",
-        path, st.st_mode & 0777);
-  }
-  return token;
-}
-
-bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected) {
-  // Walk `expected` in full whatever was presented; a length difference is folded into the
-  // result instead of returning early.
-  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const unsigned char p =
-        presented.empty() ? 0 : static_cast<unsigned char>(presented[i % presented.size()]);
-    diff |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
-  }
-  return diff == 0;
+  return edge::ReadTokenFile(path, "admin token file");
 }
 
 absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
                               absl::string_view token) {
-  auto [first, last] = metadata.equal_range("authorization");
-  if (first == last || std::next(first) != last) return Unauthenticated();
-  const absl::string_view value(first->second.data(), first->second.size());
-  constexpr size_t kPrefix = sizeof(kBearer) - 1;
-  if (value.size() < kPrefix || !absl::EqualsIgnoreCase(value.substr(0, kPrefix), kBearer)) {
-    return Unauthenticated();
-  }
-  if (!ConstantTimeEquals(value.substr(kPrefix), token)) return Unauthenticated();
+  if (!edge::HasBearerToken(metadata, token)) return Unauthenticated();
   return absl::OkStatus();
 }
 
@@ -162,7 +110,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadModel(grpc::CallbackServerContext*
                                                     v1::ReloadModelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (absl::Status s = Authenticate(*context, "ReloadModel"); !s.ok()) {
-    reactor->Finish(api::ToGrpcStatus(s));
+    reactor->Finish(common::ToGrpcStatus(s));
     return reactor;
   }
   {
@@ -175,7 +123,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadModel(grpc::CallbackServerContext*
     const absl::Status status = DoReloadModel(response);
     spdlog::info("Admin.ReloadModel from {}: {} (version {} -> {})", peer, status.ToString(),
                  response->previous_version(), response->served_version());
-    reactor->Finish(api::ToGrpcStatus(status));
+    reactor->Finish(common::ToGrpcStatus(status));
     absl::MutexLock lock(&mu_);
     --reloads_running_;
   }).detach();
@@ -188,7 +136,7 @@ grpc::ServerUnaryReactor* AdminService::GetServerStatus(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = Authenticate(*context, "GetServerStatus");
   if (status.ok()) DoGetServerStatus(response);
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 

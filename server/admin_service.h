@@ -22,24 +22,14 @@
 
 namespace coupond::server {
 
-// Tokens shorter than this are refused: a token is the only thing between a network peer
-// and ReloadModel. `openssl rand -hex 32` makes a good one.
-inline constexpr size_t kMinAdminTokenBytes = 16;
-
-// The token in `path`: the file's content without leading and trailing whitespace (so the
-// newline of `echo ... > file` does not count). NotFound when the file cannot be read;
-// InvalidArgument when the token is shorter than kMinAdminTokenBytes, longer than 4096
-// bytes, or holds anything but visible ASCII (0x21-0x7e: it travels as a metadata value).
-// Logs a warning when the file is readable by its group or by others.
+// The admin token in `path`: edge::ReadTokenFile's rules (at least edge::kMinSecretBytes
+// of visible ASCII, whitespace around it ignored); a token is the only thing between a
+// network peer and ReloadModel.
 absl::StatusOr<std::string> ReadAdminTokenFile(const std::string& path);
 
-// Equality whose running time depends only on expected.size(), not on where the inputs
-// first differ (nor on presented's length), so response times leak nothing of the token.
-bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected);
-
-// OK when `metadata` holds exactly one "authorization" entry, "Bearer <token>" (the
-// scheme's case does not matter) with the expected token; Unauthenticated otherwise,
-// with a message that never echoes what was sent.
+// OK when the call carries "authorization: Bearer <token>" (edge::HasBearerToken);
+// Unauthenticated otherwise, with a message that names --admin_token_file and never
+// echoes what was sent.
 absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
                               absl::string_view token);
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
-#include "api/grpc_status.h"
+#include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -100,7 +100,7 @@ void AssignReactor::Run() {
   jobs_->Done();
   if (!status.ok()) {
     spdlog::info("Assign request_id={} failed: {}", request_id_, status.ToString());
-    Finish(api::ToGrpcStatus(status));
+    Finish(common::ToGrpcStatus(status));
     return;
   }
   WriteNext();

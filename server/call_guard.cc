@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "api/grpc_status.h"
+#include "common/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -68,7 +68,7 @@ grpc::ServerUnaryReactor* FinishIfUnwanted(grpc::CallbackServerContext* context,
   const absl::Status status = CheckCallWanted(*context, method, min_remaining, dropped);
   if (status.ok()) return nullptr;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 

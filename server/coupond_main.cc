@@ -10,8 +10,9 @@
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/user_key.h"
+#include "edge/port_file.h"
+#include "edge/secret_files.h"
 #include "server/server.h"
-#include "server/port_file.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:8980", "Address to serve on, host:port (port 0: any free port).");
@@ -39,8 +40,7 @@ ABSL_FLAG(uint64_t, decision_queue, 100000,
 ABSL_FLAG(std::string, user_id_key_file, "",
           "Key every incoming user id with the secret in this file (HMAC-SHA256; core/user_key.h) "
           "before lookup and logging; the store must be published with the same file.");
-// The production edge: TLS, the Admin service, limits, the memory check (README, "Serving
-// in production").
+// The production edge: TLS, the Admin service, limits, the memory check (docs/serving-in-production.md).
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; with --tls_key, serve TLS only.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -96,7 +96,9 @@ int Run() {
   options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   if (const std::string key_file = absl::GetFlag(FLAGS_user_id_key_file); !key_file.empty()) {
-    auto keyer = coupond::core::UserKeyer::FromFile(key_file);
+    auto secret = coupond::edge::ReadSecretFile(key_file, "user id key file");
+    absl::StatusOr<coupond::core::UserKeyer> keyer =
+        secret.ok() ? coupond::core::UserKeyer::Create(*std::move(secret)) : secret.status();
     if (!keyer.ok()) {
       spdlog::critical("cannot start: {}", keyer.status().ToString());
       return 1;
@@ -128,13 +130,13 @@ int Run() {
   // Before --port_file, so that a reader who sees that file can read this one.
   if (const std::string port_file = absl::GetFlag(FLAGS_metrics_port_file); !port_file.empty()) {
     const int metrics_port = (*server)->metrics_port();
-    if (absl::Status s = coupond::server::WritePortFile(port_file, metrics_port); !s.ok()) {
+    if (absl::Status s = coupond::edge::WritePortFile(port_file, metrics_port); !s.ok()) {
       spdlog::critical("--metrics_port_file: {}", s.ToString());
       return 1;
     }
   }
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
-    if (absl::Status s = coupond::server::WritePortFile(port_file, (*server)->port()); !s.ok()) {
+    if (absl::Status s = coupond::edge::WritePortFile(port_file, (*server)->port()); !s.ok()) {
       spdlog::critical("--port_file: {}", s.ToString());
       return 1;
     }

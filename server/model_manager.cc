@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/convert.h"
-#include "core/status_macros.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 #include "storage/model_store.h"
 

@@ -10,12 +10,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "api/convert.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "core/campaign.h"
 #include "core/experiment.h"
 #include "core/exploration.h"
 #include "core/scorer.h"
-#include "core/status_macros.h"
-#include "api/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -340,14 +340,14 @@ grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
   if (absl::Status s = CheckCallWanted(*context, "Assign", options_.limits.min_deadline_remaining,
                                        &dropped_);
       !s.ok()) {
-    return new AssignReactor(api::ToGrpcStatus(s));
+    return new AssignReactor(common::ToGrpcStatus(s));
   }
   const std::string request_id = RequestIdOrNew(request->request_id());
   if (absl::Status s = ValidateAssignRequest(*request, options_.limits); !s.ok()) {
-    return new AssignReactor(api::ToGrpcStatus(s));
+    return new AssignReactor(common::ToGrpcStatus(s));
   }
   std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
-  if (model == nullptr) return new AssignReactor(api::ToGrpcStatus(NoModel()));
+  if (model == nullptr) return new AssignReactor(common::ToGrpcStatus(NoModel()));
   if (!assign_jobs_.TryStart()) {
     return new AssignReactor(grpc::Status(
         grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -375,7 +375,7 @@ grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* co
   spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
                 absl::StatusCodeToString(status.code()), response->chosen_size());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -392,7 +392,7 @@ grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* con
                 absl::StatusCodeToString(status.code()), response->scores_size(),
                 absl::ToDoubleMicroseconds(absl::Now() - start));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -401,7 +401,7 @@ grpc::ServerUnaryReactor* ScoringService::ListCampaigns(grpc::CallbackServerCont
                                                         v1::ListCampaignsResponse* response) {
   const absl::Status status = DoListCampaigns(*request, response);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -412,7 +412,7 @@ grpc::ServerUnaryReactor* ScoringService::GetModelInfo(grpc::CallbackServerConte
   spdlog::debug("GetModelInfo request_id={} status={}", response->request_id(),
                 absl::StatusCodeToString(status.code()));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(api::ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 

@@ -4,10 +4,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "core/kernel.h"
-#include "core/status_macros.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -58,17 +58,17 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
     return absl::InvalidArgumentError("max_message_bytes: must be positive");
   }
   COUPOND_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
-                           MakeServerCredentials(options.tls));
+                           edge::MakeServerCredentials(options.tls));
   COUPOND_ASSIGN_OR_RETURN(
       s->admin_service_,
       NewAdminServiceIfConfigured(options.admin_token_file, options.tls.enabled(),
                                   s->models_.get(), &s->service_->dropped()));
-  s->metrics_ = std::make_unique<MetricsRegistry>();
+  s->metrics_ = std::make_unique<edge::MetricsRegistry>();
   COUPOND_RETURN_IF_ERROR(RegisterServerMetrics(s->metrics_.get(), s->models_.get(),
                                                 s->decision_logger_.get(), s->collector_store_.get()));
   const ModelManager* models = s->models_.get();
   COUPOND_ASSIGN_OR_RETURN(s->rpc_metrics_,
-                           RpcMetrics::Create(s->metrics_.get(),
+                           edge::RpcMetrics::Create(s->metrics_.get(),
                                               [models] { return models->current_version(); }));
 
   // Debian links with --as-needed: without this call grpc++_reflection is dropped and
@@ -97,7 +97,7 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   if (!options.metrics_listen.empty()) {
     CoupondServer* raw = s.get();
     COUPOND_ASSIGN_OR_RETURN(s->metrics_http_,
-                             MetricsHttpServer::Start(options.metrics_listen, s->metrics_.get(),
+                             edge::MetricsHttpServer::Start(options.metrics_listen, s->metrics_.get(),
                                                       [raw] { return raw->Health(); }));
   }
 
@@ -105,13 +105,13 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   s->models_->StartPolling([server](const core::ModelSnapshot&) { SetHealth(server, true); });
   spdlog::info("coupond listening on port {} ({}, kernel target {}), health NOT_SERVING until "
                "a model loads",
-               s->port_, DescribeTls(options.tls), core::KernelTargetName());
+               s->port_, edge::DescribeTls(options.tls), core::KernelTargetName());
   return s;
 }
 
 CoupondServer::~CoupondServer() { Shutdown(); }
 
-HealthReport CoupondServer::Health() {
+edge::HealthReport CoupondServer::Health() {
   bool draining = false;
   {
     absl::MutexLock lock(&shutdown_mu_);

@@ -12,18 +12,18 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "grpcpp/server.h"
 #include "collector/collector_service.h"
 #include "collector/collector_store.h"
 #include "collector/decision_logger.h"
+#include "edge/metrics.h"
+#include "edge/metrics_http.h"
+#include "edge/rpc_metrics.h"
+#include "edge/tls.h"
+#include "grpcpp/server.h"
 #include "server/admin_service.h"
-#include "server/metrics.h"
-#include "server/metrics_http.h"
 #include "server/model_manager.h"
 #include "server/request_validation.h"
-#include "server/rpc_metrics.h"
 #include "server/scoring_service.h"
-#include "server/tls.h"
 #include "server/server_metrics.h"
 
 namespace coupond::server {
@@ -48,16 +48,16 @@ struct ServerOptions {
   std::string collector_address;
   collector::DecisionLoggerOptions decision_log;
 
-  // --- The production edge (server/tls.h, server/admin_service.h). ---
+  // --- The production edge (edge/tls.h, server/admin_service.h). ---
   // Transport security for every service on the port. Default: plaintext.
-  ServerTlsOptions tls;
+  edge::ServerTlsOptions tls;
   // File holding the bearer token of coupond.v1.Admin. Empty (default): Admin is not served.
   std::string admin_token_file;
   // Largest request message accepted, in bytes; gRPC answers RESOURCE_EXHAUSTED to larger
   // ones before any handler runs. Default 4 MiB (gRPC's own default).
   int max_message_bytes = 4 << 20;
   // host:port for plain-HTTP GET /metrics (Prometheus text) and GET /healthz
-  // (server/metrics_http.h); port 0 picks a free port (see metrics_port()). Default "": off.
+  // (edge/metrics_http.h); port 0 picks a free port (see metrics_port()). Default "": off.
   // gRPC calls are counted (and access-logged at debug level) either way.
   std::string metrics_listen;
 };
@@ -77,7 +77,7 @@ class CoupondServer {
   const ModelManager& models() const { return *models_; }
   // Null when decisions are not logged.
   const collector::DecisionLogger* decision_logger() const { return decision_logger_.get(); }
-  const MetricsRegistry& metrics() const { return *metrics_; }
+  const edge::MetricsRegistry& metrics() const { return *metrics_; }
   // The bound metrics HTTP port; 0 when metrics_listen is empty.
   int metrics_port() const { return metrics_http_ == nullptr ? 0 : metrics_http_->port(); }
 
@@ -90,12 +90,12 @@ class CoupondServer {
  private:
   CoupondServer() = default;
   // /healthz: SERVING once a model is loaded, until Shutdown begins.
-  HealthReport Health();
+  edge::HealthReport Health();
 
   ServerOptions options_;
   // Destroyed last: the gRPC server's interceptors and the registry's callbacks use them.
-  std::unique_ptr<MetricsRegistry> metrics_;
-  std::unique_ptr<RpcMetrics> rpc_metrics_;
+  std::unique_ptr<edge::MetricsRegistry> metrics_;
+  std::unique_ptr<edge::RpcMetrics> rpc_metrics_;
   // Destroyed after the server and the service (reverse order): the logger delivers what
   // is queued into the collector before the collector's store closes.
   std::unique_ptr<collector::CollectorStore> collector_store_;
@@ -106,7 +106,7 @@ class CoupondServer {
   std::unique_ptr<AdminService> admin_service_;  // null without admin_token_file
   std::unique_ptr<grpc::Server> server_;
   // Destroyed first (and stopped by Shutdown): it reads everything above.
-  std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<edge::MetricsHttpServer> metrics_http_;
   int port_ = 0;
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

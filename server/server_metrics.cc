@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "collector/collector_metrics.h"
 #include "core/snapshot.h"
-#include "server/rpc_metrics.h"
+#include "edge/rpc_metrics.h"
 
 namespace coupond::server {
 namespace {
@@ -32,7 +32,7 @@ double ResidentBytes() {
 
 }  // namespace
 
-absl::Status RegisterServerMetrics(MetricsRegistry* registry, const ModelManager* models,
+absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelManager* models,
                                    const collector::DecisionLogger* decisions,
                                    const collector::CollectorStore* collector) {
   if (registry == nullptr || models == nullptr) {
@@ -43,12 +43,12 @@ absl::Status RegisterServerMetrics(MetricsRegistry* registry, const ModelManager
     return m == nullptr ? 0.0 : static_cast<double>(m->info().version);
   };
   struct Gauge {
-    MetricsRegistry::CallbackType type;
+    edge::MetricsRegistry::CallbackType type;
     const char* name;
     const char* help;
     std::function<double()> value;
   };
-  using Type = MetricsRegistry::CallbackType;
+  using Type = edge::MetricsRegistry::CallbackType;
   std::vector<Gauge> gauges = {
       {Type::kGauge, "coupond_model_version", "The model version being served (0: none yet).",
        current},
@@ -122,10 +122,10 @@ absl::Status RegisterServerMetrics(MetricsRegistry* registry, const ModelManager
   return absl::OkStatus();
 }
 
-HealthReport ServerHealth(const ModelManager& models, bool draining) {
+edge::HealthReport ServerHealth(const ModelManager& models, bool draining) {
   const std::shared_ptr<const core::ModelSnapshot> current = models.Current();
   const ModelLoadStatus state = models.LoadStatus();
-  HealthReport report;
+  edge::HealthReport report;
   report.healthy = current != nullptr && !draining;
   report.text = absl::StrCat(
       "status=", report.healthy ? "SERVING" : "NOT_SERVING",
@@ -133,11 +133,11 @@ HealthReport ServerHealth(const ModelManager& models, bool draining) {
       "\nmodel_version=", current == nullptr ? 0 : current->info().version,
       "\nloads=", state.loads, "\nrejected_versions=", state.rejections,
       "\nlast_rejected_version=", state.rejected_version,
-      "\nlast_rejection=", LogfmtValue(std::string(state.rejection.message())),
+      "\nlast_rejection=", edge::LogfmtValue(std::string(state.rejection.message())),
       "\nlast_load_unix=", static_cast<int64_t>(UnixSeconds(state.last_load_time)),
       "\nlast_load_seconds=", absl::ToDoubleSeconds(state.last_load_duration),
       "\nlast_poll_unix=", static_cast<int64_t>(UnixSeconds(state.last_poll_time)),
-      "\nlast_poll_error=", LogfmtValue(state.last_poll_error), "\n");
+      "\nlast_poll_error=", edge::LogfmtValue(state.last_poll_error), "\n");
   return report;
 }
 

@@ -1,16 +1,15 @@
 #ifndef COUPOND_SERVER_SERVER_METRICS_H_
 #define COUPOND_SERVER_SERVER_METRICS_H_
 
-// What coupond exports besides the per-call metrics of server/rpc_metrics.h: the model and
+// What coupond exports besides the per-call metrics of edge/rpc_metrics.h: the model and
 // its reloads, the decision logger and the embedded collector, all read by callback at
-// scrape time; and the /healthz report. Names and labels are listed in the README's
-// "Metrics" section.
+// scrape time; and the /healthz report. Names and labels are listed in docs/metrics.md.
 
 #include "absl/status/status.h"
 #include "collector/collector_store.h"
 #include "collector/decision_logger.h"
-#include "server/metrics.h"
-#include "server/metrics_http.h"
+#include "edge/metrics.h"
+#include "edge/metrics_http.h"
 #include "server/model_manager.h"
 
 namespace coupond::server {
@@ -18,7 +17,7 @@ namespace coupond::server {
 // Registers coupond's model, reload, decision-log and collector metrics (all read by
 // callback at scrape time). `models` is required; `decisions` and `collector` may be null
 // (their metrics are then left out). All three must outlive the registry's last Render.
-absl::Status RegisterServerMetrics(MetricsRegistry* registry, const ModelManager* models,
+absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelManager* models,
                                    const collector::DecisionLogger* decisions,
                                    const collector::CollectorStore* collector);
 
@@ -29,7 +28,7 @@ absl::Status RegisterServerMetrics(MetricsRegistry* registry, const ModelManager
 //   last_load_seconds, last_poll_unix, last_poll_error.
 // The poll error is that of the latest poll only (a rejected version is reported by one
 // poll, then skipped until a newer one appears); last_rejection stays.
-HealthReport ServerHealth(const ModelManager& models, bool draining);
+edge::HealthReport ServerHealth(const ModelManager& models, bool draining);
 
 }  // namespace coupond::server
 

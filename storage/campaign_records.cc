@@ -12,13 +12,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/status_macros.h"
+#include "common/rocksdb_status.h"
+#include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/sst_file_writer.h"
 #include "storage/keys.h"
 #include "storage/model_store.h"
-#include "storage/rocksdb_status.h"
 #include "xxhash.h"
 
 namespace coupond::storage {
@@ -114,7 +114,7 @@ absl::StatusOr<std::vector<CampaignRecord>> ScanRecords(rocksdb::DB* db, const s
     records.push_back(std::move(record));
   }
   COUPOND_RETURN_IF_ERROR(
-      FromRocksDb(it->status(), absl::StrCat("model store '", store_path, "': reading campaigns")));
+      common::FromRocksDb(it->status(), absl::StrCat("model store '", store_path, "': reading campaigns")));
   return records;
 }
 
@@ -133,14 +133,14 @@ absl::Status ModelStore::IngestRows(const std::string& file_name,
     const rocksdb::EnvOptions env_options;
     const rocksdb::Options sst_options;
     rocksdb::SstFileWriter writer(env_options, sst_options);
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Open(sst), "SstFileWriter::Open " + sst));
+    COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Open(sst), "SstFileWriter::Open " + sst));
     for (const auto& [key, value] : rows) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Finish(), "SstFileWriter::Finish"));
+    COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Finish(), "SstFileWriter::Finish"));
     rocksdb::IngestExternalFileOptions ingest;
     ingest.move_files = true;
-    return FromRocksDb(db_->IngestExternalFile({sst}, ingest), absl::StrCat("ingesting ", sst));
+    return common::FromRocksDb(db_->IngestExternalFile({sst}, ingest), absl::StrCat("ingesting ", sst));
   }();
   fs::remove(sst, ec);  // already moved on success; a partial file on failure
   return status;
@@ -212,7 +212,7 @@ absl::StatusOr<std::vector<CampaignRecord>> ModelStore::LatestCampaigns() const 
     it->Seek(next);
   }
   COUPOND_RETURN_IF_ERROR(
-      FromRocksDb(it->status(), absl::StrCat("model store '", path_, "': reading campaigns")));
+      common::FromRocksDb(it->status(), absl::StrCat("model store '", path_, "': reading campaigns")));
   return latest;
 }
 

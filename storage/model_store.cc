@@ -21,12 +21,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "core/status_macros.h"
+#include "common/rocksdb_status.h"
+#include "common/status_macros.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/sst_file_writer.h"
 #include "storage/keys.h"
-#include "storage/rocksdb_status.h"
 #include "xxhash.h"
 
 namespace coupond::storage {
@@ -282,7 +282,7 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForWrite(const std::
   options.disable_auto_compactions = true;
   rocksdb::DB* raw = nullptr;
   COUPOND_RETURN_IF_ERROR(
-      FromRocksDb(rocksdb::DB::Open(options, path, &raw), absl::StrCat("model store '", path,
+      common::FromRocksDb(rocksdb::DB::Open(options, path, &raw), absl::StrCat("model store '", path,
                                                                          "': open for write")));
   // A publisher that died between writing and ingesting leaves its SST file behind.
   fs::remove_all(fs::path(path) / kIngestDir, ec);
@@ -310,7 +310,7 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForRead(const std::s
     s = rocksdb::DB::OpenForReadOnly(options, path, &raw);
     if (s.ok()) break;
   }
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("model store '", path, "': open for read")));
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, absl::StrCat("model store '", path, "': open for read")));
   return std::unique_ptr<ModelStore>(
       new ModelStore(path, std::unique_ptr<rocksdb::DB>(raw), /*writable=*/false));
 }
@@ -356,7 +356,7 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::Commit(StagedVersion staged) 
   rocksdb::IngestExternalFileOptions ingest;
   ingest.move_files = true;  // hard-link instead of copying; same filesystem by design
   COUPOND_RETURN_IF_ERROR(
-      FromRocksDb(db_->IngestExternalFile({staged.file_}, ingest),
+      common::FromRocksDb(db_->IngestExternalFile({staged.file_}, ingest),
                   absl::StrCat("ingesting version ", staged.info_.version)));
   std::error_code ignored;
   fs::remove(staged.file_, ignored);  // the store holds its own link now
@@ -424,36 +424,36 @@ absl::StatusOr<StagedVersion> ModelStore::Stage(const core::ModelData& model,
     const rocksdb::EnvOptions env_options;
     const rocksdb::Options sst_options;
     rocksdb::SstFileWriter writer(env_options, sst_options);
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Open(sst), "SstFileWriter::Open " + sst));
+    COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Open(sst), "SstFileWriter::Open " + sst));
     RowHasher hasher;
     for (uint32_t row : sorted_rows(model.coupon_ids)) {
       const std::string key = CouponKey(info.version, model.coupon_ids[row]);
       const std::string value = EncodeCoupon(model, row);
       hasher.Add(key, value);
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
     for (size_t i = 0; i < model.segments.size(); ++i) {
       const std::string key = SegmentKey(info.version, i);
       const std::string value = EncodeSegment(model, i);
       hasher.Add(key, value);
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
     if (!model.segment_features.empty()) {
       const std::string key = SegmentFeaturesKey(info.version);
       const std::string value = EncodeSegmentFeatures(model);
       hasher.Add(key, value);
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
     for (uint32_t row : sorted_rows(model.user_ids)) {
       const std::string key = UserKey(info.version, model.user_ids[row]);
       const std::string value = EncodeUser(model, row);
       hasher.Add(key, value);
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(writer.Put(key, value), "SstFileWriter::Put"));
     }
     info.checksum = hasher.Digest();
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(
+    COUPOND_RETURN_IF_ERROR(common::FromRocksDb(
         writer.Put(ManifestKey(info.version), EncodeManifest(info)), "SstFileWriter::Put"));
-    return FromRocksDb(writer.Finish(), "SstFileWriter::Finish");
+    return common::FromRocksDb(writer.Finish(), "SstFileWriter::Finish");
   }();
   if (!status.ok()) {
     fs::remove(sst, ec);  // a partial file
@@ -486,13 +486,13 @@ absl::StatusOr<std::vector<core::ModelVersionInfo>> ModelStore::ListVersions() c
       COUPOND_ASSIGN_OR_RETURN(core::ModelVersionInfo info, DecodeManifest(version, manifest));
       versions.push_back(std::move(info));
     } else if (!s.IsNotFound()) {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
     }
     // A range without a manifest cannot come from Publish (one atomic file per version);
     // it is left out of the list, and ReadVersion reports it as missing.
     it->Seek(PrefixUpperBound(internal::VersionPrefix(version)));
   }
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(it->status(), "listing versions"));
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(it->status(), "listing versions"));
   return versions;
 }
 
@@ -512,7 +512,7 @@ absl::StatusOr<core::ModelVersionInfo> ModelStore::ReadManifest(uint64_t version
     return absl::NotFoundError(
         absl::StrCat("model store '", path_, "': no version ", version));
   }
-  COUPOND_RETURN_IF_ERROR(FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
+  COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, absl::StrCat("reading manifest of version ", version)));
   return DecodeManifest(version, value, format);
 }
 
@@ -586,7 +586,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
       hasher.Add(key, value);
       COUPOND_RETURN_IF_ERROR(decode(id, value));
     }
-    COUPOND_RETURN_IF_ERROR(FromRocksDb(it->status(), absl::StrCat("reading ", kind, " rows")));
+    COUPOND_RETURN_IF_ERROR(common::FromRocksDb(it->status(), absl::StrCat("reading ", kind, " rows")));
     if (rows != expected_rows) {
       return loss(absl::StrCat("has ", rows, " ", kind, " rows, the manifest says ",
                                expected_rows, " (incomplete version)"));
@@ -685,7 +685,7 @@ absl::StatusOr<core::ModelData> ModelStore::ReadVersion(uint64_t version,
                                  ")"));
       }
     } else {
-      COUPOND_RETURN_IF_ERROR(FromRocksDb(s, "reading segment features"));
+      COUPOND_RETURN_IF_ERROR(common::FromRocksDb(s, "reading segment features"));
       if (num_features == 0) {
         return loss("segment features present, but the manifest says there are none");
       }

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "edge/bearer_token.h"
 #include "gmock/gmock.h"
 #include "grpcpp/support/string_ref.h"
 #include "gtest/gtest.h"
@@ -25,23 +26,23 @@ using ::testing::Not;
 constexpr char kToken[] = "0123456789abcdef0123456789abcdef";
 
 TEST(ConstantTimeEqualsTest, EqualOnlyForTheSameBytes) {
-  EXPECT_TRUE(ConstantTimeEquals(kToken, kToken));
-  EXPECT_TRUE(ConstantTimeEquals("", ""));
-  EXPECT_FALSE(ConstantTimeEquals("", kToken));
-  EXPECT_FALSE(ConstantTimeEquals(kToken, ""));
+  EXPECT_TRUE(edge::ConstantTimeEquals(kToken, kToken));
+  EXPECT_TRUE(edge::ConstantTimeEquals("", ""));
+  EXPECT_FALSE(edge::ConstantTimeEquals("", kToken));
+  EXPECT_FALSE(edge::ConstantTimeEquals(kToken, ""));
   const std::string token = kToken;
-  EXPECT_FALSE(ConstantTimeEquals(token.substr(0, 31), token));  // a prefix
-  EXPECT_FALSE(ConstantTimeEquals(token + "0", token));          // one more byte
-  EXPECT_FALSE(ConstantTimeEquals(token + token, token));        // repeated
+  EXPECT_FALSE(edge::ConstantTimeEquals(token.substr(0, 31), token));  // a prefix
+  EXPECT_FALSE(edge::ConstantTimeEquals(token + "0", token));          // one more byte
+  EXPECT_FALSE(edge::ConstantTimeEquals(token + token, token));        // repeated
   std::string last = token;
   last.back() = 'g';
-  EXPECT_FALSE(ConstantTimeEquals(last, token));  // the last byte
+  EXPECT_FALSE(edge::ConstantTimeEquals(last, token));  // the last byte
   std::string first = token;
   first.front() = '1';
-  EXPECT_FALSE(ConstantTimeEquals(first, token));  // the first byte
+  EXPECT_FALSE(edge::ConstantTimeEquals(first, token));  // the first byte
   // A presented value that repeats the token's first byte cannot pass by wrapping around.
-  EXPECT_FALSE(ConstantTimeEquals("0", "00"));
-  EXPECT_TRUE(ConstantTimeEquals("00", "00"));
+  EXPECT_FALSE(edge::ConstantTimeEquals("0", "00"));
+  EXPECT_TRUE(edge::ConstantTimeEquals("00", "00"));
 }
 
 class BearerTest : public ::testing::Test {

@@ -13,8 +13,8 @@ namespace {
 using ::coupond::testing::StatusIs;
 
 // 2 users x 3 coupons; coupon 2 never appears in training.
-core::TrainingData TinyData() {
-  core::TrainingData d;
+learn::TrainingData TinyData() {
+  learn::TrainingData d;
   d.user_ids = {"u0", "u1"};
   d.coupon_ids = {"c0", "c1", "c2"};
   d.campaign_ids = {"k"};
@@ -23,7 +23,7 @@ core::TrainingData TinyData() {
   for (int c = 0; c < 3; ++c) d.coupon_features.AddRow({});
   d.coupon_attributes.resize(3);
   auto add = [&](uint32_t u, uint32_t c, float y) {
-    core::Example e;
+    learn::Example e;
     e.user = u;
     e.coupon = c;
     e.label = y;
@@ -40,7 +40,7 @@ core::TrainingData TinyData() {
 }
 
 TEST(BaselinesTest, SmoothedRatesMatchHandComputedValues) {
-  const core::TrainingData d = TinyData();
+  const learn::TrainingData d = TinyData();
   BaselineOptions o;
   o.prior_strength = 2.0;
   const std::vector<uint32_t> train = {0, 1, 2, 3, 4, 5};
@@ -64,7 +64,7 @@ TEST(BaselinesTest, SmoothedRatesMatchHandComputedValues) {
 }
 
 TEST(BaselinesTest, LogisticFitSatisfiesTheOptimalityConditions) {
-  const core::TrainingData d = TinyData();
+  const learn::TrainingData d = TinyData();
   BaselineOptions o;
   o.prior_strength = 2.0;
   o.l2 = 0.0;
@@ -75,7 +75,7 @@ TEST(BaselinesTest, LogisticFitSatisfiesTheOptimalityConditions) {
   const std::vector<float> p = b.Predict(BaselineKind::kLogistic, d, train);
   double g0 = 0, g1 = 0, g2 = 0;
   for (size_t k = 0; k < train.size(); ++k) {
-    const core::Example& e = d.examples[train[k]];
+    const learn::Example& e = d.examples[train[k]];
     const double r = p[k] - e.label;
     const double xc = std::log(b.coupon_rate[e.coupon] / (1 - b.coupon_rate[e.coupon]));
     const double xu = std::log(b.user_rate[e.user] / (1 - b.user_rate[e.user]));
@@ -93,7 +93,7 @@ TEST(BaselinesTest, LogisticFitSatisfiesTheOptimalityConditions) {
 }
 
 TEST(BaselinesTest, RejectsBadInput) {
-  const core::TrainingData d = TinyData();
+  const learn::TrainingData d = TinyData();
   EXPECT_THAT(FitBaselines(d, {}), StatusIs(absl::StatusCode::kInvalidArgument));
   const std::vector<uint32_t> out_of_range = {0, 99};
   EXPECT_THAT(FitBaselines(d, out_of_range),

@@ -29,11 +29,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
-#include "core/metrics.h"
 #include "core/random.h"
 #include "core/scorer.h"
 #include "core/snapshot.h"
 #include "gtest/gtest.h"
+#include "learn/metrics.h"
 #include "pipeline/baselines.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
@@ -67,7 +67,7 @@ double WeightedAuc(const std::vector<std::vector<uint32_t>>& by_household,
       }
     }
   }
-  const absl::StatusOr<double> auc = core::RocAuc(s, y);
+  const absl::StatusOr<double> auc = learn::RocAuc(s, y);
   if (!auc.ok()) ADD_FAILURE() << auc.status();
   return auc.ok() ? *auc : std::nan("");
 }
@@ -92,7 +92,7 @@ TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHousehol
   }
   const std::string dir = *shared + "/dunnhumby_coupons";
   ASSERT_OK_AND_ASSIGN(DunnhumbyData loaded, LoadDunnhumby(dir));
-  const core::TrainingData& full = loaded.data;
+  const learn::TrainingData& full = loaded.data;
 
   // 1. Hold out a third of the households with demographics.
   std::vector<std::string> held_out;
@@ -123,7 +123,7 @@ TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHousehol
 
   // The popularity baseline, fitted as the pipeline fits it: on the training period of the
   // data without the held-out households (coupon indices are shared with `full`).
-  core::TrainingData rest = full;
+  learn::TrainingData rest = full;
   ASSERT_EQ(RemoveUsers(&rest, held_out), static_cast<int64_t>(held_out.size()));
   ASSERT_OK_AND_ASSIGN(TimeSplit split, SplitByCampaignStart(rest, o.test_fraction));
   ASSERT_EQ(split.cutoff_day, r.test_cutoff_day);
@@ -134,7 +134,7 @@ TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHousehol
                                                   r.test_campaigns.end());
   std::map<uint32_t, std::vector<uint32_t>> examples_of;  // held-out user -> example indices
   for (uint32_t i = 0; i < full.examples.size(); ++i) {
-    const core::Example& e = full.examples[i];
+    const learn::Example& e = full.examples[i];
     if (held_out_index.contains(e.user) && test_campaigns.contains(full.campaign_ids[e.campaign])) {
       examples_of[e.user].push_back(i);
     }
@@ -229,7 +229,7 @@ TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHousehol
     return sum / static_cast<double>(p.size());
   };
   auto log_loss = [&label](const std::vector<float>& p) {
-    const absl::StatusOr<double> v = core::LogLoss(p, label);
+    const absl::StatusOr<double> v = learn::LogLoss(p, label);
     return v.ok() ? *v : std::nan("");
   };
 

@@ -26,7 +26,7 @@ using ::testing::HasSubstr;
 // Data with `rows` coupons (features by name) and one example per coupon listed in `warm`;
 // a model over it with deterministic vectors for every coupon.
 struct Fixture {
-  core::TrainingData data;
+  learn::TrainingData data;
   core::ModelData model;
   std::vector<uint32_t> train;
 };
@@ -54,7 +54,7 @@ Fixture Make(const std::vector<std::vector<std::string>>& rows, const std::vecto
   f.data.coupon_features.names = names;
   f.data.coupon_attributes.assign(rows.size(), core::CouponAttributes{});
   for (int c : warm) {
-    core::Example e;
+    learn::Example e;
     e.coupon = static_cast<uint32_t>(c);
     f.train.push_back(static_cast<uint32_t>(f.data.examples.size()));
     f.data.examples.push_back(e);

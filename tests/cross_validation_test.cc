@@ -1,19 +1,19 @@
 // Cross-validation: pair-grouped, seeded folds; a deterministic grid search that prefers the
 // sensible hyperparameters; bad input named.
 
-#include "core/cross_validation.h"
+#include "learn/cross_validation.h"
 
 #include <numeric>
 #include <set>
 #include <utility>
 #include <vector>
 
-#include "core/lmf_synthetic.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "learn/lmf_synthetic.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace coupond::core {
+namespace coupond::learn {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -136,4 +136,4 @@ TEST(CrossValidateTest, RejectsBadOptionsNamingTheField) {
 }
 
 }  // namespace
-}  // namespace coupond::core
+}  // namespace coupond::learn

@@ -38,18 +38,18 @@ class DunnhumbyTest : public ::testing::Test {
 };
 DunnhumbyData* DunnhumbyTest::data_ = nullptr;
 
-int64_t Positives(const core::TrainingData& d, absl::Span<const uint32_t> indices) {
+int64_t Positives(const learn::TrainingData& d, absl::Span<const uint32_t> indices) {
   int64_t n = 0;
   for (uint32_t i : indices) n += d.examples[i].label == 1.0f ? 1 : 0;
   return n;
 }
 
 TEST_F(DunnhumbyTest, CandidateAndPositiveCountsMatchTheDataReadme) {
-  const core::TrainingData& d = data_->data;
+  const learn::TrainingData& d = data_->data;
   ASSERT_OK(d.Validate());
   EXPECT_EQ(d.examples.size(), 863670u);
   int64_t positives = 0;
-  for (const core::Example& e : d.examples) positives += e.label == 1.0f ? 1 : 0;
+  for (const learn::Example& e : d.examples) positives += e.label == 1.0f ? 1 : 0;
   EXPECT_EQ(positives, 2288);
 
   const DunnhumbyStats& s = data_->stats;
@@ -67,7 +67,7 @@ TEST_F(DunnhumbyTest, CandidateAndPositiveCountsMatchTheDataReadme) {
 }
 
 TEST_F(DunnhumbyTest, FeaturesAndDays) {
-  const core::TrainingData& d = data_->data;
+  const learn::TrainingData& d = data_->data;
   const auto& user_names = d.user_features.names;
   EXPECT_NE(std::find(user_names.begin(), user_names.end(), "AGE_DESC=45-54"), user_names.end());
   const auto& coupon_names = d.coupon_features.names;
@@ -79,13 +79,13 @@ TEST_F(DunnhumbyTest, FeaturesAndDays) {
   EXPECT_EQ(d.user_ids[0], "1");
   EXPECT_EQ(d.user_features.row(0).size(), 7u);
   // Every example's day is its campaign's start day.
-  for (const core::Example& e : d.examples) {
+  for (const learn::Example& e : d.examples) {
     ASSERT_EQ(e.day, data_->campaign_start_day[e.campaign]);
   }
 }
 
 TEST_F(DunnhumbyTest, TimeSplitHoldsOutCampaigns18To25) {
-  const core::TrainingData& d = data_->data;
+  const learn::TrainingData& d = data_->data;
   ASSERT_OK_AND_ASSIGN(TimeSplit split, SplitByCampaignStart(d, 0.2));
   std::vector<std::string> test_campaigns;
   for (uint32_t c : split.test_campaigns) test_campaigns.push_back(d.campaign_ids[c]);
@@ -107,7 +107,7 @@ TEST_F(DunnhumbyTest, TimeSplitHoldsOutCampaigns18To25) {
 }
 
 TEST_F(DunnhumbyTest, SegmentsFromTheTrainingPeriodCoverEveryHousehold) {
-  const core::TrainingData& d = data_->data;
+  const learn::TrainingData& d = data_->data;
   ASSERT_OK_AND_ASSIGN(TimeSplit split, SplitByCampaignStart(d, 0.2));
   SegmentOptions options;
   options.kmeans.k = 6;  // fixed: choosing k is covered in kmeans_test

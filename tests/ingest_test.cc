@@ -142,7 +142,7 @@ TEST_F(IngestTest, CountsEveryRowByOutcome) {
 
 TEST_F(IngestTest, BuildsTrainingDataWithLabelsAndFeatures) {
   ASSERT_OK_AND_ASSIGN(IngestResult result, IngestLogs(paths_, options_));
-  const core::TrainingData& d = result.data;
+  const learn::TrainingData& d = result.data;
   ASSERT_OK(d.Validate());
   EXPECT_THAT(d.user_ids, ElementsAre("u1", "u2", "u3", "u5"));
   EXPECT_THAT(d.coupon_ids, ElementsAre("c1", "c2"));
@@ -158,7 +158,7 @@ TEST_F(IngestTest, BuildsTrainingDataWithLabelsAndFeatures) {
   }
   EXPECT_EQ(d.examples[4].campaign, 1u);
 
-  auto names = [](const core::SparseFeatures& f, size_t row) {
+  auto names = [](const learn::SparseFeatures& f, size_t row) {
     std::vector<std::string> out;
     for (uint32_t k : f.row(row)) out.push_back(f.names[k]);
     return out;
@@ -285,9 +285,9 @@ TEST_F(IngestTest, FileLevelErrors) {
   EXPECT_THAT(IngestLogs(paths_, options_), StatusIs(absl::StatusCode::kUnavailable));
 }
 
-core::TrainingData SplitData() {
+learn::TrainingData SplitData() {
   // Campaign c starts on day starts[c] and holds sizes[c] examples.
-  core::TrainingData d;
+  learn::TrainingData d;
   d.user_ids = {"u"};
   d.coupon_ids = {"c"};
   d.coupon_attributes.resize(1);
@@ -298,7 +298,7 @@ core::TrainingData SplitData() {
   for (uint32_t c = 0; c < 5; ++c) {
     d.campaign_ids.push_back(absl::StrCat("k", c));
     for (int i = 0; i < sizes[c]; ++i) {
-      core::Example e;
+      learn::Example e;
       e.campaign = c;
       e.day = starts[c] + i % 3;  // a campaign starts on its earliest example's day
       d.examples.push_back(e);
@@ -308,7 +308,7 @@ core::TrainingData SplitData() {
 }
 
 TEST(SplitTest, HoldsOutLatestCampaignsByStartDayWholeDaysAtATime) {
-  const core::TrainingData d = SplitData();
+  const learn::TrainingData d = SplitData();
   ASSERT_OK_AND_ASSIGN(TimeSplit split, SplitByCampaignStart(d, 0.2));
   // 15 examples (15%) from day 30 are not enough; day 20 brings both of its campaigns.
   EXPECT_EQ(split.cutoff_day, 20);

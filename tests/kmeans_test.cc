@@ -1,4 +1,4 @@
-#include "core/kmeans.h"
+#include "learn/kmeans.h"
 
 #include <cmath>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace coupond::core {
+namespace coupond::learn {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -113,4 +113,4 @@ TEST(KMeansTest, RejectsBadInput) {
 }
 
 }  // namespace
-}  // namespace coupond::core
+}  // namespace coupond::learn

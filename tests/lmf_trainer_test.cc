@@ -2,20 +2,20 @@
 // with several, generalises to coupons never seen in training through their attributes, and
 // rejects bad input by naming the field.
 
-#include "core/lmf_trainer.h"
+#include "learn/lmf_trainer.h"
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "core/lmf_synthetic.h"
-#include "core/metrics.h"
 #include "core/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "learn/lmf_synthetic.h"
+#include "learn/metrics.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace coupond::core {
+namespace coupond::learn {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -124,8 +124,8 @@ TEST_F(LmfTrainerTest, RecoversTheTruthInRanking) {
   ASSERT_OK_AND_ASSIGN(double vloss, LogLoss(pv, Labels(set_->data, s.validation)));
   EXPECT_NEAR(vloss, seen[r.best_epoch - 1].validation_log_loss, 1e-4);
   // Materialised, it is a valid servable model.
-  ASSERT_OK_AND_ASSIGN(ModelData m, MaterializeLmfModel(r.model, set_->data));
-  EXPECT_OK(ValidateModelData(m));
+  ASSERT_OK_AND_ASSIGN(core::ModelData m, MaterializeLmfModel(r.model, set_->data));
+  EXPECT_OK(core::ValidateModelData(m));
   EXPECT_EQ(m.num_users(), set_->data.user_ids.size());
 }
 
@@ -218,16 +218,16 @@ TEST(LmfMaterializeTest, UnknownEntitiesGetTheirFeaturesOnly) {
   cf.AddRow({});
   cf.AddRow({});
   ASSERT_OK_AND_ASSIGN(
-      ModelData out,
+      core::ModelData out,
       MaterializeLmfModel(m, std::vector<std::string>{"u1", "u9"}, uf,
                           std::vector<std::string>{"c1", "c9"}, cf,
-                          std::vector<CouponAttributes>(2)));
+                          std::vector<core::CouponAttributes>(2)));
   EXPECT_EQ(out.user_factors, (std::vector<float>{11.0f, 22.0f, 30.0f, 40.0f}));
   EXPECT_EQ(out.user_bias, (std::vector<float>{0.75f, 0.125f}));
   EXPECT_EQ(out.coupon_factors, (std::vector<float>{3.0f, 4.0f, 0.0f, 0.0f}));
   EXPECT_EQ(out.coupon_bias, (std::vector<float>{1.0f, 0.0f}));
   EXPECT_EQ(out.global_bias, -1.0);
-  EXPECT_OK(ValidateModelData(out));
+  EXPECT_OK(core::ValidateModelData(out));
   EXPECT_THAT(MaterializeLmfModel(m, std::vector<std::string>{"u1"}, uf, {}, SparseFeatures{}, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("user_features")));
 }
@@ -285,4 +285,4 @@ TEST(LmfTrainerInputTest, RejectsBadInputNamingTheField) {
 }
 
 }  // namespace
-}  // namespace coupond::core
+}  // namespace coupond::learn

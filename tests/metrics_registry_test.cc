@@ -1,4 +1,4 @@
-// The Prometheus registry (server/metrics.h) and its HTTP endpoint (server/metrics_http.h):
+// The Prometheus registry (edge/metrics.h) and its HTTP endpoint (edge/metrics_http.h):
 // the exact exposition text, escaping, bucket placement, exact totals under concurrency,
 // name and bound validation, and the endpoint over a real socket.
 
@@ -10,17 +10,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "edge/metrics.h"
+#include "edge/metrics_http.h"
+#include "edge/port_file.h"
+#include "edge/rpc_metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
-#include "server/metrics.h"
-#include "server/metrics_http.h"
-#include "server/port_file.h"
-#include "server/rpc_metrics.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
-namespace coupond::server {
+namespace coupond::edge {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -393,4 +393,4 @@ TEST(MetricsHttpServerTest, StopRightAfterStartReturns) {
 }
 
 }  // namespace
-}  // namespace coupond::server
+}  // namespace coupond::edge

@@ -1,6 +1,6 @@
 // Metrics against values computed by hand, ties, degenerate label sets and bad input.
 
-#include "core/metrics.h"
+#include "learn/metrics.h"
 
 #include <cmath>
 #include <limits>
@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace coupond::core {
+namespace coupond::learn {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -127,4 +127,4 @@ TEST(CalibrationTest, EmptyBinsAreReportedAndPerfectCalibrationHasZeroError) {
 }
 
 }  // namespace
-}  // namespace coupond::core
+}  // namespace coupond::learn

@@ -232,7 +232,7 @@ TEST(OpeCoverageTest, GreedyTargetOrderValueReward) {
 }
 
 // The calibration behind the thresholds (10-15 s in Release):
-//   ope_test --gtest_also_run_disabled_tests --gtest_filter='*Calibration*'
+//   analysis_test --gtest_also_run_disabled_tests --gtest_filter='*Calibration*'
 TEST(OpeCoverageTest, DISABLED_CalibrationWith1000Repetitions) {
   struct Scenario {
     const char* name;

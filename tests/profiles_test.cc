@@ -15,8 +15,8 @@ using ::coupond::testing::StatusIs;
 
 // Users 0-9 "active" (10 exposures, 5 redemptions, attribute A), users 10-19 "idle"
 // (10 exposures, none redeemed, attribute B), users 20-21 cold (no examples).
-core::TrainingData Data() {
-  core::TrainingData d;
+learn::TrainingData Data() {
+  learn::TrainingData d;
   d.coupon_ids = {"c"};
   d.coupon_attributes.resize(1);
   d.coupon_features.AddRow({});
@@ -33,7 +33,7 @@ core::TrainingData Data() {
     }
     if (u >= 20) continue;
     for (int i = 0; i < 10; ++i) {
-      core::Example e;
+      learn::Example e;
       e.user = u;
       e.day = 10 * i;
       e.label = (u < 10 && i % 2 == 1) ? 1.0f : 0.0f;
@@ -44,7 +44,7 @@ core::TrainingData Data() {
 }
 
 TEST(ProfilesTest, CountsRatesAndRecency) {
-  const core::TrainingData d = Data();
+  const learn::TrainingData d = Data();
   ASSERT_OK_AND_ASSIGN(Profiles p, BuildProfiles(d));
   EXPECT_EQ(p.as_of_day, 91);
   EXPECT_EQ(p.horizon_days, 91);
@@ -70,7 +70,7 @@ TEST(ProfilesTest, CountsRatesAndRecency) {
 }
 
 TEST(ProfilesTest, SegmentsSeparateBehaviourAndSeedColdStart) {
-  const core::TrainingData d = Data();
+  const learn::TrainingData d = Data();
   SegmentOptions options;
   options.kmeans.k = 3;
   options.min_attribute_users = 2;

@@ -1,6 +1,6 @@
 // The synthetic platform: reproducible, valid, and with the documented statistics.
 
-#include "core/synthetic.h"
+#include "learn/synthetic.h"
 
 #include <cmath>
 
@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/test_util/status_matchers.h"
 
-namespace coupond::core {
+namespace coupond::learn {
 namespace {
 
 using ::coupond::testing::StatusIs;
@@ -19,15 +19,15 @@ TEST(SyntheticPlatformTest, IsValidAndReproducible) {
   o.num_users = 500;
   o.num_coupons = 40;
   o.dimension = 8;
-  ASSERT_OK_AND_ASSIGN(ModelData a, GenerateSyntheticPlatform(o));
-  ASSERT_OK_AND_ASSIGN(ModelData b, GenerateSyntheticPlatform(o));
-  EXPECT_OK(ValidateModelData(a));
+  ASSERT_OK_AND_ASSIGN(core::ModelData a, GenerateSyntheticPlatform(o));
+  ASSERT_OK_AND_ASSIGN(core::ModelData b, GenerateSyntheticPlatform(o));
+  EXPECT_OK(core::ValidateModelData(a));
   EXPECT_EQ(a.user_ids, b.user_ids);
   EXPECT_EQ(a.user_factors, b.user_factors);
   EXPECT_EQ(a.coupon_factors, b.coupon_factors);
   EXPECT_EQ(a.coupon_attributes, b.coupon_attributes);
   o.seed = 43;
-  ASSERT_OK_AND_ASSIGN(ModelData c, GenerateSyntheticPlatform(o));
+  ASSERT_OK_AND_ASSIGN(core::ModelData c, GenerateSyntheticPlatform(o));
   EXPECT_NE(a.user_factors, c.user_factors);
 }
 
@@ -37,7 +37,7 @@ TEST(SyntheticPlatformTest, InteractionHasRequestedSpread) {
   o.num_coupons = 50;
   o.dimension = 32;
   o.interaction_stddev = 1.0;
-  ASSERT_OK_AND_ASSIGN(ModelData m, GenerateSyntheticPlatform(o));
+  ASSERT_OK_AND_ASSIGN(core::ModelData m, GenerateSyntheticPlatform(o));
   double sum = 0, sum_sq = 0;
   size_t n = 0;
   for (size_t u = 0; u < m.num_users(); ++u) {
@@ -62,9 +62,9 @@ TEST(SyntheticPlatformTest, PlacesValidityWindowsAroundNow) {
   o.num_users = 10;
   o.num_coupons = 400;
   o.now_unix_seconds = 1'750'000'000;
-  ASSERT_OK_AND_ASSIGN(ModelData m, GenerateSyntheticPlatform(o));
+  ASSERT_OK_AND_ASSIGN(core::ModelData m, GenerateSyntheticPlatform(o));
   int active = 0, expired = 0, out_of_stock = 0;
-  for (const CouponAttributes& a : m.coupon_attributes) {
+  for (const core::CouponAttributes& a : m.coupon_attributes) {
     if (a.stock == 0) ++out_of_stock;
     if (a.valid_until_unix_seconds <= o.now_unix_seconds) ++expired;
     if (a.IsActiveAt(o.now_unix_seconds)) ++active;
@@ -90,4 +90,4 @@ TEST(SyntheticPlatformTest, RejectsBadOptions) {
 }
 
 }  // namespace
-}  // namespace coupond::core
+}  // namespace coupond::learn

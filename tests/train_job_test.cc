@@ -71,7 +71,7 @@ TEST(TrainJobTest, SimulatedLogsEndToEndIntoARealStore) {
   int epochs_seen = 0;
   PipelineProgress progress;
   progress.message = [&](const std::string& m) { messages.push_back(m); };
-  progress.epoch = [&](const std::string&, const core::LmfEpochStats&) { ++epochs_seen; };
+  progress.epoch = [&](const std::string&, const learn::LmfEpochStats&) { ++epochs_seen; };
   ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o, progress));
 
   // Ingest: the dirty rows were quarantined, not dropped silently.
@@ -284,7 +284,7 @@ TEST(TrainJobTest, TrainedAucIsCloseToTheTruthsAuc) {
 }
 
 TEST(TrainJobTest, ColdCouponsGetTheirNearestTrainingCouponByProducts) {
-  core::TrainingData d;
+  learn::TrainingData d;
   d.user_ids = {"u"};
   d.user_features.AddRow({});
   d.coupon_ids = {"c0", "c1", "c2", "c3"};
@@ -296,7 +296,7 @@ TEST(TrainJobTest, ColdCouponsGetTheirNearestTrainingCouponByProducts) {
   d.coupon_attributes.resize(4);
   d.campaign_ids = {"k"};
   for (uint32_t c = 0; c < 4; ++c) {
-    core::Example e;
+    learn::Example e;
     e.coupon = c;
     d.examples.push_back(e);
   }
@@ -345,7 +345,7 @@ TEST(TrainJobTest, ExcludedUsersAreUnknownAndColdCouponsArePredictedAndFlagged) 
   MakeSmall(&o);
   o.store_path = dir.Sub("store");
   ASSERT_OK_AND_ASSIGN(LoadedData loaded, LoadPipelineData(o));
-  const core::TrainingData& data = loaded.data;
+  const learn::TrainingData& data = loaded.data;
   o.exclude_users = {data.user_ids[0], data.user_ids[5], "not-a-user"};
   ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
 
@@ -359,7 +359,7 @@ TEST(TrainJobTest, ExcludedUsersAreUnknownAndColdCouponsArePredictedAndFlagged) 
   // Flagged exactly: coupons without an example in the training campaigns.
   std::set<std::string> test_campaigns(r.test_campaigns.begin(), r.test_campaigns.end());
   std::set<std::string> trained;
-  for (const core::Example& e : data.examples) {
+  for (const learn::Example& e : data.examples) {
     if (!test_campaigns.count(data.campaign_ids[e.campaign])) {
       trained.insert(data.coupon_ids[e.coupon]);
     }

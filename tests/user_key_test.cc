@@ -6,8 +6,10 @@
 #include <fstream>
 #include <string>
 
+#include "edge/secret_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "learn/training_data.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
@@ -41,10 +43,16 @@ TEST(UserKeyTest, IsTheTruncatedHmacSha256OfTheId) {
 
 TEST(UserKeyTest, ShortSecretsAndMissingFilesAreRefused) {
   EXPECT_THAT(UserKeyer::Create("short").status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 16")));
-  EXPECT_THAT(UserKeyer::FromFile("/nonexistent/key").status(), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(edge::ReadSecretFile("/nonexistent/key", "user id key file").status(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("user id key file '/nonexistent/key'")));
   coupond::testing::TempDir dir;
+  std::ofstream(dir.Sub("short")) << "fifteen-bytes!!\n";
+  EXPECT_THAT(edge::ReadSecretFile(dir.Sub("short"), "user id key file").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 16")));
   std::ofstream(dir.Sub("key")) << "coupond-test-secret-32-bytes!!!!\n";
-  auto from_file = UserKeyer::FromFile(dir.Sub("key"));
+  auto secret = edge::ReadSecretFile(dir.Sub("key"), "user id key file");
+  ASSERT_THAT(secret.status(), IsOk());
+  auto from_file = UserKeyer::Create(*secret);
   ASSERT_THAT(from_file.status(), IsOk());
   auto direct = UserKeyer::Create("coupond-test-secret-32-bytes!!!!");
   EXPECT_EQ(from_file->Key("x"), direct->Key("x"));  // the trailing newline is not part of it
@@ -53,7 +61,7 @@ TEST(UserKeyTest, ShortSecretsAndMissingFilesAreRefused) {
 TEST(UserKeyTest, TrainingDataMergesAUserPresentRawAndKeyed) {
   auto keyer = UserKeyer::Create("coupond-test-secret-32-bytes!!!!");
   ASSERT_THAT(keyer.status(), IsOk());
-  TrainingData data;
+  learn::TrainingData data;
   data.user_ids = {"alice", keyer->Key("alice"), "bob"};
   data.coupon_ids = {"c1"};
   data.campaign_ids = {"k"};
@@ -64,7 +72,7 @@ TEST(UserKeyTest, TrainingDataMergesAUserPresentRawAndKeyed) {
   data.coupon_features.AddRow(std::vector<uint32_t>{});
   data.coupon_attributes.resize(1);
   for (uint32_t u : {0u, 1u, 2u}) {
-    Example e;
+    learn::Example e;
     e.user = u;
     data.examples.push_back(e);
   }
