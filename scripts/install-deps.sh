@@ -17,6 +17,8 @@ BUILD_PACKAGES=(
   libeigen3-dev libopenblas-dev libglpk-dev libssl-dev libcpp-httplib-dev
   # the CLI: serving_integration_test makes a throw-away CA and certificates with it
   openssl
+  # scripts/check-layering.py (the include rules of docs/architecture.md)
+  python3
 )
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev llvm-14)
 RUNTIME_PACKAGES=(

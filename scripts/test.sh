@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine (apt packages, idempotent), builds coupond and runs
-# every test twice: in the Release build (-O3, warnings as errors) and in a Debug build
+# Sets up a fresh Debian 12 machine (apt packages, idempotent), checks that every include
+# keeps to the layers of docs/architecture.md (scripts/check-layering.py), builds coupond and
+# runs every test twice: in the Release build (-O3, warnings as errors) and in a Debug build
 # under AddressSanitizer + UndefinedBehaviorSanitizer; then runs the libFuzzer targets
 # briefly (scripts/fuzz.sh, COUPOND_FUZZ_SECONDS per target, default 20). This is the
 # README's test command and what CI runs.
@@ -10,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+
+echo "=== layering: docs/architecture.md ==="
+python3 scripts/check-layering.py
 
 jobs=$(nproc)
 run_preset() {
