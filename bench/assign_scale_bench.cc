@@ -7,20 +7,35 @@
 //
 // usage: assign_scale_bench [--users N] [--coupons M] [--dim D] [--repetitions R]
 //                           [--weights ones|random] [--sample_users S (0: automatic)]
+//        (`--flag value` and `--flag=value` both work; --help lists the flags)
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/time/clock.h"
 #include "core/assignment.h"
 #include "core/campaign.h"
 #include "core/snapshot.h"
 #include "learn/synthetic.h"
+
+ABSL_FLAG(uint32_t, users, 1'000'000, "Users of the synthetic platform.");
+ABSL_FLAG(uint32_t, coupons, 100, "Coupons of the synthetic platform (every fifth one stocked).");
+ABSL_FLAG(uint32_t, dim, 64, "Latent dimension of the synthetic model.");
+ABSL_FLAG(int, repetitions, 3,
+          "Repetitions of the scoring pass and the solve; medians are reported (at least 1).");
+ABSL_FLAG(std::string, weights, "ones",
+          "Coupon weights: ones (maximise expected redemptions; a degenerate dual) or random "
+          "(w_j drawn in [0.5, 2.5], fixed seed).");
+ABSL_FLAG(int64_t, sample_users, 0,
+          "AssignmentOptions::search_sample_users: users in the sampled price search "
+          "(0: automatic; at least the number of users: no sampling).");
 
 namespace {
 
@@ -123,25 +138,15 @@ int Run(uint32_t users, uint32_t coupons, uint32_t dim, int repetitions, bool ra
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint32_t users = 1'000'000, coupons = 100, dim = 64;
-  int repetitions = 3;
-  bool random_weights = false;
-  int64_t sample_users = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--weights") {
-      const std::string v = argv[i + 1];
-      if (v != "ones" && v != "random") return std::fprintf(stderr, "--weights ones|random\n"), 2;
-      random_weights = v == "random";
-      continue;
-    }
-    const long value = std::strtol(argv[i + 1], nullptr, 10);
-    if (flag == "--users") users = static_cast<uint32_t>(value);
-    else if (flag == "--coupons") coupons = static_cast<uint32_t>(value);
-    else if (flag == "--dim") dim = static_cast<uint32_t>(value);
-    else if (flag == "--repetitions") repetitions = static_cast<int>(value);
-    else if (flag == "--sample_users") sample_users = value;
-    else return std::fprintf(stderr, "unknown flag %s\n", argv[i]), 2;
+  absl::SetProgramUsageMessage(
+      "assignment at scale: SolveAssignment over a synthetic platform, scoring included, beside "
+      "one plain scoring pass over every user.");
+  absl::ParseCommandLine(argc, argv);
+  const std::string weights = absl::GetFlag(FLAGS_weights);
+  if (weights != "ones" && weights != "random") {
+    return std::fprintf(stderr, "--weights ones|random\n"), 2;
   }
-  return Run(users, coupons, dim, std::max(1, repetitions), random_weights, sample_users);
+  return Run(absl::GetFlag(FLAGS_users), absl::GetFlag(FLAGS_coupons), absl::GetFlag(FLAGS_dim),
+             std::max(1, absl::GetFlag(FLAGS_repetitions)), weights == "random",
+             absl::GetFlag(FLAGS_sample_users));
 }

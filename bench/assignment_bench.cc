@@ -2,6 +2,7 @@
 // the LP relaxation of the same instance, in the same run.
 //
 // usage: assignment_bench [--users=20000] [--coupons=20] [--k=1] [--reps=3] [--threads=0]
+//                         [--glpk_reps=1] [--glpk_method=0]   (--help lists the flags)
 //
 // Prints one table row per solver: objective, time (median of --reps repetitions), and for
 // coupond its dual bound, gap and passes. Exits 1 if coupond's assignment is infeasible, its
@@ -14,16 +15,27 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "core/assignment.h"
 #include "tests/test_util/assignment_instances.h"
+
+ABSL_FLAG(size_t, users, 20000, "Users of the random instance.");
+ABSL_FLAG(size_t, coupons, 20, "Coupons of the random instance.");
+ABSL_FLAG(int, k, 1, "Most coupons per user.");
+ABSL_FLAG(int, reps, 3, "Repetitions of coupond's solve; the median time is reported (at least 1).");
+ABSL_FLAG(int, threads, 0, "Solver threads (0: one per hardware thread).");
+ABSL_FLAG(int, glpk_reps, 1, "Repetitions of GLPK's solve; the median time is reported (at least 1).");
+ABSL_FLAG(int, glpk_method, 0,
+          "GLPK method for the LP relaxation: 0 primal simplex (presolver on), 1 dual simplex, "
+          "2 interior point.");
 
 namespace {
 
@@ -77,26 +89,20 @@ bool Feasible(const Instance& inst, const AssignmentResult& r, int k) {
   return spend <= inst.budget;
 }
 
-long Flag(int argc, char** argv, const char* name, long fallback) {
-  const size_t len = std::strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
-      return std::strtol(argv[i] + len + 1, nullptr, 10);
-    }
-  }
-  return fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const size_t n = static_cast<size_t>(Flag(argc, argv, "--users", 20000));
-  const size_t m = static_cast<size_t>(Flag(argc, argv, "--coupons", 20));
-  const int k = static_cast<int>(Flag(argc, argv, "--k", 1));
-  const int reps = std::max(1, static_cast<int>(Flag(argc, argv, "--reps", 3)));
-  const int threads = static_cast<int>(Flag(argc, argv, "--threads", 0));
-  const int glpk_reps = std::max(1, static_cast<int>(Flag(argc, argv, "--glpk_reps", 1)));
-  const int method = static_cast<int>(Flag(argc, argv, "--glpk_method", 0));
+  absl::SetProgramUsageMessage(
+      "coupond's Lagrangian assignment solver beside GLPK's exact simplex on the LP relaxation "
+      "of the same random instance, in one run.");
+  absl::ParseCommandLine(argc, argv);
+  const size_t n = absl::GetFlag(FLAGS_users);
+  const size_t m = absl::GetFlag(FLAGS_coupons);
+  const int k = absl::GetFlag(FLAGS_k);
+  const int reps = std::max(1, absl::GetFlag(FLAGS_reps));
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const int glpk_reps = std::max(1, absl::GetFlag(FLAGS_glpk_reps));
+  const int method = absl::GetFlag(FLAGS_glpk_method);
 
   const Instance inst = MakeInstance(2024, n, m, k);
   const DenseProbabilityOracle oracle(inst.n, inst.m(), inst.p);

@@ -7,22 +7,26 @@
 // lookup, version formatting, a three-label counter and a two-label histogram).
 // Each figure is the median of --reps repetitions; every repetition checks its total.
 //
-//   metrics_bench [--ops=2000000] [--reps=5]
+//   metrics_bench [--ops=2000000] [--reps=5]   (--help lists the flags)
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "edge/metrics.h"
 #include "edge/rpc_metrics.h"
+
+ABSL_FLAG(int64_t, ops, 2000000, "Operations per thread in each repetition (> 0).");
+ABSL_FLAG(int, reps, 5, "Repetitions of each case; medians are reported (> 0).");
 
 namespace {
 
@@ -70,12 +74,12 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long ops = 2000000;
-  int reps = 5;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--ops=", 6) == 0) ops = std::atol(argv[i] + 6);
-    if (std::strncmp(argv[i], "--reps=", 7) == 0) reps = std::atoi(argv[i] + 7);
-  }
+  absl::SetProgramUsageMessage(
+      "the cost of recording a metric and of the interceptor's per-call bookkeeping, beside a "
+      "shared atomic and a global mutex, with 1 and 2 threads.");
+  absl::ParseCommandLine(argc, argv);
+  const long ops = static_cast<long>(absl::GetFlag(FLAGS_ops));
+  const int reps = absl::GetFlag(FLAGS_reps);
   if (ops <= 0 || reps <= 0) {
     std::fprintf(stderr, "usage: metrics_bench [--ops=N>0] [--reps=N>0]\n");
     return 2;
