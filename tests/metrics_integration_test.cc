@@ -184,7 +184,10 @@ TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEach
                 .status());
   EXPECT_GT(messages, 1);
 
-  const Scrape scrape = ScrapeMetrics();
+  // The interceptor records a call once its status is sent, which can be just after the
+  // client has it: wait for the last calls' counts instead of scraping at once.
+  WaitForValue(Requests(kAssign, "OK", "1"), 1);
+  const Scrape scrape = WaitForValue(Latency("count", kScore, "1"), 4);
   EXPECT_EQ(Value(scrape, Requests(kScore, "UNAVAILABLE", "none")), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 3);
   EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT", "1")), 1);
@@ -285,7 +288,7 @@ TEST_F(MetricsIntegrationTest, ReportsARejectedVersionThenTheReload) {
   // campaigns too), so a scrape in between still shows the rejecting poll: wait for it.
   WaitForValue("coupond_model_last_poll_ok", 1);
   ASSERT_OK(client_->Score(Request(model_.user_ids[0], "after")).status());
-  scrape = ScrapeMetrics();
+  scrape = WaitForValue(Requests(kScore, "OK", "3"), 1);  // counted once its status is sent
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "3")), 1);
   // Version 1 is freed once no request holds it (none in flight here), by the poller.
@@ -319,10 +322,18 @@ TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   EXPECT_THAT(client->ReportOutcome(outcome), StatusIs(absl::StatusCode::kInvalidArgument));
 
   httplib::Client http("127.0.0.1", metrics_port);
-  httplib::Result r = http.Get("/metrics");
-  ASSERT_TRUE(r) << httplib::to_string(r.error());
-  const Scrape scrape = Parse(r->body);
   const std::string method = "/coupond.v1.Collector/ReportOutcome";
+  // A call is counted once its status is sent, which can be just after the client has it:
+  // scrape until the second call's count is there (or 30 s have passed).
+  Scrape scrape;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  do {
+    httplib::Result m = http.Get("/metrics");
+    ASSERT_TRUE(m) << httplib::to_string(m.error());
+    scrape = Parse(m->body);
+    if (Value(scrape, Latency("count", method, "none")) == 2) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  } while (absl::Now() < deadline);
   EXPECT_EQ(Value(scrape, Requests(method, "OK", "none")), 1);
   EXPECT_EQ(Value(scrape, Requests(method, "INVALID_ARGUMENT", "none")), 1);
   EXPECT_EQ(Value(scrape, Latency("count", method, "none")), 2);
@@ -330,7 +341,7 @@ TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_collector_outcomes_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_model_version"), -1);  // no model metrics here
-  r = http.Get("/healthz");
+  httplib::Result r = http.Get("/healthz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(collectord.StopWith(SIGTERM, absl::Seconds(20)), 0);
