@@ -27,6 +27,7 @@
 #include "pipeline/baselines.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
+#include "pipeline/neighbour_features.h"
 #include "pipeline/report.h"
 #include "pipeline/train_job.h"
 

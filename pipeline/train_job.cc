@@ -15,9 +15,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
-#include "core/scorer.h"
 #include "learn/cross_validation.h"
 #include "pipeline/factor_files.h"
+#include "pipeline/neighbour_features.h"
+#include "pipeline/segment_priors.h"
 #include "storage/model_store.h"
 
 namespace coupond::pipeline {
@@ -137,153 +138,6 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
   return s;
 }
 
-}  // namespace
-
-int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids) {
-  if (ids.empty()) return 0;
-  absl::flat_hash_map<absl::string_view, char> drop;
-  for (const std::string& id : ids) drop.emplace(id, 1);
-  const size_t n = data->user_ids.size();
-  std::vector<int64_t> new_index(n, -1);
-  std::vector<std::string> kept_ids;
-  learn::SparseFeatures kept_features;
-  kept_features.names = data->user_features.names;
-  const bool has_features = data->user_features.rows() == n;
-  int64_t removed = 0;
-  for (size_t u = 0; u < n; ++u) {
-    if (drop.contains(data->user_ids[u])) {
-      ++removed;
-      continue;
-    }
-    new_index[u] = static_cast<int64_t>(kept_ids.size());
-    kept_ids.push_back(std::move(data->user_ids[u]));
-    if (has_features) kept_features.AddRow(data->user_features.row(u));
-  }
-  if (removed == 0) return 0;
-  std::vector<learn::Example> kept_examples;
-  kept_examples.reserve(data->examples.size());
-  for (const learn::Example& e : data->examples) {
-    if (new_index[e.user] < 0) continue;
-    learn::Example k = e;
-    k.user = static_cast<uint32_t>(new_index[e.user]);
-    kept_examples.push_back(k);
-  }
-  data->user_ids = std::move(kept_ids);
-  if (has_features) data->user_features = std::move(kept_features);
-  data->examples = std::move(kept_examples);
-  return removed;
-}
-
-void ReplaceListsByNeighbours(learn::TrainingData* data, absl::Span<const uint32_t> train,
-                              absl::Span<const std::string> prefixes, PipelineResult* r) {
-  if (prefixes.empty()) return;
-  const learn::SparseFeatures& in = data->coupon_features;
-  const size_t nc = data->coupon_ids.size();
-  std::vector<char> is_list(in.num_features(), 0);
-  bool any = false;
-  for (size_t f = 0; f < in.num_features(); ++f) {
-    for (const std::string& p : prefixes) {
-      if (in.names[f].compare(0, p.size(), p) == 0) {
-        is_list[f] = 1;
-        any = true;
-      }
-    }
-  }
-  if (!any) return;
-  std::vector<char> seen(nc, 0);
-  for (uint32_t i : train) seen[data->examples[i].coupon] = 1;
-  // Inverted index: list value -> seen coupons carrying it.
-  std::vector<std::vector<uint32_t>> carriers(in.num_features());
-  std::vector<uint32_t> list_size(nc, 0);
-  for (uint32_t c = 0; c < nc; ++c) {
-    for (uint32_t f : in.row(c)) {
-      if (!is_list[f]) continue;
-      ++list_size[c];
-      if (seen[c]) carriers[f].push_back(c);
-    }
-  }
-  learn::SparseFeatures out;
-  out.names = in.names;
-  std::vector<int64_t> like(nc, -1);  // feature index of "like=<id>", created on demand
-  auto like_feature = [&](uint32_t c) {
-    if (like[c] < 0) {
-      like[c] = static_cast<int64_t>(out.names.size());
-      out.names.push_back(absl::StrCat("like=", data->coupon_ids[c]));
-    }
-    return static_cast<uint32_t>(like[c]);
-  };
-  std::vector<uint32_t> shared(nc, 0);
-  std::vector<uint32_t> touched;
-  std::vector<uint32_t> row;
-  for (uint32_t c = 0; c < nc; ++c) {
-    row.clear();
-    for (uint32_t f : in.row(c)) {
-      if (!is_list[f]) row.push_back(f);
-    }
-    if (list_size[c] > 0) {
-      ++r->neighbour_coupons;
-      int64_t best = -1;
-      if (seen[c]) {
-        best = c;
-      } else {
-        ++r->neighbour_cold_coupons;
-        touched.clear();
-        for (uint32_t f : in.row(c)) {
-          if (!is_list[f]) continue;
-          for (uint32_t o : carriers[f]) {
-            if (shared[o]++ == 0) touched.push_back(o);
-          }
-        }
-        double best_j = 0;
-        std::sort(touched.begin(), touched.end());  // ties: the lowest index
-        for (uint32_t o : touched) {
-          const double j = static_cast<double>(shared[o]) /
-                           static_cast<double>(list_size[c] + list_size[o] - shared[o]);
-          if (j > best_j) {
-            best_j = j;
-            best = o;
-          }
-          shared[o] = 0;
-        }
-        if (best >= 0) ++r->neighbour_cold_matched;
-      }
-      if (best >= 0) row.push_back(like_feature(static_cast<uint32_t>(best)));
-    }
-    std::sort(row.begin(), row.end());
-    out.AddRow(row);
-  }
-  data->coupon_features = std::move(out);
-}
-
-std::optional<float> CalibratedPriorBias(
-    const core::ModelData& model, absl::Span<const float> prior_factors,
-    absl::Span<const std::pair<uint32_t, uint32_t>> exposures, double target_rate) {
-  if (exposures.empty() || !(target_rate > 0.0 && target_rate < 1.0)) return std::nullopt;
-  const size_t d = model.dimension;
-  // The prior's logit offsets without b_s.
-  std::vector<double> offsets;
-  offsets.reserve(exposures.size());
-  for (const auto& exposure : exposures) {
-    const uint32_t c = exposure.second;
-    const float* y = &model.coupon_factors[size_t{c} * d];
-    double dot = 0;
-    for (size_t x = 0; x < d; ++x) dot += double{prior_factors[x]} * double{y[x]};
-    offsets.push_back(model.global_bias + double{model.coupon_bias[c]} + dot);
-  }
-  // The prior's mean probability increases strictly with b_s: bisect. |b_s| <= 60 covers
-  // every rate a double can tell from 0 or 1 here.
-  double lo = -60, hi = 60;
-  while (hi - lo > 1e-9) {
-    const double mid = 0.5 * (lo + hi);
-    double mean = 0;
-    for (double o : offsets) mean += core::Sigmoid(mid + o);
-    (mean / static_cast<double>(offsets.size()) < target_rate ? lo : hi) = mid;
-  }
-  return static_cast<float>(0.5 * (lo + hi));
-}
-
-namespace {
-
 // Steps 6: evaluations of the baselines (and truth) on the test period, appended to r.
 absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s,
                                 const PipelineOptions& o, PipelineResult* r) {
@@ -303,117 +157,6 @@ absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s
     r->evaluations.push_back(std::move(e));
   }
   return absl::OkStatus();
-}
-
-// Puts `seg` (computed over the users of `data`) into `m`, materialised over the same users
-// in the same order: the centroids with the encoding of their space, each user's segment,
-// and per segment the prior cold start uses: the mean factors of its members, and a bias
-// calibrated so that the prior's mean probability over the members' training exposures is
-// their (shrunk) redemption rate there (CalibratedPriorBias; the mean bias when the
-// segment has no training exposures or the period no positive).
-absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& data,
-                            absl::Span<const uint32_t> train, core::ModelData* m) {
-  const size_t n = m->user_ids.size();
-  if (seg.user_segment.size() != n || data.user_ids.size() != n ||
-      !std::equal(data.user_ids.begin(), data.user_ids.end(), m->user_ids.begin())) {
-    return absl::InternalError(absl::StrCat("segments cover ", seg.user_segment.size(),
-                                            " users, the model ", n,
-                                            " (expected the data's users, in order)"));
-  }
-  const size_t k = static_cast<size_t>(seg.clusters.k);
-  const size_t features = seg.column_names.size();
-  const size_t d = m->dimension;
-  if (seg.clusters.centroids.size() != k * features || seg.segments.size() != k ||
-      seg.attribute_feature.size() + seg.num_numeric() != features) {
-    return absl::InternalError("segmentation: centroids, stats and columns disagree");
-  }
-  if (features > seg.num_numeric() &&
-      !(std::isfinite(seg.attribute_weight) && seg.attribute_weight != 0.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "segments.attribute_weight: ", seg.attribute_weight,
-        " cannot be published (the stored encoding divides by it); use a non-zero weight"));
-  }
-  // Numeric columns are standardised ((raw - mean) / scale); one-hot columns hold
-  // attribute_weight for 1, which is (1 - 0) / (1 / attribute_weight).
-  m->segment_features.clear();
-  for (size_t j = 0; j < features; ++j) {
-    core::SegmentFeature f;
-    f.name = seg.column_names[j];
-    if (j < seg.num_numeric()) {
-      f.offset = seg.mean[j];
-      f.scale = seg.scale[j];
-    } else {
-      f.offset = 0.0f;
-      f.scale = 1.0f / seg.attribute_weight;
-    }
-    m->segment_features.push_back(std::move(f));
-  }
-  // Prior vectors: means over the members, in double. A segment without members (k-means
-  // refills empty clusters, so only defensively) gets zeros: the global bias alone.
-  std::vector<double> bias_sum(k, 0.0), factor_sum(k * d, 0.0);
-  std::vector<uint64_t> members(k, 0);
-  m->user_segment.assign(n, -1);
-  for (size_t u = 0; u < n; ++u) {
-    const uint32_t c = seg.user_segment[u];
-    if (c >= k) continue;  // none (KMeans assigns every point; kept defensive)
-    m->user_segment[u] = static_cast<int32_t>(c);
-    ++members[c];
-    bias_sum[c] += m->user_bias[u];
-    for (size_t x = 0; x < d; ++x) factor_sum[c * d + x] += m->user_factors[u * d + x];
-  }
-  m->segments.clear();
-  for (size_t c = 0; c < k; ++c) {
-    core::SegmentData s;
-    s.name = absl::StrCat("segment-", c);
-    s.centroid.assign(seg.clusters.centroids.begin() + static_cast<ptrdiff_t>(c * features),
-                      seg.clusters.centroids.begin() + static_cast<ptrdiff_t>((c + 1) * features));
-    const double count = static_cast<double>(std::max<uint64_t>(members[c], 1));
-    s.prior_bias = static_cast<float>(bias_sum[c] / count);
-    s.prior_factors.resize(d);
-    for (size_t x = 0; x < d; ++x) {
-      s.prior_factors[x] = static_cast<float>(factor_sum[c * d + x] / count);
-    }
-    s.redemption_rate = seg.segments[c].redemption_rate;
-    s.members = members[c];
-    m->segments.push_back(std::move(s));
-  }
-  // Calibrate each prior's bias to its members' redemption rate in the training period,
-  // over their training exposures (every one up to kCalibrationExposures per segment, else
-  // an even stride through them). The rate is shrunk toward the overall training rate by
-  // kPriorExposures pseudo-exposures, so a segment with few exposures does not get an
-  // extreme prior.
-  constexpr size_t kCalibrationExposures = 50000;
-  constexpr double kPriorExposures = 1000;
-  std::vector<size_t> exposures_of(k, 0);
-  std::vector<double> positives_of(k, 0.0);
-  double positives = 0, exposures = 0;
-  for (uint32_t i : train) {
-    const learn::Example& e = data.examples[i];
-    positives += e.label;
-    ++exposures;
-    if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
-    ++exposures_of[m->user_segment[e.user]];
-    positives_of[m->user_segment[e.user]] += e.label;
-  }
-  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> sample(k);
-  std::vector<size_t> seen(k, 0);
-  for (uint32_t i : train) {
-    const learn::Example& e = data.examples[i];
-    if (e.user >= n || e.coupon >= m->num_coupons() || m->user_segment[e.user] < 0) continue;
-    const size_t c = static_cast<size_t>(m->user_segment[e.user]);
-    const size_t stride = (exposures_of[c] + kCalibrationExposures - 1) / kCalibrationExposures;
-    if (seen[c]++ % stride == 0) sample[c].emplace_back(e.user, e.coupon);
-  }
-  const double overall = exposures > 0 ? positives / exposures : 0.0;
-  for (size_t c = 0; c < k; ++c) {
-    const double rate = (positives_of[c] + kPriorExposures * overall) /
-                        (static_cast<double>(exposures_of[c]) + kPriorExposures);
-    const std::optional<float> calibrated =
-        CalibratedPriorBias(*m, m->segments[c].prior_factors, sample[c], rate);
-    if (calibrated.has_value()) m->segments[c].prior_bias = *calibrated;
-  }
-  m->metadata["segments.k"] = absl::StrCat(k);
-  return core::ValidateModelData(*m);
 }
 
 void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelData* m) {
@@ -472,6 +215,41 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
 
 }  // namespace
 
+int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids) {
+  if (ids.empty()) return 0;
+  absl::flat_hash_map<absl::string_view, char> drop;
+  for (const std::string& id : ids) drop.emplace(id, 1);
+  const size_t n = data->user_ids.size();
+  std::vector<int64_t> new_index(n, -1);
+  std::vector<std::string> kept_ids;
+  learn::SparseFeatures kept_features;
+  kept_features.names = data->user_features.names;
+  const bool has_features = data->user_features.rows() == n;
+  int64_t removed = 0;
+  for (size_t u = 0; u < n; ++u) {
+    if (drop.contains(data->user_ids[u])) {
+      ++removed;
+      continue;
+    }
+    new_index[u] = static_cast<int64_t>(kept_ids.size());
+    kept_ids.push_back(std::move(data->user_ids[u]));
+    if (has_features) kept_features.AddRow(data->user_features.row(u));
+  }
+  if (removed == 0) return 0;
+  std::vector<learn::Example> kept_examples;
+  kept_examples.reserve(data->examples.size());
+  for (const learn::Example& e : data->examples) {
+    if (new_index[e.user] < 0) continue;
+    learn::Example k = e;
+    k.user = static_cast<uint32_t>(new_index[e.user]);
+    kept_examples.push_back(k);
+  }
+  data->user_ids = std::move(kept_ids);
+  if (has_features) data->user_features = std::move(kept_features);
+  data->examples = std::move(kept_examples);
+  return removed;
+}
+
 absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
   COUPOND_RETURN_IF_ERROR(ValidateOptions(o));
   LoadedData out;
@@ -506,76 +284,6 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
   return out;
 }
 
-std::vector<float> PredictWithModel(const core::ModelData& model, const learn::TrainingData& data,
-                                    absl::Span<const uint32_t> examples) {
-  absl::flat_hash_map<std::string, uint32_t> user_row, coupon_row;
-  for (uint32_t u = 0; u < model.user_ids.size(); ++u) user_row[model.user_ids[u]] = u;
-  for (uint32_t c = 0; c < model.coupon_ids.size(); ++c) coupon_row[model.coupon_ids[c]] = c;
-  // Data index -> model row (or -1), once per entity.
-  std::vector<int64_t> um(data.user_ids.size(), -1), cm(data.coupon_ids.size(), -1);
-  for (size_t u = 0; u < data.user_ids.size(); ++u) {
-    auto it = user_row.find(data.user_ids[u]);
-    if (it != user_row.end()) um[u] = it->second;
-  }
-  for (size_t c = 0; c < data.coupon_ids.size(); ++c) {
-    auto it = coupon_row.find(data.coupon_ids[c]);
-    if (it != coupon_row.end()) cm[c] = it->second;
-  }
-  const size_t d = model.dimension;
-  std::vector<float> p;
-  p.reserve(examples.size());
-  for (uint32_t i : examples) {
-    const learn::Example& e = data.examples[i];
-    double z = model.global_bias;
-    const int64_t u = um[e.user];
-    const int64_t c = cm[e.coupon];
-    if (u >= 0) z += model.user_bias[u];
-    if (c >= 0) z += model.coupon_bias[c];
-    if (u >= 0 && c >= 0) {
-      for (size_t k = 0; k < d; ++k) {
-        z += double{model.user_factors[u * d + k]} * double{model.coupon_factors[c * d + k]};
-      }
-    }
-    p.push_back(static_cast<float>(1.0 / (1.0 + std::exp(-z))));
-  }
-  return p;
-}
-
-absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const float> predictions,
-                                    const learn::TrainingData& data,
-                                    absl::Span<const uint32_t> examples, int calibration_bins) {
-  std::vector<float> labels;
-  labels.reserve(examples.size());
-  for (uint32_t i : examples) labels.push_back(data.examples[i].label);
-  Evaluation e;
-  e.name = name;
-  COUPOND_ASSIGN_OR_RETURN(e.auc, learn::RocAuc(predictions, labels));
-  COUPOND_ASSIGN_OR_RETURN(e.log_loss, learn::LogLoss(predictions, labels));
-  COUPOND_ASSIGN_OR_RETURN(e.calibration,
-                           learn::Calibration(predictions, labels, calibration_bins));
-  std::vector<uint32_t> order(predictions.size());
-  for (uint32_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](uint32_t a, uint32_t b) { return predictions[a] < predictions[b]; });
-  const size_t n = order.size();
-  const size_t bins = std::min<size_t>(static_cast<size_t>(calibration_bins), n);
-  for (size_t b = 0; b < bins; ++b) {
-    const size_t lo = b * n / bins, hi = (b + 1) * n / bins;
-    learn::CalibrationBin bin;
-    bin.lower = predictions[order[lo]];
-    bin.upper = predictions[order[hi - 1]];
-    bin.count = hi - lo;
-    double sp = 0, sy = 0;
-    for (size_t k = lo; k < hi; ++k) {
-      sp += predictions[order[k]];
-      sy += labels[order[k]];
-    }
-    bin.mean_predicted = sp / static_cast<double>(bin.count);
-    bin.observed_rate = sy / static_cast<double>(bin.count);
-    e.quantile_bins.push_back(bin);
-  }
-  return e;
-}
 
 absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
                                            const PipelineProgress& progress) {

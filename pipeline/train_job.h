@@ -18,7 +18,7 @@
 //                test AUC 0.79 with them, 0.83 without), while a coupon never offered
 //                before (79% of dunnhumby's test examples) still resembles, through its
 //                products, one that was. Uses coupon metadata and training-period
-//                exposures only;
+//                exposures only (pipeline/neighbour_features.h);
 //   3. profile   user profiles and k-means segments from the training period (fit +
 //                validation) only, as of the test cutoff day;
 //   4. select    every point of the hyperparameter grid is trained on the fit period with
@@ -35,7 +35,7 @@
 //                the test period are the most informative ones; else the step-4 model is
 //                kept as is;
 //   6. evaluate  the model materialised over every user and coupon of the data, after
-//                6b, scored by id as the server scores it (PredictWithModel), the baselines
+//                6b, scored by id as the server scores it (pipeline/evaluation.h), the baselines
 //                (pipeline/baselines.h, fitted on the training period) and, when given, the
 //                TRUE probabilities (simulated data) on the test period: AUC, log loss, ECE
 //                and a reliability table;
@@ -45,9 +45,9 @@
 //                ModelData::coupon_predicted_from_attributes (predict_cold_coupons);
 //   7. publish   the model over every user and coupon of the data, with provenance and
 //                metrics in ModelData::metadata and the step-3 segments (centroids, their
-//                encoding, each user's segment, and per segment the mean bias and factors
-//                of its members: the prior cold start uses), into the model store when
-//                store_path is set.
+//                encoding, each user's segment, and per segment the prior cold start uses:
+//                the mean factors of its members and a calibrated bias;
+//                pipeline/segment_priors.h), into the model store when store_path is set.
 // Users named in PipelineOptions::exclude_users are removed right after step 1, with their
 // examples: no step sees them and the published model does not know them (a hold-out of
 // whole users, e.g. to evaluate user cold start on them).
@@ -58,8 +58,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,11 +69,11 @@
 #include "core/snapshot.h"
 #include "core/user_key.h"
 #include "learn/lmf_trainer.h"
-#include "learn/metrics.h"
 #include "learn/training_data.h"
 #include "pipeline/baselines.h"
 #include "pipeline/coupon_cold_start.h"
 #include "pipeline/dunnhumby.h"
+#include "pipeline/evaluation.h"
 #include "pipeline/ingest.h"
 #include "pipeline/profiles.h"
 
@@ -171,18 +171,6 @@ struct GridPointRun {
   std::vector<learn::LmfEpochStats> history;  // kTimeValidation only
 };
 
-// A model's figures on the test period.
-struct Evaluation {
-  std::string name;  // "model", a baseline's name, "truth"
-  double auc = 0.0;
-  double log_loss = 0.0;
-  learn::CalibrationReport calibration;  // equal-width bins (PipelineOptions::calibration_bins)
-  // Equal-COUNT bins (by sorted prediction; same number of bins): with rare events nearly
-  // every prediction falls in the first equal-width bin, so these are what the report's
-  // reliability diagram plots.
-  std::vector<learn::CalibrationBin> quantile_bins;
-};
-
 struct SegmentSummary {
   int k = 0;
   std::vector<SegmentStats> segments;
@@ -272,44 +260,10 @@ struct LoadedData {
 };
 absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& options);
 
-// p(u, c) of data.examples[i], i in `examples`, under a SERVED model (matched by id, as the
-// server does): an unknown user gets the population prior (bias and factors 0), an unknown
-// coupon the global bias plus the user's bias only.
-std::vector<float> PredictWithModel(const core::ModelData& model, const learn::TrainingData& data,
-                                    absl::Span<const uint32_t> examples);
-
-// Evaluates `predictions` against the labels of `examples`. FailedPrecondition when the
-// examples have one class.
-absl::StatusOr<Evaluation> Evaluate(const std::string& name, absl::Span<const float> predictions,
-                                    const learn::TrainingData& data,
-                                    absl::Span<const uint32_t> examples, int calibration_bins);
-
-// The bias that calibrates a cold-start prior in probability space. A segment's prior is the
-// mean of its members' biases and factors, a mean in logit space; when the members' logits
-// spread (redemptions concentrate in few users), sigmoid of that mean is far below the
-// members' redemption rate. Returns b_s such that, over the `exposures` ((user row, coupon
-// row) pairs, e.g. the members' logged exposures; only the coupon is read),
-//   mean sigmoid(b + b_s + b_c + <prior_factors, y_c>) = target_rate,
-// found by bisection (|error| < 1e-9 in b_s). nullopt when `exposures` is empty or
-// target_rate is not in (0, 1). REQUIRES: coupon rows in range;
-// prior_factors.size() == model.dimension.
-std::optional<float> CalibratedPriorBias(
-    const core::ModelData& model, absl::Span<const float> prior_factors,
-    absl::Span<const std::pair<uint32_t, uint32_t>> exposures, double target_rate);
-
 // Removes the users whose ids are in `ids` from `data`: their rows (ids, features) and
 // every example of theirs; the other users keep their order, examples are re-indexed.
 // Returns how many users were removed (ids not in the data are ignored).
 int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids);
-
-// Step 2b alone: replaces the coupon features named by `prefixes` by one "like=<id>"
-// feature per coupon that has any, the neighbour being chosen among coupons with an example
-// in `train` (highest Jaccard overlap of the lists; ties: the lowest coupon index; a coupon
-// seen in `train` is its own neighbour; a cold coupon sharing no value gets no "like="
-// feature). Other features are kept. Adds to counts->neighbour_* (the other fields are not
-// touched). REQUIRES: every index in `train` is valid.
-void ReplaceListsByNeighbours(learn::TrainingData* data, absl::Span<const uint32_t> train,
-                              absl::Span<const std::string> prefixes, PipelineResult* counts);
 
 // Evaluates a published model (e.g. one imported with `couponctl publish --factors`) on the
 // test period of `options`' data, beside the baselines: steps 1, 2 and 6 only. The result

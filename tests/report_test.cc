@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pipeline/evaluation.h"
 #include "pipeline/simulate.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
