@@ -159,14 +159,22 @@ absl::StatusOr<DecisionPolicy> DecisionPolicyFromProto(const v1::Campaign& campa
     core::Experiment experiment;
     experiment.id = in.experiment_id();
     experiment.salt = in.salt();
-    for (const v1::ExperimentArm& a : in.arms()) {
+    for (int i = 0; i < in.arms_size(); ++i) {
+      const v1::ExperimentArm& a = in.arms(i);
       core::ExperimentArm arm;
       arm.name = a.name();
       arm.share = a.share();
       switch (a.policy()) {
         case v1::ARM_POLICY_CONTROL: arm.policy = core::ExperimentArm::Policy::kControl; break;
         case v1::ARM_POLICY_RANDOM: arm.policy = core::ExperimentArm::Policy::kRandom; break;
-        default: arm.policy = core::ExperimentArm::Policy::kModel; break;
+        case v1::ARM_POLICY_UNSPECIFIED:  // read as MODEL, as the proto says
+        case v1::ARM_POLICY_MODEL: arm.policy = core::ExperimentArm::Policy::kModel; break;
+        default:
+          // proto3 keeps unknown enum numbers (a newer or a hostile client): refuse them
+          // rather than guess a policy for an experiment arm.
+          return absl::InvalidArgumentError(absl::StrCat("campaign.experiment.arms[", i,
+                                                         "].policy: unknown value ",
+                                                         static_cast<int>(a.policy())));
       }
       experiment.arms.push_back(std::move(arm));
     }

@@ -1,6 +1,8 @@
 #include "core/user_key.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -40,8 +42,15 @@ std::string UserKeyer::Key(absl::string_view user_id) const {
   if (IsUserKey(user_id)) return std::string(user_id);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       reinterpret_cast<const unsigned char*>(user_id.data()), user_id.size(), digest, &length);
+  const unsigned char* mac =
+      HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+           reinterpret_cast<const unsigned char*>(user_id.data()), user_id.size(), digest, &length);
+  // HMAC fails only when libcrypto cannot allocate its context. A key derived from anything
+  // else would break pseudonymity or merge users, so there is no fallback: stop here.
+  if (mac == nullptr || length < kKeyBytes) {
+    std::fprintf(stderr, "coupond: HMAC-SHA256 failed (out of memory in libcrypto); aborting\n");
+    std::abort();
+  }
   return absl::StrCat(kKeyPrefix,
                       absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), kKeyBytes)));
 }

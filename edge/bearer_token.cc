@@ -3,19 +3,19 @@
 #include <iterator>
 
 #include "absl/strings/match.h"
+#include "openssl/crypto.h"
 
 namespace coupond::edge {
 
 bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected) {
-  // Walk `expected` in full whatever was presented; a length difference is folded into the
-  // result instead of returning early.
-  unsigned char diff = presented.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const unsigned char p =
-        presented.empty() ? 0 : static_cast<unsigned char>(presented[i % presented.size()]);
-    diff |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
+  // CRYPTO_memcmp is OpenSSL's comparison that does not branch on the bytes it compares,
+  // which a hand-written loop cannot promise once the compiler has optimised it.
+  // A presented token of another length still costs one full pass over `expected`.
+  if (presented.size() != expected.size()) {
+    (void)CRYPTO_memcmp(expected.data(), expected.data(), expected.size());
+    return false;
   }
-  return diff == 0;
+  return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
 }
 
 bool HasBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,

@@ -12,7 +12,8 @@
 namespace coupond::edge {
 
 // Equality whose running time depends only on expected.size(), not on where the inputs
-// first differ (nor on presented's length), so response times leak nothing of the token.
+// first differ (nor on presented's length), so response times leak nothing of the token
+// (OpenSSL's CRYPTO_memcmp).
 bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected);
 
 // True when `metadata` holds exactly one "authorization" entry, "Bearer <token>" (the

@@ -1,6 +1,5 @@
 #include "server/call_guard.h"
 
-#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -50,13 +49,18 @@ absl::Status CheckCallWanted(absl::Time deadline, absl::Time now, bool cancelled
   return absl::OkStatus();
 }
 
+absl::Time DeadlineFromTimespec(gpr_timespec raw) {
+  // gpr_convert_clock_type saturates to the infinite future instead of overflowing.
+  const gpr_timespec t = gpr_convert_clock_type(raw, GPR_CLOCK_REALTIME);
+  if (gpr_time_cmp(t, gpr_inf_future(GPR_CLOCK_REALTIME)) >= 0) return absl::InfiniteFuture();
+  if (gpr_time_cmp(t, gpr_inf_past(GPR_CLOCK_REALTIME)) <= 0) return absl::InfinitePast();
+  // absl::Time holds +-2^63 seconds: any gpr_timespec fits.
+  return absl::FromUnixSeconds(t.tv_sec) + absl::Nanoseconds(t.tv_nsec);
+}
+
 absl::Status CheckCallWanted(grpc::CallbackServerContext& context, absl::string_view method,
                              absl::Duration min_remaining, DroppedCalls* dropped) {
-  const std::chrono::system_clock::time_point deadline = context.deadline();
-  // gRPC says "no deadline" with time_point::max().
-  const absl::Time when = deadline == std::chrono::system_clock::time_point::max()
-                              ? absl::InfiniteFuture()
-                              : absl::FromChrono(deadline);
+  const absl::Time when = DeadlineFromTimespec(context.raw_deadline());
   absl::Status status = CheckCallWanted(when, absl::Now(), context.IsCancelled(), min_remaining);
   if (!status.ok() && dropped != nullptr) dropped->Record(method, status);
   return status;

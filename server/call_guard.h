@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "grpc/support/time.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 
@@ -43,6 +44,13 @@ class DroppedCalls {
 // absl::InfiniteFuture() is "no deadline".
 absl::Status CheckCallWanted(absl::Time deadline, absl::Time now, bool cancelled,
                              absl::Duration min_remaining);
+
+// A call's deadline as gRPC holds it (ServerContext::raw_deadline(), any clock), as an
+// absl::Time; absl::InfiniteFuture() for "no deadline". Not context.deadline(): that
+// converts to std::chrono::system_clock's int64 nanoseconds, which overflows (to a time
+// centuries in the past) for deadlines past the year 2262, such as Go's largest timeout,
+// grpc-timeout: 2562047H, which Go clients send for "no deadline".
+absl::Time DeadlineFromTimespec(gpr_timespec raw);
 
 // The same for a live call: reads its deadline and cancellation, records a drop.
 absl::Status CheckCallWanted(grpc::CallbackServerContext& context, absl::string_view method,

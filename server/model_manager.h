@@ -138,8 +138,10 @@ class ModelManager {
   // Stops the polling thread (if started); waits for a load in progress to finish.
   ~ModelManager();
 
-  // The snapshot to answer with, or null before the first successful load. Lock-free for
-  // readers apart from the shared_ptr control block.
+  // The snapshot to answer with, or null before the first successful load. Thread-safe.
+  // Not lock-free: libstdc++ 12's std::atomic<std::shared_ptr> guards the pointer with a
+  // spin lock held for the copy of the pointer and its reference count, so readers and
+  // the swap wait only for each other's few instructions (never for a load).
   std::shared_ptr<const core::ModelSnapshot> Current() const {
     return current_.load(std::memory_order_acquire);
   }

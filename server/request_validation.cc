@@ -151,6 +151,11 @@ absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const Reque
                                                    request.users().user_ids_size(),
                                                    " users, limit ", limits.max_population));
   }
+  if (request.chunk_size() > limits.max_assign_chunk_size) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk_size: ", request.chunk_size(),
+                                                   " assignments per message, limit ",
+                                                   limits.max_assign_chunk_size));
+  }
   // A client must not be able to buy an arbitrarily long solve (found by the fuzzer).
   if (request.solver().max_iterations() > limits.max_solver_iterations) {
     return absl::InvalidArgumentError(absl::StrCat("solver.max_iterations: ",

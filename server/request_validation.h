@@ -32,6 +32,11 @@ struct RequestLimits {
   // answered DEADLINE_EXCEEDED without being worked on (server/call_guard.h). Default 0:
   // only calls whose deadline has already passed.
   absl::Duration min_deadline_remaining = absl::ZeroDuration();
+  // Most assignments per streamed Assign message (AssignRequest.chunk_size). Default
+  // 100,000: a chunk of that many assignments is a few MB, under gRPC's default 4 MiB
+  // receive limit only for short ids, so clients rarely want more; without a bound, 2^32-1
+  // would put a whole population into one message.
+  uint32_t max_assign_chunk_size = 100'000;
   // Most user_attributes entries (Score, Decide). Default 64. Names and values are limited
   // to core::kMaxIdBytes (256) bytes each.
   size_t max_user_attributes = 64;

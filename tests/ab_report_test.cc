@@ -493,8 +493,9 @@ TEST(CupedTest, AnUncorrelatedCovariateChangesLittle) {
 TEST(HillstromTest, ReproducesThePublishedFigures) {
   const std::optional<std::string> dir = coupond::testing::SharedDataDir();
   if (!dir.has_value()) {
-    GTEST_SKIP() << "shared data not found (set COUPOND_SHARED_DATA or place ../shared/data "
-                    "next to the repository); needs hillstrom/hillstrom.csv";
+    COUPOND_SKIP_WITHOUT_SHARED_DATA(
+        "shared data not found (set COUPOND_SHARED_DATA or place ../shared/data next to the "
+        "repository); needs hillstrom/hillstrom.csv");
   }
   const std::string path = *dir + "/hillstrom/hillstrom.csv";
   AbReportOptions o;
@@ -504,7 +505,9 @@ TEST(HillstromTest, ReproducesThePublishedFigures) {
   o.control_arm = "No E-Mail";
   o.covariate_column = "history";
   absl::StatusOr<ExperimentData> data = ReadExperimentCsv(path, o);
-  if (absl::IsNotFound(data.status())) GTEST_SKIP() << path << " is absent: " << data.status();
+  if (absl::IsNotFound(data.status())) {
+    COUPOND_SKIP_WITHOUT_SHARED_DATA(absl::StrCat(path, " is absent: ", data.status().ToString()));
+  }
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_THAT(data->arms, ElementsAre("No E-Mail", "Mens E-Mail", "Womens E-Mail"));
   ASSERT_OK_AND_ASSIGN(AbReport r, AnalyzeExperiment(*data, o));

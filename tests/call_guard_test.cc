@@ -4,6 +4,7 @@
 
 #include "server/call_guard.h"
 
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -35,6 +36,35 @@ TEST(CheckCallWantedTest, DropsCallsWhoseDeadlineHasPassed) {
               StatusIs(absl::StatusCode::kDeadlineExceeded));
   EXPECT_THAT(CheckCallWanted(absl::InfinitePast(), kNow, false, absl::ZeroDuration()),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+// Go clients say "no deadline" with grpc-timeout: 2562047H (about 292 years); gRPC's own
+// chrono conversion overflows on it. The deadline must come out far in the future.
+TEST(DeadlineFromTimespecTest, HugeDeadlinesStayInTheFuture) {
+  const gpr_timespec now_mono = gpr_now(GPR_CLOCK_MONOTONIC);
+  const gpr_timespec go_max = gpr_time_add(now_mono, gpr_time_from_hours(2562047, GPR_TIMESPAN));
+  const absl::Time deadline = DeadlineFromTimespec(go_max);
+  EXPECT_GT(deadline, absl::Now() + absl::Hours(24 * 365 * 290));
+  EXPECT_OK(CheckCallWanted(deadline, absl::Now(), false, absl::Seconds(1)));
+  // Larger still: saturates to "no deadline" rather than wrapping around.
+  const gpr_timespec beyond = gpr_time_add(now_mono, gpr_time_from_seconds(INT64_MAX / 2, GPR_TIMESPAN));
+  EXPECT_GT(DeadlineFromTimespec(beyond), absl::Now() + absl::Hours(24 * 365 * 290));
+  EXPECT_EQ(DeadlineFromTimespec(gpr_inf_future(GPR_CLOCK_MONOTONIC)), absl::InfiniteFuture());
+  EXPECT_EQ(DeadlineFromTimespec(gpr_inf_future(GPR_CLOCK_REALTIME)), absl::InfiniteFuture());
+  EXPECT_EQ(DeadlineFromTimespec(gpr_inf_past(GPR_CLOCK_REALTIME)), absl::InfinitePast());
+}
+
+TEST(DeadlineFromTimespecTest, OrdinaryDeadlinesAreExact) {
+  gpr_timespec t;
+  t.tv_sec = 1'700'000'000;
+  t.tv_nsec = 250'000'000;
+  t.clock_type = GPR_CLOCK_REALTIME;
+  EXPECT_EQ(DeadlineFromTimespec(t), absl::FromUnixSeconds(1'700'000'000) + absl::Milliseconds(250));
+  // A monotonic deadline 2 s from now is about 2 s from now on the wall clock.
+  const absl::Time soon =
+      DeadlineFromTimespec(gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(2, GPR_TIMESPAN)));
+  EXPECT_GT(soon, absl::Now() + absl::Seconds(1));
+  EXPECT_LT(soon, absl::Now() + absl::Seconds(3));
 }
 
 TEST(CheckCallWantedTest, DropsCallsWithLessThanTheMinimumLeft) {

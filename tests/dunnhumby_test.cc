@@ -32,7 +32,7 @@ class DunnhumbyTest : public ::testing::Test {
     data_ = nullptr;
   }
   void SetUp() override {
-    if (data_ == nullptr) GTEST_SKIP() << "shared data (COUPOND_SHARED_DATA) not available";
+    if (data_ == nullptr) COUPOND_SKIP_WITHOUT_SHARED_DATA("shared data (COUPOND_SHARED_DATA) not available");
   }
   static DunnhumbyData* data_;
 };

@@ -205,6 +205,22 @@ TEST(ValidateAssignRequestTest, SolverPassesAndToleranceAreBounded) {
   EXPECT_EQ(nan.message().substr(0, 17), "solver.tolerance:");
 }
 
+// chunk_size 0 is the server's default; a huge one would put a population in one message.
+TEST(ValidateAssignRequestTest, ChunkSizeIsBounded) {
+  RequestLimits limits;
+  v1::AssignRequest request;
+  request.mutable_all_users();
+  request.set_chunk_size(0);
+  EXPECT_OK(ValidateAssignRequest(request, limits));
+  request.set_chunk_size(limits.max_assign_chunk_size);
+  EXPECT_OK(ValidateAssignRequest(request, limits));
+  request.set_chunk_size(limits.max_assign_chunk_size + 1);
+  EXPECT_THAT(ValidateAssignRequest(request, limits),
+              StatusIs(kInvalid, StartsWith("chunk_size: 100001 assignments per message, limit 100000")));
+  request.set_chunk_size(4'294'967'295u);
+  EXPECT_THAT(ValidateAssignRequest(request, limits), StatusIs(kInvalid, StartsWith("chunk_size:")));
+}
+
 TEST(ValidateDecideRequestTest, EitherAStoredCampaignOrAnInlineOne) {
   RequestLimits limits;
   v1::DecideRequest request;

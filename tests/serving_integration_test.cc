@@ -18,6 +18,7 @@
 #include "client/coupond_client.h"
 #include "core/snapshot.h"
 #include "gmock/gmock.h"
+#include "grpc/support/time.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -399,6 +400,18 @@ TEST_F(ServingTest, CallsWithoutEnoughTimeLeftAreDroppedCountedAndLogged) {
   EXPECT_OK(served->Score(ScoreRequest()).status());
   ASSERT_OK_AND_ASSIGN(status, client->GetServerStatus());
   EXPECT_GE(status.dropped_deadline_exceeded(), 3u);
+
+  // Go clients say "no deadline" with grpc-timeout: 2562047H (~292 years). It is served;
+  // it used to overflow into a deadline centuries past and come back DEADLINE_EXCEEDED.
+  const uint64_t dropped_before = status.dropped_deadline_exceeded();
+  grpc::ClientContext far;
+  far.set_deadline(gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_hours(2562047, GPR_TIMESPAN)));
+  v1::ScoreResponse far_response;
+  const grpc::Status far_status = stub->Score(&far, ScoreRequest(), &far_response);
+  EXPECT_TRUE(far_status.ok()) << far_status.error_code() << " " << far_status.error_message();
+  EXPECT_EQ(far_response.model_version(), 1u);
+  ASSERT_OK_AND_ASSIGN(status, client->GetServerStatus());
+  EXPECT_EQ(status.dropped_deadline_exceeded(), dropped_before);
 }
 
 // An Assign whose deadline passes mid-solve stops its solve (it does not run to the end

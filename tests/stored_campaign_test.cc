@@ -101,3 +101,38 @@ TEST(StoredCampaignTest, DecodeRefusesGarbageAndRecordsOfAnotherCampaign) {
 
 }  // namespace
 }  // namespace coupond::api
+
+namespace coupond::api {
+namespace {
+
+// proto3 keeps enum numbers it does not know; an arm's policy is never guessed from one.
+TEST(DecisionPolicyFromProtoTest, UnknownArmPoliciesAreRefusedNamingTheArm) {
+  v1::Campaign c;
+  c.set_campaign_id("spring");
+  c.set_budget(100);
+  c.add_coupons()->set_coupon_id("c1");
+  v1::Experiment* e = c.mutable_experiment();
+  e->set_experiment_id("exp");
+  e->set_salt("s1");
+  v1::ExperimentArm* control = e->add_arms();
+  control->set_name("control");
+  control->set_share(0.5);
+  control->set_policy(v1::ARM_POLICY_CONTROL);
+  v1::ExperimentArm* model = e->add_arms();
+  model->set_name("model");
+  model->set_share(0.5);
+  model->set_policy(v1::ARM_POLICY_UNSPECIFIED);  // read as MODEL
+  ASSERT_OK_AND_ASSIGN(DecisionPolicy policy, DecisionPolicyFromProto(c));
+  ASSERT_TRUE(policy.experiment.has_value());
+  EXPECT_EQ(policy.experiment->arms[1].policy, core::ExperimentArm::Policy::kModel);
+  for (int unknown : {99, -1}) {
+    model->set_policy(static_cast<v1::ArmPolicy>(unknown));
+    EXPECT_THAT(DecisionPolicyFromProto(c),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         StartsWith(absl::StrCat("campaign.experiment.arms[1].policy: unknown value ",
+                                                 unknown))));
+  }
+}
+
+}  // namespace
+}  // namespace coupond::api

@@ -421,7 +421,7 @@ TEST(TrainJobTest, BadOptionsNameTheField) {
 // the training period's validation campaigns (13-17).
 TEST(TrainJobDunnhumbyTest, MeetsTheIssueTargetsOnTheTimeSplit) {
   const std::optional<std::string> shared = coupond::testing::SharedDataDir();
-  if (!shared.has_value()) GTEST_SKIP() << "shared data (COUPOND_SHARED_DATA) not available";
+  if (!shared.has_value()) COUPOND_SKIP_WITHOUT_SHARED_DATA("shared data (COUPOND_SHARED_DATA) not available");
   if (kSanitized) {
     GTEST_SKIP() << "the full dunnhumby pipeline (8 grid points over 600k candidates) takes "
                     "minutes under ASan; it runs in the Release suite";

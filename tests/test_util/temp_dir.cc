@@ -28,4 +28,9 @@ std::optional<std::string> SharedDataDir() {
   return std::nullopt;
 }
 
+bool SharedDataRequired() {
+  const char* env = std::getenv("COUPOND_REQUIRE_SHARED_DATA");
+  return env != nullptr && std::string(env) == "1";
+}
+
 }  // namespace coupond::testing
