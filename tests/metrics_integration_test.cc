@@ -76,6 +76,36 @@ double Value(const Scrape& scrape, const std::string& series) {
   return it == scrape.end() ? -1 : it->second;
 }
 
+// GET /metrics on 127.0.0.1:`port`, parsed; an empty scrape (and a test failure) when the
+// request fails.
+Scrape ScrapeMetricsAt(int port) {
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(std::chrono::seconds(10));
+  httplib::Result r = http.Get("/metrics");
+  if (!r) {
+    ADD_FAILURE() << "GET /metrics: " << httplib::to_string(r.error());
+    return {};
+  }
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  return Parse(r->body);
+}
+
+// Scrapes until `series` has `value`, for up to 30 s. Counters move after the fact: the
+// model poller runs every 100 ms, and the interceptor records a call once its status is
+// sent, which can be just after the client has it.
+Scrape WaitForValueAt(int port, const std::string& series, double value) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  Scrape scrape;
+  do {
+    scrape = ScrapeMetricsAt(port);
+    if (Value(scrape, series) == value) return scrape;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < deadline);
+  ADD_FAILURE() << series << " never reached " << value << " (last " << Value(scrape, series) << ")";
+  return scrape;
+}
+
 class MetricsIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -111,28 +141,10 @@ class MetricsIntegrationTest : public ::testing::Test {
     return http.Get(path);
   }
 
-  Scrape ScrapeMetrics() {
-    httplib::Result r = Get("/metrics");
-    if (!r) {
-      ADD_FAILURE() << "GET /metrics: " << httplib::to_string(r.error());
-      return {};
-    }
-    EXPECT_EQ(r->status, 200);
-    EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-    return Parse(r->body);
-  }
+  Scrape ScrapeMetrics() { return ScrapeMetricsAt(metrics_port_); }
 
-  // Scrapes until `series` has `value` (the model poller runs every 100 ms).
   Scrape WaitForValue(const std::string& series, double value) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    Scrape scrape;
-    do {
-      scrape = ScrapeMetrics();
-      if (Value(scrape, series) == value) return scrape;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << series << " never reached " << value << " (last " << Value(scrape, series) << ")";
-    return scrape;
+    return WaitForValueAt(metrics_port_, series, value);
   }
 
   v1::ScoreRequest Request(const std::string& user, const std::string& request_id) {
@@ -321,19 +333,8 @@ TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   outcome.set_order_value(-1);
   EXPECT_THAT(client->ReportOutcome(outcome), StatusIs(absl::StatusCode::kInvalidArgument));
 
-  httplib::Client http("127.0.0.1", metrics_port);
   const std::string method = "/coupond.v1.Collector/ReportOutcome";
-  // A call is counted once its status is sent, which can be just after the client has it:
-  // scrape until the second call's count is there (or 30 s have passed).
-  Scrape scrape;
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  do {
-    httplib::Result m = http.Get("/metrics");
-    ASSERT_TRUE(m) << httplib::to_string(m.error());
-    scrape = Parse(m->body);
-    if (Value(scrape, Latency("count", method, "none")) == 2) break;
-    absl::SleepFor(absl::Milliseconds(20));
-  } while (absl::Now() < deadline);
+  const Scrape scrape = WaitForValueAt(metrics_port, Latency("count", method, "none"), 2);
   EXPECT_EQ(Value(scrape, Requests(method, "OK", "none")), 1);
   EXPECT_EQ(Value(scrape, Requests(method, "INVALID_ARGUMENT", "none")), 1);
   EXPECT_EQ(Value(scrape, Latency("count", method, "none")), 2);
@@ -341,6 +342,7 @@ TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_collector_outcomes_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_model_version"), -1);  // no model metrics here
+  httplib::Client http("127.0.0.1", metrics_port);
   httplib::Result r = http.Get("/healthz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
