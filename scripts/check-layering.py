@@ -69,7 +69,7 @@ def check_file(root, folder, path):
             if not m:
                 continue
             bracket, target = m.group(1), m.group(2)
-            spelled = f"<{target}>" if bracket == "<" else target
+            spelled = f"<{target}>" if bracket == "<" else f'"{target}"'
             top = target.split("/", 1)[0]
             if bracket == '"' and "/" in target and top in PROJECT_FOLDERS:
                 if top == folder:
@@ -77,20 +77,20 @@ def check_file(root, folder, path):
                 allowed = ALLOWED[folder]
                 if top in allowed or target in allowed:
                     continue
-                problems.append(f"{rel}:{number}: includes \"{target}\": {folder}/ may not use "
+                problems.append(f"{rel}:{number}: includes {spelled}: {folder}/ may not use "
                                 f"{top}/ (may use: {', '.join(allowed) or 'no other folder'}; "
                                 f"docs/architecture.md)")
                 continue
             rule = FORBIDDEN_EXTERNAL[folder]
             if "allow_only" in rule:
                 if bracket == '"' and not any(target.startswith(p) for p in rule["allow_only"]):
-                    problems.append(f"{rel}:{number}: includes \"{target}\": {folder}/ uses only "
+                    problems.append(f"{rel}:{number}: includes {spelled}: {folder}/ uses only "
                                     f"{', '.join(rule['allow_only'])} (docs/architecture.md)")
                 continue
             for prefix in rule["deny"]:
                 if (prefix.startswith("<") and spelled == prefix) or \
                    (not prefix.startswith("<") and target.startswith(prefix)):
-                    problems.append(f"{rel}:{number}: includes {spelled if bracket == '<' else chr(34) + target + chr(34)}: "
+                    problems.append(f"{rel}:{number}: includes {spelled}: "
                                     f"{folder}/ may not use {prefix} (docs/architecture.md)")
     return problems
 
