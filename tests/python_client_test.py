@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tes
 import grpc  # noqa: E402
 
 from coupond_client import CoupondClient  # noqa: E402
-from coupond_process import Coupond  # noqa: E402
+from coupond_process import Coupond, wait_for  # noqa: E402
 from coupond.v1 import coupon_scoring_pb2 as pb  # noqa: E402
 
 # The kernel computes in float, the reference here in double.
@@ -163,6 +163,27 @@ class PythonClientTest(unittest.TestCase):
         self.assertGreaterEqual(summary.dual_bound, summary.expected_value - 1e-9)
         self.assertLess(summary.relative_gap, 1e-2)
         self.assertEqual(summary.model_version, 1)
+
+    def test_leaving_an_assign_stream_early_cancels_it(self):
+        campaign = self._campaign(budget=150.0)
+        # More abandoned streams than --max_concurrent_assigns (2): each must free its slot.
+        for _ in range(3):
+            stream = self.client.assign(campaign, user_ids=self.users[:300], chunk_size=5)
+            self.assertEqual(len(next(stream).assignments), 5)
+            stream.close()  # the generator's finally cancels the call
+
+        def full_assign():
+            try:
+                return list(self.client.assign(campaign, user_ids=self.users[:300]))
+            except grpc.RpcError as e:
+                # The server learns of a cancellation asynchronously: until then the slot
+                # may still be taken.
+                if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                return None
+
+        messages = wait_for(full_assign, 20, "an Assign after three cancelled ones")
+        self.assertTrue(messages[-1].HasField("summary"))
 
     def test_decide_agrees_with_score_and_prices(self):
         campaign = self._campaign(budget=150.0)
