@@ -164,6 +164,11 @@ class PythonClientTest(unittest.TestCase):
         self.assertLess(summary.relative_gap, 1e-2)
         self.assertEqual(summary.model_version, 1)
 
+        # Without a user list: every user of the model.
+        everyone = [m.summary for m in self.client.assign(campaign) if m.HasField("summary")]
+        self.assertEqual(everyone[0].users_considered, len(self.model.users))
+        self.assertLessEqual(everyone[0].expected_spend, campaign["budget"] * (1 + 1e-9))
+
     def test_leaving_an_assign_stream_early_cancels_it(self):
         campaign = self._campaign(budget=150.0)
         # More abandoned streams than --max_concurrent_assigns (2): each must free its slot.

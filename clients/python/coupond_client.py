@@ -125,6 +125,7 @@ class CoupondClient:
         if user_ids is not None:
             request.users.user_ids.extend(user_ids)
         else:
+            request.all_users.SetInParent()  # selects the oneof even with no segments
             request.all_users.segments.extend(segments or ())
         call = self._scoring.Assign(request, timeout=timeout)
         try:
