@@ -19,6 +19,12 @@ BUILD_PACKAGES=(
   openssl
   # scripts/check-layering.py (the include rules of docs/architecture.md)
   python3
+  # the Python client (clients/python) and its test: the runtime of the stubs that the system
+  # protoc and grpc_python_plugin generate (python3-grpc-tools' protoc 3.5 cannot compile them)
+  python3-grpcio python3-protobuf
+  # promtool checks docker/prometheus/coupond-rules.yml; tests/prometheus_test.py runs a real
+  # Prometheus (on a free loopback port, never the package's own daemon on :9090)
+  prometheus
 )
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev llvm-14)
 RUNTIME_PACKAGES=(
