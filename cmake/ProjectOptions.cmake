@@ -16,7 +16,7 @@ if(COUPOND_FUZZ)
   # (-fsanitize=fuzzer, in fuzz/CMakeLists.txt). UBSan does not recover, so a UB report
   # aborts and the fuzzer saves the input.
   if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
-    message(FATAL_ERROR "COUPOND_FUZZ needs clang (e.g. cmake --preset fuzz); "
+    message(FATAL_ERROR "COUPOND_FUZZ needs clang (e.g. cmake --preset asan); "
                         "CMAKE_CXX_COMPILER_ID is ${CMAKE_CXX_COMPILER_ID}")
   endif()
   if(COUPOND_SANITIZERS)
@@ -25,9 +25,13 @@ if(COUPOND_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
                       -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)
+  set(COUPOND_SANITIZED ON)
 elseif(COUPOND_SANITIZERS)
   # Applied globally so that every object (generated proto code included) is instrumented
   # consistently; mixing instrumented and plain objects gives false ODR/container reports.
   add_compile_options(-fsanitize=${COUPOND_SANITIZERS} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${COUPOND_SANITIZERS})
+  set(COUPOND_SANITIZED ON)
 endif()
+# COUPOND_SANITIZED: ON in a build under the sanitizers (COUPOND_FUZZ or COUPOND_SANITIZERS),
+# for the few tests that only make sense, or only fit the time, outside one.

@@ -3,7 +3,9 @@
 # Idempotent: packages already present are skipped, and apt-get is not run at all when
 # everything is installed. Used by the README's commands, by .ci/run and by docker/.
 #
-# usage: scripts/install-deps.sh [--runtime | --fuzz]
+# usage: scripts/install-deps.sh [--build | --runtime | --fuzz]
+#   (none)      what building and testing need: BUILD_PACKAGES and TEST_PACKAGES
+#   --build     only what compiling the binaries needs (the container's build stage)
 #   --runtime   only the shared libraries the coupond/couponctl binaries need (container runtime stage)
 #   --fuzz      only what scripts/fuzz.sh adds: clang 14, its libFuzzer/sanitizer runtimes and
 #               llvm-symbolizer (kept out of the default list so the container build stays lean)
@@ -15,6 +17,8 @@ BUILD_PACKAGES=(
   libabsl-dev librocksdb-dev libspdlog-dev libfmt-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libeigen3-dev libopenblas-dev libglpk-dev libssl-dev libcpp-httplib-dev
+)
+TEST_PACKAGES=(
   # the CLI: serving_integration_test makes a throw-away CA and certificates with it
   openssl
   # scripts/check-layering.py (the include rules of docs/architecture.md)
@@ -32,8 +36,10 @@ RUNTIME_PACKAGES=(
   libcpp-httplib0.11
 )
 
-packages=("${BUILD_PACKAGES[@]}")
-if [[ "${1:-}" == "--runtime" ]]; then
+packages=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+if [[ "${1:-}" == "--build" ]]; then
+  packages=("${BUILD_PACKAGES[@]}")
+elif [[ "${1:-}" == "--runtime" ]]; then
   packages=("${RUNTIME_PACKAGES[@]}")
 elif [[ "${1:-}" == "--fuzz" ]]; then
   packages=("${FUZZ_PACKAGES[@]}")

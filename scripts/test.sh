@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine (apt packages, idempotent), checks that every include
 # keeps to the layers of docs/architecture.md (scripts/check-layering.py), builds coupond and
-# runs every test twice: in the Release build (-O3, warnings as errors) and in a Debug build
-# under AddressSanitizer + UndefinedBehaviorSanitizer; then runs the libFuzzer targets
-# briefly (scripts/fuzz.sh, COUPOND_FUZZ_SECONDS per target, default 20). This is the
+# runs every test twice: in the Release build (-O3, warnings as errors) and in a clang build
+# under AddressSanitizer + UndefinedBehaviorSanitizer (preset asan); then runs the libFuzzer
+# targets, built in that same tree, briefly (scripts/fuzz.sh, COUPOND_FUZZ_SECONDS per target, default 20). This is the
 # README's test command and what CI runs.
 #
 # usage: scripts/test.sh [--release-only]
@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+if [[ "${1:-}" != "--release-only" ]]; then
+  scripts/install-deps.sh --fuzz   # clang 14: the sanitizer build and the fuzz targets
+fi
 
 echo "=== layering: docs/architecture.md ==="
 python3 scripts/check-layering.py
@@ -29,7 +32,7 @@ if [[ "${1:-}" != "--release-only" ]]; then
   # halt_on_error: the first report fails the test; detect_leaks: LeakSanitizer is on.
   export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  run_preset debug-asan
+  run_preset asan
   unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
   scripts/fuzz.sh "${COUPOND_FUZZ_SECONDS:-20}"
 fi

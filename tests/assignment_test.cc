@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util/assignment_instances.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace coupond::core {
@@ -147,11 +148,8 @@ absl::StatusOr<AssignmentResult> Solve(const Instance& inst, int k, int threads 
   return SolveAssignment(inst.coupons, inst.budget, oracle, options);
 }
 
-#ifdef COUPOND_ASSIGNMENT_TEST_SMALL
-constexpr int kTinySeeds = 60;
-#else
-constexpr int kTinySeeds = 300;
-#endif
+// Fewer seeds under the sanitizers' slowdown.
+constexpr int kTinySeeds = ::coupond::testing::kSanitizedBuild ? 60 : 300;
 
 TEST(AssignmentTest, TinyInstancesMatchEnumerationWithinReportedGap) {
   for (int k : {1, 2}) {

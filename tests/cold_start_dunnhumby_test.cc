@@ -38,17 +38,14 @@
 #include "pipeline/dunnhumby.h"
 #include "pipeline/ingest.h"
 #include "pipeline/train_job.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
 namespace coupond::pipeline {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
 
 constexpr uint64_t kHoldOutSeed = 6;
 constexpr int kBootstrapReplicates = 400;

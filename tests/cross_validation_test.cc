@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "learn/lmf_synthetic.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace coupond::learn {
@@ -19,11 +20,7 @@ namespace {
 using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr size_t kExamples = 8000;
-#else
-constexpr size_t kExamples = 40000;
-#endif
+constexpr size_t kExamples = ::coupond::testing::kSanitizedBuild ? 8000 : 40000;
 
 SyntheticTrainingSet MakeSet() {
   SyntheticTrainingOptions o;

@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace coupond::core {
@@ -24,11 +25,7 @@ namespace {
 
 using ::coupond::testing::StatusIs;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitizedBuild = true;
-#else
-constexpr bool kSanitizedBuild = false;
-#endif
+using ::coupond::testing::kSanitizedBuild;
 
 constexpr size_t kDims[] = {1, 3, 7, 8, 16, 31, 32, 33, 64, 100, 128, 256};
 constexpr size_t kCounts[] = {0, 1, 7, 1000, 10007};

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "learn/lmf_synthetic.h"
 #include "learn/metrics.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace coupond::learn {
@@ -21,11 +22,7 @@ namespace {
 using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
 
 // 2,000 users x 100 coupons, d_true = 8, 150k exposures (75 per user; with ~100k the
 // idiosyncratic user factors are too thin for any estimator to come within 0.02 of the

@@ -19,6 +19,7 @@
 #include "pipeline/simulate.h"
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
 
@@ -29,11 +30,7 @@ using ::coupond::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
 
 // Options for a pipeline over simulated logs in `sim`.
 PipelineOptions OptionsFor(const SimulationResult& sim) {
