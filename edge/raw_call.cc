@@ -96,63 +96,96 @@ size_t FixedWidth(const FieldDescriptor& f) {
   }
 }
 
+// Where the walk is: the field being read and, through `parent`, the fields that contain
+// it. Named only when a problem is found (a body can hold millions of fields).
+struct PathNode {
+  const PathNode* parent = nullptr;
+  const FieldDescriptor* field = nullptr;  // null: an unknown field, named by number
+  uint64_t number = 0;
+  int index = -1;  // occurrence of a repeated field; -1: not indexed
+};
+
+// "campaign.coupons[2].coupon_id"; "" at the top.
+std::string PathName(const PathNode* node) {
+  std::vector<const PathNode*> chain;
+  for (; node != nullptr; node = node->parent) chain.push_back(node);
+  std::string out;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    if (!out.empty()) out.push_back('.');
+    if ((*it)->field != nullptr) {
+      out += (*it)->field->name();
+    } else {
+      absl::StrAppend(&out, "field ", (*it)->number);
+    }
+    if ((*it)->index >= 0) absl::StrAppend(&out, "[", (*it)->index, "]");
+  }
+  return out;
+}
+
+// "<path>: <problem>", or just the problem at the top.
+std::string Problem(const PathNode* node, absl::string_view problem) {
+  const std::string path = PathName(node);
+  return path.empty() ? std::string(problem) : absl::StrCat(path, ": ", problem);
+}
+
 // Walks one message's wire data (or a group's, when `end_group` is its field number) and
 // returns the first problem, "" when none. `type` null: an unknown message (fields are
 // only checked for being well-formed). *pos ends after the data (or the end-group tag).
+// Each byte is read once at the level that holds it: linear in the body's size.
 std::string Walk(const Descriptor* type, absl::string_view data, size_t* pos,
-                 const std::string& path, int depth, uint32_t end_group) {
-  if (depth > kMaxDepth) return absl::StrCat(path, ": nested deeper than ", kMaxDepth, " messages");
-  std::map<int, int> seen;  // field number -> occurrences so far (the [i] of repeated ones)
+                 const PathNode* parent, int depth, uint64_t end_group) {
+  if (depth > kMaxDepth) {
+    return Problem(parent, absl::StrCat("nested deeper than ", kMaxDepth, " messages"));
+  }
+  std::map<int, int> seen;  // repeated field number -> occurrences so far
   while (*pos < data.size()) {
     const size_t tag_at = *pos;
     uint64_t tag = 0;
     if (!ReadVarint(data, pos, &tag)) {
-      return absl::StrCat(path.empty() ? "" : path + ": ", "truncated tag at byte ", tag_at);
+      return Problem(parent, absl::StrCat("truncated tag at byte ", tag_at));
     }
     const uint64_t number = tag >> 3;
     const int wire_type = static_cast<int>(tag & 7);
     if (number == 0 || number > 536870911) {
-      return absl::StrCat(path.empty() ? "" : path + ": ", "invalid field number ", number,
-                          " at byte ", tag_at);
+      return Problem(parent,
+                     absl::StrCat("invalid field number ", number, " at byte ", tag_at));
     }
+    PathNode here{parent, nullptr, number, -1};
     const FieldDescriptor* field =
         type == nullptr ? nullptr : type->FindFieldByNumber(static_cast<int>(number));
-    std::string name;
     if (field != nullptr) {
-      name = path.empty() ? field->name() : absl::StrCat(path, ".", field->name());
-      const int index = seen[field->number()]++;
+      here.field = field;
       // Repeated fields are named by occurrence; a packed run of scalars is one occurrence
       // and is named without an index.
       const bool packed_scalars = wire_type == 2 &&
                                   field->type() != FieldDescriptor::TYPE_STRING &&
                                   field->type() != FieldDescriptor::TYPE_BYTES &&
                                   field->type() != FieldDescriptor::TYPE_MESSAGE;
-      if (field->is_repeated() && !packed_scalars) absl::StrAppend(&name, "[", index, "]");
-    } else {
-      name = absl::StrCat(path.empty() ? "" : path + ".", "field ", number);
+      if (field->is_repeated() && !packed_scalars) here.index = seen[field->number()]++;
     }
     switch (wire_type) {
       case 0: {
         uint64_t ignored = 0;
-        if (!ReadVarint(data, pos, &ignored)) return absl::StrCat(name, ": truncated varint");
+        if (!ReadVarint(data, pos, &ignored)) return Problem(&here, "truncated varint");
         break;
       }
       case 1:
       case 5: {
         const size_t width = wire_type == 1 ? 8 : 4;
         if (data.size() - *pos < width) {
-          return absl::StrCat(name, ": truncated ", width, "-byte value (", data.size() - *pos,
-                              " bytes left)");
+          return Problem(&here, absl::StrCat("truncated ", width, "-byte value (",
+                                             data.size() - *pos, " bytes left)"));
         }
         *pos += width;
         break;
       }
       case 2: {
         uint64_t length = 0;
-        if (!ReadVarint(data, pos, &length)) return absl::StrCat(name, ": truncated length");
+        if (!ReadVarint(data, pos, &length)) return Problem(&here, "truncated length");
         if (length > data.size() - *pos) {
-          return absl::StrCat(name, ": length ", length, " runs past the end of the body (",
-                              data.size() - *pos, " bytes left): truncated");
+          return Problem(&here, absl::StrCat("length ", length,
+                                             " runs past the end of the body (",
+                                             data.size() - *pos, " bytes left): truncated"));
         }
         const absl::string_view payload = data.substr(*pos, static_cast<size_t>(length));
         *pos += static_cast<size_t>(length);
@@ -160,40 +193,41 @@ std::string Walk(const Descriptor* type, absl::string_view data, size_t* pos,
         if (field->type() == FieldDescriptor::TYPE_STRING &&
             field->file()->syntax() == google::protobuf::FileDescriptor::SYNTAX_PROTO3) {
           if (const size_t bad = FirstInvalidUtf8(payload); bad != absl::string_view::npos) {
-            return absl::StrCat(name, ": not valid UTF-8 (byte ", bad, " of ", payload.size(),
-                                "; proto3 strings must be UTF-8)");
+            return Problem(&here, absl::StrCat("not valid UTF-8 (byte ", bad, " of ",
+                                               payload.size(),
+                                               "; proto3 strings must be UTF-8)"));
           }
         } else if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
           size_t inner = 0;
-          std::string problem = Walk(field->message_type(), payload, &inner, name, depth + 1, 0);
+          std::string problem = Walk(field->message_type(), payload, &inner, &here, depth + 1, 0);
           if (!problem.empty()) return problem;
         } else if (field->is_repeated() && IsVarintType(*field)) {
           for (size_t p = 0; p < payload.size();) {
             uint64_t ignored = 0;
             if (!ReadVarint(payload, &p, &ignored)) {
-              return absl::StrCat(name, ": truncated packed varint at byte ", p);
+              return Problem(&here, absl::StrCat("truncated packed varint at byte ", p));
             }
           }
         } else if (field->is_repeated() && FixedWidth(*field) != 0 &&
                    payload.size() % FixedWidth(*field) != 0) {
-          return absl::StrCat(name, ": packed length ", payload.size(), " is not a multiple of ",
-                              FixedWidth(*field));
+          return Problem(&here, absl::StrCat("packed length ", payload.size(),
+                                             " is not a multiple of ", FixedWidth(*field)));
         }
         break;
       }
       case 3: {
-        std::string problem = Walk(nullptr, data, pos, name, depth + 1, static_cast<uint32_t>(number));
+        std::string problem = Walk(nullptr, data, pos, &here, depth + 1, number);
         if (!problem.empty()) return problem;
         break;
       }
       case 4:
         if (number == end_group) return "";
-        return absl::StrCat(name, ": end-group tag without its start at byte ", tag_at);
+        return Problem(&here, absl::StrCat("end-group tag without its start at byte ", tag_at));
       default:
-        return absl::StrCat(name, ": invalid wire type ", wire_type, " at byte ", tag_at);
+        return Problem(&here, absl::StrCat("invalid wire type ", wire_type, " at byte ", tag_at));
     }
   }
-  if (end_group != 0) return absl::StrCat(path, ": group not closed: truncated");
+  if (end_group != 0) return Problem(parent, "group not closed: truncated");
   return "";
 }
 
@@ -207,7 +241,7 @@ int GrpcReceiveLimit(size_t max_request_bytes) {
 
 std::string DescribeWireProblem(const Descriptor& type, absl::string_view bytes) {
   size_t pos = 0;
-  return Walk(&type, bytes, &pos, "", 0, 0);
+  return Walk(&type, bytes, &pos, nullptr, 0, 0);
 }
 
 absl::Status ParseRequestBody(const grpc::ByteBuffer& body, size_t max_bytes,

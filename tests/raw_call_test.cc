@@ -118,5 +118,22 @@ TEST(RawCallTest, NamesNestedAndRepeatedFieldsByPath) {
   }
 }
 
+// The walk reads hostile bytes: bounded nesting, unclosed groups, and a large body whose one
+// bad field is at the end (named without building a name for every field before it).
+TEST(RawCallTest, TheWireWalkIsBoundedOnHostileBodies) {
+  const google::protobuf::Descriptor& type = *v1::ScoreRequest::descriptor();
+  // Start-group tags of field 1, nested past protobuf's limit of 100.
+  EXPECT_THAT(DescribeWireProblem(type, std::string(150, '\x0B')),
+              HasSubstr("nested deeper than 100 messages"));
+  EXPECT_THAT(DescribeWireProblem(type, "\x0B\x10\x01"), HasSubstr("group not closed"));
+  EXPECT_EQ(DescribeWireProblem(type, "\x0B\x10\x01\x0C"), "");  // a closed unknown group
+  EXPECT_THAT(DescribeWireProblem(type, "\x0C"), HasSubstr("end-group tag without its start"));
+  std::string many;
+  for (int i = 0; i < 200000; ++i) many += Field(3, "c1");
+  many += Field(3, "\xC3");
+  EXPECT_EQ(DescribeWireProblem(type, many),
+            "coupon_ids[200000]: not valid UTF-8 (byte 0 of 1; proto3 strings must be UTF-8)");
+}
+
 }  // namespace
 }  // namespace coupond::edge
