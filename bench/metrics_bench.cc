@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
        [&](int, long n) {
          const std::string m = method + std::to_string(rpc_round);
          for (long i = 0; i < n; ++i) {
-           record->Record(m, grpc::StatusCode::OK, 7, 1e-4);
+           record->Record(m, grpc::StatusCode::OK, 1e-4);
          }
        },
        [&] { return uint64_t{0}; }},

@@ -163,7 +163,18 @@ absl::StatusOr<v1::AssignSummary> CoupondClient::Assign(
   v1::AssignResponse message;
   std::optional<v1::AssignSummary> summary;
   absl::Status callback_status;
+  absl::Status contract;  // the stream's shape (proto: chunks, then the summary alone)
   while (reader->Read(&message)) {
+    if (summary.has_value()) {
+      contract = absl::DataLossError("Assign stream: a message after the summary");
+    } else if (message.has_summary() && message.assignments_size() > 0) {
+      contract = absl::DataLossError(
+          "Assign stream: a message with both assignments and the summary");
+    }
+    if (!contract.ok()) {
+      context.TryCancel();
+      break;
+    }
     if (message.has_summary()) summary = message.summary();
     if (callback_status.ok()) callback_status = on_message(message);
     if (!callback_status.ok()) {
@@ -172,6 +183,7 @@ absl::StatusOr<v1::AssignSummary> CoupondClient::Assign(
     }
   }
   const absl::Status status = FromGrpcStatus(reader->Finish());
+  if (!contract.ok()) return contract;
   if (!callback_status.ok()) return callback_status;
   if (!status.ok()) return status;
   if (!summary.has_value()) {

@@ -73,8 +73,9 @@ class CoupondClient {
   absl::StatusOr<v1::GetModelInfoResponse> GetModelInfo(
       const v1::GetModelInfoRequest& request = {}) const;
 
-  // Runs Assign, handing each streamed message to `on_message` as it arrives (chunks of
-  // assignments, the last one with the summary). Returns the final summary. The call's
+  // Runs Assign, handing each streamed message to `on_message` as it arrives (messages of
+  // assignments, then one message with only the summary). Returns the summary; DataLoss
+  // when the stream breaks that shape or ends without a summary. The call's
   // deadline is `timeout` (solves of large populations take longer than one Score: pass a
   // generous one). An error from `on_message` cancels the call and is returned.
   absl::StatusOr<v1::AssignSummary> Assign(

@@ -18,6 +18,7 @@
 #include "edge/metrics.h"
 #include "edge/metrics_http.h"
 #include "edge/port_file.h"
+#include "edge/raw_call.h"
 #include "edge/rpc_metrics.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  coupond::edge::RouteProtobufLogsToSpdlog();
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -82,6 +84,9 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  // The service refuses bodies over edge::kDefaultMaxRequestBytes itself (counted, with a
+  // message); gRPC's own limit above that only bounds what one call may buffer.
+  builder.SetMaxReceiveMessageSize(coupond::edge::GrpcReceiveLimit(coupond::edge::kDefaultMaxRequestBytes));
   builder.RegisterService(&service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back((*rpc_metrics)->NewInterceptorFactory());

@@ -3,21 +3,27 @@
 
 // Per-call metrics and access log of a gRPC server, recorded by a server interceptor, so
 // that handlers stay untouched:
-//   coupond_grpc_requests_total{method,code,model_version}
-//   coupond_grpc_request_duration_seconds{method,model_version}  (histogram, 50 µs..10 s)
+//   coupond_grpc_requests_total{method,code}
+//   coupond_grpc_request_duration_seconds{method}  (histogram, 50 µs..10 s)
 // and one structured access-log line per call at debug level. Used by coupond and
-// collectord (which has no model: model_version is always "none" there).
+// collectord.
 //
-// Latency runs from the interceptor's creation (gRPC creates it when the call is matched
-// to a method) to PRE_SEND_STATUS (the handler has finished and its status is about to be
-// sent). A call that ends without sending a status counts as CANCELLED.
+// No model_version label: each reload to a new version would add a series per method and
+// code (and 19 per histogram) for the life of the process. The served version is a separate
+// info gauge (coupond_model_info{model_version}, server/server_metrics.h) to join on; see
+// docs/metrics.md.
 //
-// model_version is the version being served when the call ends (coupond reads
-// ModelManager::current_version(), one relaxed atomic load), not necessarily the one the
-// handler used: a call that took its snapshot of version N just before a swap to N+1 and
-// ends after it is counted under N+1 (and a call ending in the instant between the pointer
-// swap and the version store is counted under N). Only calls in flight during the swap
-// are affected, so the error is a few calls per reload. "none" before the first model.
+// A call is recorded once, when gRPC reports it closed (POST_RECV_CLOSE: the status has
+// been sent, or the call was cancelled), with:
+//  * the status the server sent, unless the call was cancelled;
+//  * DEADLINE_EXCEEDED when it was cancelled at (within 2 ms of) its deadline: gRPC cancels
+//    a call whose deadline passes, whatever the handler then sends;
+//  * CANCELLED when it was cancelled otherwise (the client cancelled or went away, or the
+//    server shut down): whatever the handler answered never reached the client.
+// A call destroyed without either (gRPC did not report its close) counts as the status it
+// sent, or CANCELLED. Latency runs from the interceptor's creation (when gRPC matches the
+// call to a method) to PRE_SEND_STATUS (the handler's status is about to be sent), or to
+// the close for a cancelled call.
 //
 // Access log (spdlog, debug level; nothing is formatted or read at info level), one line
 // per call:
@@ -25,10 +31,11 @@
 //       model_version=3 request_id=r-17 peer=ipv4:127.0.0.1:50312
 // (one line). Values are logfmt: bare when they hold only [A-Za-z0-9._:/@+-], otherwise
 // double-quoted with \" \\ \n \t and \xHH escapes (request ids come from clients).
-// request_id is the response's request_id (the caller's, or the one the server generated),
-// or the request's when no response message was sent (errors); "" when neither has one.
-// It is read through protobuf reflection from field 1 named `request_id`, only for
-// coupond.v1 methods, whose messages are all generated protobuf classes.
+// model_version is the version served when the call ends ("none" before the first model,
+// and always on collectord). request_id, for coupond.v1 methods only: the response's
+// field 1 `request_id` (read from the serialized response, its type found by the method's
+// name in protobuf's generated pool), or, for a call that failed, the
+// `coupond-request-id` trailer the handler attached (edge/raw_call.h); "" when neither.
 
 #include <atomic>
 #include <cstdint>
@@ -60,7 +67,8 @@ class RpcMetrics {
 
   // Registers the two families in `registry` (which must outlive this object).
   // `model_version` returns the version being served, 0 for none; empty: always none. It is
-  // called once per call, on gRPC's threads: it must be cheap and thread-safe.
+  // called for the access log only (once per call at debug level), on gRPC's threads: it
+  // must be cheap and thread-safe.
   static absl::StatusOr<std::unique_ptr<RpcMetrics>> Create(MetricsRegistry* registry,
                                                             std::function<uint64_t()> model_version);
 
@@ -72,21 +80,20 @@ class RpcMetrics {
   std::string_view MethodLabel(std::string_view method);
   // Records one finished call under a label MethodLabel returned (what the interceptor
   // does at the call's end).
-  void RecordLabelled(std::string_view method_label, grpc::StatusCode code, uint64_t model_version,
+  void RecordLabelled(std::string_view method_label, grpc::StatusCode code,
                       double latency_seconds);
   // MethodLabel, then RecordLabelled.
-  void Record(std::string_view method, grpc::StatusCode code, uint64_t model_version,
-              double latency_seconds) {
-    RecordLabelled(MethodLabel(method), code, model_version, latency_seconds);
+  void Record(std::string_view method, grpc::StatusCode code, double latency_seconds) {
+    RecordLabelled(MethodLabel(method), code, latency_seconds);
   }
   uint64_t CurrentModelVersion() const { return model_version_ ? model_version_() : 0; }
 
  private:
-  RpcMetrics(CounterFamily<3> requests, HistogramFamily<2> latency,
+  RpcMetrics(CounterFamily<2> requests, HistogramFamily<1> latency,
              std::function<uint64_t()> model_version);
 
-  const CounterFamily<3> requests_;
-  const HistogramFamily<2> latency_;
+  const CounterFamily<2> requests_;
+  const HistogramFamily<1> latency_;
   const std::function<uint64_t()> model_version_;
   metrics_internal::Children<std::string> methods_;  // each child holds its name
   std::atomic<size_t> num_methods_{0};

@@ -32,8 +32,12 @@ absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string
   return absl::OkStatus();
 }
 
-AdminService::AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token)
-    : models_(models), dropped_(dropped), token_(std::move(token)) {}
+AdminService::AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token,
+                           size_t max_request_bytes)
+    : models_(models),
+      dropped_(dropped),
+      token_(std::move(token)),
+      max_request_bytes_(max_request_bytes) {}
 
 AdminService::~AdminService() {
   absl::MutexLock lock(&mu_);
@@ -101,11 +105,16 @@ void AdminService::DoGetServerStatus(v1::GetServerStatusResponse* response) cons
 }
 
 grpc::ServerUnaryReactor* AdminService::ReloadModel(grpc::CallbackServerContext* context,
-                                                    const v1::ReloadModelRequest* /*request*/,
-                                                    v1::ReloadModelResponse* response) {
+                                                    const grpc::ByteBuffer* request_body,
+                                                    grpc::ByteBuffer* response_body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status s = Authenticate(*context, "ReloadModel"); !s.ok()) {
-    reactor->Finish(common::ToGrpcStatus(s));
+  absl::Status status = Authenticate(*context, "ReloadModel");
+  // The request has no fields yet; it is parsed all the same, so that a body that is not a
+  // ReloadModelRequest is refused now and not read as one once fields are added.
+  v1::ReloadModelRequest request;
+  if (status.ok()) status = edge::ParseRequestBody(*request_body, max_request_bytes_, &request);
+  if (!status.ok()) {
+    reactor->Finish(common::ToGrpcStatus(status));
     return reactor;
   }
   {
@@ -114,29 +123,38 @@ grpc::ServerUnaryReactor* AdminService::ReloadModel(grpc::CallbackServerContext*
   }
   // Detached: after Finish the thread only releases its count, which the destructor waits
   // for; the server (and so the call) outlives the thread because Shutdown waits for calls.
-  std::thread([this, reactor, response, peer = context->peer()] {
-    const absl::Status status = DoReloadModel(response);
-    spdlog::info("Admin.ReloadModel from {}: {} (version {} -> {})", peer, status.ToString(),
-                 response->previous_version(), response->served_version());
-    reactor->Finish(common::ToGrpcStatus(status));
+  std::thread([this, reactor, response_body, peer = context->peer()] {
+    v1::ReloadModelResponse response;
+    absl::Status reloaded = DoReloadModel(&response);
+    spdlog::info("Admin.ReloadModel from {}: {} (version {} -> {})", peer, reloaded.ToString(),
+                 response.previous_version(), response.served_version());
+    if (reloaded.ok()) reloaded = edge::SerializeResponseBody(response, response_body);
+    reactor->Finish(common::ToGrpcStatus(reloaded));
     absl::MutexLock lock(&mu_);
     --reloads_running_;
   }).detach();
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AdminService::GetServerStatus(
-    grpc::CallbackServerContext* context, const v1::GetServerStatusRequest* /*request*/,
-    v1::GetServerStatusResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = Authenticate(*context, "GetServerStatus");
-  if (status.ok()) DoGetServerStatus(response);
-  reactor->Finish(common::ToGrpcStatus(status));
-  return reactor;
+grpc::ServerUnaryReactor* AdminService::GetServerStatus(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request_body,
+                                                        grpc::ByteBuffer* response_body) {
+  if (absl::Status s = Authenticate(*context, "GetServerStatus"); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(common::ToGrpcStatus(s));
+    return reactor;
+  }
+  return edge::ServeUnary<v1::GetServerStatusRequest, v1::GetServerStatusResponse>(
+      context, *request_body, response_body, max_request_bytes_,
+      [this](const v1::GetServerStatusRequest& /*request*/, v1::GetServerStatusResponse* response) {
+        DoGetServerStatus(response);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<std::unique_ptr<AdminService>> NewAdminServiceIfConfigured(
-    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped) {
+    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped,
+    size_t max_request_bytes) {
   if (token_file.empty()) {
     spdlog::info(
         "Admin service (ReloadModel, GetServerStatus) not registered: no "
@@ -152,7 +170,7 @@ absl::StatusOr<std::unique_ptr<AdminService>> NewAdminServiceIfConfigured(
   } else {
     spdlog::info("Admin service registered (token from '{}')", token_file);
   }
-  return std::make_unique<AdminService>(models, dropped, *std::move(token));
+  return std::make_unique<AdminService>(models, dropped, *std::move(token), max_request_bytes);
 }
 
 }  // namespace coupond::server

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "coupond/v1/admin.grpc.pb.h"
+#include "edge/raw_call.h"
 #include "grpcpp/support/string_ref.h"
 #include "server/call_guard.h"
 #include "server/model_manager.h"
@@ -33,21 +34,28 @@ absl::StatusOr<std::string> ReadAdminTokenFile(const std::string& path);
 absl::Status CheckBearerToken(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
                               absl::string_view token);
 
+// Admin with both methods raw: requests are parsed by the service (edge/raw_call.h), after
+// the token is checked.
+using RawAdminService = v1::Admin::WithRawCallbackMethod_ReloadModel<
+    v1::Admin::WithRawCallbackMethod_GetServerStatus<v1::Admin::Service>>;
+
 // Thread-safe. `models` and `dropped` (null: not reported) must outlive the service; the
 // destructor waits for reloads in progress.
-class AdminService final : public v1::Admin::CallbackService {
+class AdminService final : public RawAdminService {
  public:
-  // REQUIRES: `token` passed ReadAdminTokenFile's checks.
-  AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token);
+  // REQUIRES: `token` passed ReadAdminTokenFile's checks. Request bodies over
+  // `max_request_bytes` are RESOURCE_EXHAUSTED.
+  AdminService(ModelManager* models, const DroppedCalls* dropped, std::string token,
+               size_t max_request_bytes = edge::kDefaultMaxRequestBytes);
   ~AdminService() override;
 
   // Loads on a thread of its own (a large version takes seconds: never on gRPC's threads).
   grpc::ServerUnaryReactor* ReloadModel(grpc::CallbackServerContext* context,
-                                        const v1::ReloadModelRequest* request,
-                                        v1::ReloadModelResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* context,
-                                            const v1::GetServerStatusRequest* request,
-                                            v1::GetServerStatusResponse* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
 
   // The handlers' logic after authentication (also what the tests call). DoReloadModel
   // blocks for the load.
@@ -61,6 +69,7 @@ class AdminService final : public v1::Admin::CallbackService {
   ModelManager* const models_;
   const DroppedCalls* const dropped_;
   const std::string token_;
+  const size_t max_request_bytes_;
   absl::Mutex mu_;
   int reloads_running_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
@@ -71,7 +80,8 @@ class AdminService final : public v1::Admin::CallbackService {
 // empty; otherwise the service with the file's token, or the file's error. `tls`: whether
 // the port uses TLS (without it a warning says the token travels in the clear).
 absl::StatusOr<std::unique_ptr<AdminService>> NewAdminServiceIfConfigured(
-    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped);
+    const std::string& token_file, bool tls, ModelManager* models, const DroppedCalls* dropped,
+    size_t max_request_bytes = edge::kDefaultMaxRequestBytes);
 
 }  // namespace coupond::server
 

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "common/grpc_status.h"
+#include "edge/raw_call.h"
 #include "spdlog/spdlog.h"
 
 namespace coupond::server {
@@ -113,28 +114,32 @@ void AssignReactor::WriteNext() {
   }
   message_.Clear();
   message_.set_request_id(request_id_);
-  const size_t end = std::min(result_.assignments.size(), next_ + options_.chunk_size);
-  message_.mutable_assignments()->Reserve(static_cast<int>(end - next_));
-  for (; next_ < end; ++next_) {
-    const core::AssignedCoupon& a = result_.assignments[next_];
-    v1::Assignment* out = message_.add_assignments();
-    // An explicit population is answered with the caller's own ids (the plan holds keys
-    // when ids are keyed); every user of the model has only its key.
-    if (options_.user_keyer != nullptr && request_.has_users()) {
-      out->set_user_id(request_.users().user_ids(static_cast<int>(a.user)));
-    } else {
-      out->set_user_id(std::string(plan_for_writes_->user_id(a.user)));
+  if (next_ < result_.assignments.size()) {
+    const size_t end = std::min(result_.assignments.size(), next_ + options_.chunk_size);
+    message_.mutable_assignments()->Reserve(static_cast<int>(end - next_));
+    for (; next_ < end; ++next_) {
+      const core::AssignedCoupon& a = result_.assignments[next_];
+      v1::Assignment* out = message_.add_assignments();
+      // An explicit population is answered with the caller's own ids (the plan holds keys
+      // when ids are keyed); every user of the model has only its key.
+      if (options_.user_keyer != nullptr && request_.has_users()) {
+        out->set_user_id(request_.users().user_ids(static_cast<int>(a.user)));
+      } else {
+        out->set_user_id(std::string(plan_for_writes_->user_id(a.user)));
+      }
+      out->set_coupon_id(plan_for_writes_->coupons()[a.coupon].id);
+      out->set_probability(a.probability);
     }
-    out->set_coupon_id(plan_for_writes_->coupons()[a.coupon].id);
-    out->set_probability(a.probability);
-  }
-  if (next_ == result_.assignments.size()) {
-    // The summary travels with the last chunk (or alone, for an empty assignment).
-    *message_.mutable_summary() =
-        api::SummaryToProto(result_, *plan_for_writes_, solve_seconds_);
+  } else {
+    // After the last chunk (or alone, for an empty assignment): the summary, by itself.
+    *message_.mutable_summary() = api::SummaryToProto(result_, *plan_for_writes_, solve_seconds_);
     summary_sent_ = true;
   }
-  StartWrite(&message_);
+  if (absl::Status s = edge::SerializeResponseBody(message_, &wire_); !s.ok()) {
+    Finish(common::ToGrpcStatus(s));
+    return;
+  }
+  StartWrite(&wire_);
 }
 
 void AssignReactor::OnWriteDone(bool ok) {

@@ -5,6 +5,9 @@
 // it runs on a worker thread of its own, never on gRPC's callback threads; the results are
 // then streamed in chunks, each built when the previous write has completed (so a slow
 // client applies back-pressure instead of making the server buffer everything as protos).
+// The stream keeps the proto's contract (AssignResponse): messages of `assignments` only,
+// then one final message with only `summary` (every message carries `request_id`).
+// Messages are serialized here: the method is served raw (edge/raw_call.h).
 
 #include <atomic>
 #include <memory>
@@ -14,6 +17,7 @@
 #include "core/campaign.h"
 #include "core/user_key.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
+#include "grpcpp/support/byte_buffer.h"
 
 namespace coupond::server {
 
@@ -39,7 +43,7 @@ class AssignJobs {
 // streams the result. Deletes itself when the call is done.
 // REQUIRES: `jobs` outlives the call, and jobs->TryStart() succeeded (the reactor calls
 // jobs->Done() once its solve has ended, before anything reaches the client).
-class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> {
+class AssignReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   struct Options {
     int solver_threads = 0;       // 0: one per hardware thread
@@ -82,7 +86,8 @@ class AssignReactor final : public grpc::ServerWriteReactor<v1::AssignResponse> 
   double solve_seconds_ = 0.0;
   size_t next_ = 0;            // next assignment to stream
   bool summary_sent_ = false;
-  v1::AssignResponse message_;  // the message being written (must live until OnWriteDone)
+  v1::AssignResponse message_;  // reused for each message, to keep its buffers
+  grpc::ByteBuffer wire_;       // message_ serialized: being written until OnWriteDone
 };
 
 }  // namespace coupond::server

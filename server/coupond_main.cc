@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "core/user_key.h"
 #include "edge/port_file.h"
+#include "edge/raw_call.h"
 #include "edge/secret_files.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
@@ -78,6 +79,7 @@ int Run() {
   }
   const spdlog::level::level_enum level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
   spdlog::set_level(level);
+  coupond::edge::RouteProtobufLogsToSpdlog();
 
   // Block the stop signals before any thread exists, so that every thread (gRPC's
   // included) inherits the mask and only sigwait below receives them.

@@ -335,85 +335,100 @@ absl::Status ScoringService::DoListCampaigns(const v1::ListCampaignsRequest& req
   return absl::OkStatus();
 }
 
-grpc::ServerWriteReactor<v1::AssignResponse>* ScoringService::Assign(
-    grpc::CallbackServerContext* context, const v1::AssignRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ScoringService::Assign(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_body) {
   if (absl::Status s = CheckCallWanted(*context, "Assign", options_.limits.min_deadline_remaining,
                                        &dropped_);
       !s.ok()) {
     return new AssignReactor(common::ToGrpcStatus(s));
   }
-  const std::string request_id = RequestIdOrNew(request->request_id());
-  if (absl::Status s = ValidateAssignRequest(*request, options_.limits); !s.ok()) {
+  // Parsed straight into the request the reactor keeps: the campaign is resolved on the
+  // reactor's own thread. Not in an arena: the reactor outlives this handler.
+  v1::AssignRequest request;
+  if (absl::Status s = edge::ParseRequestBody(*request_body, options_.max_request_bytes, &request);
+      !s.ok()) {
     return new AssignReactor(common::ToGrpcStatus(s));
   }
+  auto refuse = [&](const absl::Status& s) {
+    edge::AttachRequestId(context, request);
+    return new AssignReactor(common::ToGrpcStatus(s));
+  };
+  const std::string request_id = RequestIdOrNew(request.request_id());
+  if (absl::Status s = ValidateAssignRequest(request, options_.limits); !s.ok()) return refuse(s);
   std::shared_ptr<const core::ModelSnapshot> model = models_->Current();
-  if (model == nullptr) return new AssignReactor(common::ToGrpcStatus(NoModel()));
+  if (model == nullptr) return refuse(NoModel());
   if (!assign_jobs_.TryStart()) {
-    return new AssignReactor(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat(options_.max_concurrent_assigns, " Assign calls are already running; retry later")));
+    return refuse(absl::ResourceExhaustedError(absl::StrCat(
+        options_.max_concurrent_assigns, " Assign calls are already running; retry later")));
   }
   AssignReactor::Options options;
   options.solver_threads = options_.assign_threads;
-  options.chunk_size = request->chunk_size() != 0 ? request->chunk_size()
-                                                  : options_.assign_chunk_size;
+  options.chunk_size = request.chunk_size() != 0 ? request.chunk_size()
+                                                 : options_.assign_chunk_size;
   options.now_unix_seconds = absl::ToUnixSeconds(absl::Now());
   options.user_keyer = options_.user_keyer;
   options.max_population = options_.limits.max_population;
-  // The request is copied: the campaign is resolved on the reactor's own thread.
-  return new AssignReactor(request_id, *request, std::move(model), options, &assign_jobs_);
+  return new AssignReactor(request_id, std::move(request), std::move(model), options,
+                           &assign_jobs_);
 }
 
 grpc::ServerUnaryReactor* ScoringService::Decide(grpc::CallbackServerContext* context,
-                                                 const v1::DecideRequest* request,
-                                                 v1::DecideResponse* response) {
+                                                 const grpc::ByteBuffer* request_body,
+                                                 grpc::ByteBuffer* response_body) {
   if (auto* done = FinishIfUnwanted(context, "Decide", options_.limits.min_deadline_remaining,
                                     &dropped_)) {
     return done;
   }
-  const absl::Status status = DoDecide(*request, response);
-  spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
-                absl::StatusCodeToString(status.code()), response->chosen_size());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(common::ToGrpcStatus(status));
-  return reactor;
+  return edge::ServeUnary<v1::DecideRequest, v1::DecideResponse>(
+      context, *request_body, response_body, options_.max_request_bytes,
+      [this](const v1::DecideRequest& request, v1::DecideResponse* response) {
+        const absl::Status status = DoDecide(request, response);
+        spdlog::debug("Decide request_id={} status={} chosen={}", response->request_id(),
+                      absl::StatusCodeToString(status.code()), response->chosen_size());
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* ScoringService::Score(grpc::CallbackServerContext* context,
-                                                const v1::ScoreRequest* request,
-                                                v1::ScoreResponse* response) {
+                                                const grpc::ByteBuffer* request_body,
+                                                grpc::ByteBuffer* response_body) {
   if (auto* done = FinishIfUnwanted(context, "Score", options_.limits.min_deadline_remaining,
                                     &dropped_)) {
     return done;
   }
-  const absl::Time start = absl::Now();
-  const absl::Status status = DoScore(*request, response);
-  spdlog::debug("Score request_id={} status={} scores={} took_us={:.0f}", response->request_id(),
-                absl::StatusCodeToString(status.code()), response->scores_size(),
-                absl::ToDoubleMicroseconds(absl::Now() - start));
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(common::ToGrpcStatus(status));
-  return reactor;
+  return edge::ServeUnary<v1::ScoreRequest, v1::ScoreResponse>(
+      context, *request_body, response_body, options_.max_request_bytes,
+      [this](const v1::ScoreRequest& request, v1::ScoreResponse* response) {
+        const absl::Time start = absl::Now();
+        const absl::Status status = DoScore(request, response);
+        spdlog::debug("Score request_id={} status={} scores={} took_us={:.0f}",
+                      response->request_id(), absl::StatusCodeToString(status.code()),
+                      response->scores_size(), absl::ToDoubleMicroseconds(absl::Now() - start));
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* ScoringService::ListCampaigns(grpc::CallbackServerContext* context,
-                                                        const v1::ListCampaignsRequest* request,
-                                                        v1::ListCampaignsResponse* response) {
-  const absl::Status status = DoListCampaigns(*request, response);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(common::ToGrpcStatus(status));
-  return reactor;
+                                                        const grpc::ByteBuffer* request_body,
+                                                        grpc::ByteBuffer* response_body) {
+  return edge::ServeUnary<v1::ListCampaignsRequest, v1::ListCampaignsResponse>(
+      context, *request_body, response_body, options_.max_request_bytes,
+      [this](const v1::ListCampaignsRequest& request, v1::ListCampaignsResponse* response) {
+        return DoListCampaigns(request, response);
+      });
 }
 
 grpc::ServerUnaryReactor* ScoringService::GetModelInfo(grpc::CallbackServerContext* context,
-                                                       const v1::GetModelInfoRequest* request,
-                                                       v1::GetModelInfoResponse* response) {
-  const absl::Status status = DoGetModelInfo(*request, response);
-  spdlog::debug("GetModelInfo request_id={} status={}", response->request_id(),
-                absl::StatusCodeToString(status.code()));
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(common::ToGrpcStatus(status));
-  return reactor;
+                                                       const grpc::ByteBuffer* request_body,
+                                                       grpc::ByteBuffer* response_body) {
+  return edge::ServeUnary<v1::GetModelInfoRequest, v1::GetModelInfoResponse>(
+      context, *request_body, response_body, options_.max_request_bytes,
+      [this](const v1::GetModelInfoRequest& request, v1::GetModelInfoResponse* response) {
+        const absl::Status status = DoGetModelInfo(request, response);
+        spdlog::debug("GetModelInfo request_id={} status={}", response->request_id(),
+                      absl::StatusCodeToString(status.code()));
+        return status;
+      });
 }
 
 }  // namespace coupond::server

@@ -1,15 +1,21 @@
 #ifndef COUPOND_SERVER_SCORING_SERVICE_H_
 #define COUPOND_SERVER_SCORING_SERVICE_H_
 
-// The gRPC edge of coupond.v1.CouponScoring: validate the request, take the current model
-// snapshot, call core, convert the result (and any status, once) to the wire types.
-// Handlers run on gRPC's callback threads; they do no I/O and finish inline.
+// The gRPC edge of coupond.v1.CouponScoring: parse the request, validate it, take the
+// current model snapshot, call core, convert the result (and any status, once) to the wire
+// types. Handlers run on gRPC's callback threads; they do no I/O and finish inline.
+//
+// Every method is served raw (edge/raw_call.h): the service parses each request itself, so
+// that a body that is not a valid request is INVALID_ARGUMENT naming the type and field (not
+// gRPC's UNIMPLEMENTED) and one over max_request_bytes is RESOURCE_EXHAUSTED, counted by the
+// RPC metrics like every other answer. Requests and responses of the unary methods live in
+// one protobuf arena per call.
 
 #include "absl/status/status.h"
 #include "coupond/v1/coupon_scoring.grpc.pb.h"
 #include "collector/decision_logger.h"
 #include "core/user_key.h"
-#include "server/arena_allocator.h"
+#include "edge/raw_call.h"
 #include "server/assign_reactor.h"
 #include "server/call_guard.h"
 #include "server/model_manager.h"
@@ -26,6 +32,8 @@ struct ScoringServiceOptions {
   int assign_threads = 0;
   // Assignments per streamed Assign message when the request does not say. Default 10,000.
   uint32_t assign_chunk_size = 10000;
+  // Largest request body parsed, in bytes; larger ones are RESOURCE_EXHAUSTED. Default 4 MiB.
+  size_t max_request_bytes = edge::kDefaultMaxRequestBytes;
   // When set, every incoming user id is replaced by its key (core/user_key.h) before it is
   // looked up, hashed into an experiment arm or logged: the model store must then have been
   // published with the same secret. Ids that already are keys pass through. Default null.
@@ -36,33 +44,39 @@ struct ScoringServiceOptions {
 // destructor waits for running Assign solves (the server cancels them at shutdown).
 // With a decision logger, every successful Decide gets a decision id and its record is
 // handed to the logger (non-blocking; see collector/decision_logger.h).
-class ScoringService final : public v1::CouponScoring::CallbackService {
+// CouponScoring with every method raw (the generated code has no alias for that).
+using RawCouponScoringService = v1::CouponScoring::WithRawCallbackMethod_Score<
+    v1::CouponScoring::WithRawCallbackMethod_GetModelInfo<
+        v1::CouponScoring::WithRawCallbackMethod_Assign<
+            v1::CouponScoring::WithRawCallbackMethod_Decide<
+                v1::CouponScoring::WithRawCallbackMethod_ListCampaigns<
+                    v1::CouponScoring::Service>>>>>;
+
+class ScoringService final : public RawCouponScoringService {
  public:
   ScoringService(const ModelManager* models, const ScoringServiceOptions& options,
                  collector::DecisionLogger* decisions = nullptr)
       : models_(models),
         options_(options),
         decisions_(decisions),
-        assign_jobs_(options.max_concurrent_assigns) {
-    SetMessageAllocatorFor_Score(&score_allocator_);
-    SetMessageAllocatorFor_Decide(&decide_allocator_);
-  }
+        assign_jobs_(options.max_concurrent_assigns) {}
   ~ScoringService() override { assign_jobs_.WaitForNone(); }
 
+  // The raw handlers (request: a coupond.v1.<Method>Request's bytes).
   grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
-                                  const v1::ScoreRequest* request,
-                                  v1::ScoreResponse* response) override;
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
-                                         const v1::GetModelInfoRequest* request,
-                                         v1::GetModelInfoResponse* response) override;
-  grpc::ServerWriteReactor<v1::AssignResponse>* Assign(grpc::CallbackServerContext* context,
-                                                       const v1::AssignRequest* request) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Assign(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* context,
-                                   const v1::DecideRequest* request,
-                                   v1::DecideResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListCampaigns(grpc::CallbackServerContext* context,
-                                          const v1::ListCampaignsRequest* request,
-                                          v1::ListCampaignsResponse* response) override;
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
 
   // The handlers' logic without the gRPC plumbing (also what the tests call).
   absl::Status DoScore(const v1::ScoreRequest& request, v1::ScoreResponse* response) const;
@@ -85,8 +99,6 @@ class ScoringService final : public v1::CouponScoring::CallbackService {
   const ScoringServiceOptions options_;
   collector::DecisionLogger* const decisions_;
   AssignJobs assign_jobs_;
-  ArenaMessageAllocator<v1::ScoreRequest, v1::ScoreResponse> score_allocator_;
-  ArenaMessageAllocator<v1::DecideRequest, v1::DecideResponse> decide_allocator_;
   DroppedCalls dropped_;
 };
 

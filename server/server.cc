@@ -1,11 +1,13 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "core/kernel.h"
+#include "edge/raw_call.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -40,7 +42,8 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
   if (!options.collector_db.empty()) {
     COUPOND_ASSIGN_OR_RETURN(s->collector_store_,
                              collector::CollectorStore::Open(options.collector_db, options.collector));
-    s->collector_service_ = std::make_unique<collector::CollectorService>(s->collector_store_.get());
+    s->collector_service_ = std::make_unique<collector::CollectorService>(
+        s->collector_store_.get(), static_cast<size_t>(std::max(options.max_message_bytes, 1)));
     COUPOND_ASSIGN_OR_RETURN(s->decision_logger_,
                              collector::DecisionLogger::Create(
                                  collector::NewStoreSink(s->collector_store_.get()), options.decision_log));
@@ -52,17 +55,20 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
             collector::NewGrpcSink(std::move(channel), options.collector_address, absl::Seconds(10)),
             options.decision_log));
   }
-  s->service_ = std::make_unique<ScoringService>(s->models_.get(), options.service,
-                                                 s->decision_logger_.get());
   if (options.max_message_bytes <= 0) {
     return absl::InvalidArgumentError("max_message_bytes: must be positive");
   }
+  const auto max_request_bytes = static_cast<size_t>(options.max_message_bytes);
+  ScoringServiceOptions service_options = options.service;
+  service_options.max_request_bytes = max_request_bytes;
+  s->service_ = std::make_unique<ScoringService>(s->models_.get(), service_options,
+                                                 s->decision_logger_.get());
   COUPOND_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                            edge::MakeServerCredentials(options.tls));
   COUPOND_ASSIGN_OR_RETURN(
       s->admin_service_,
       NewAdminServiceIfConfigured(options.admin_token_file, options.tls.enabled(),
-                                  s->models_.get(), &s->service_->dropped()));
+                                  s->models_.get(), &s->service_->dropped(), max_request_bytes));
   s->metrics_ = std::make_unique<edge::MetricsRegistry>();
   COUPOND_RETURN_IF_ERROR(RegisterServerMetrics(s->metrics_.get(), s->models_.get(),
                                                 s->decision_logger_.get(), s->collector_store_.get()));
@@ -78,7 +84,10 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &s->port_);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  // The services refuse bodies over max_message_bytes themselves, as RESOURCE_EXHAUSTED
+  // that the RPC metrics count (gRPC's own refusal is counted nowhere); gRPC's limit, above
+  // that, only bounds what one call may buffer (edge/raw_call.h).
+  builder.SetMaxReceiveMessageSize(edge::GrpcReceiveLimit(max_request_bytes));
   builder.RegisterService(s->service_.get());
   if (s->admin_service_ != nullptr) builder.RegisterService(s->admin_service_.get());
   if (s->collector_service_ != nullptr) builder.RegisterService(s->collector_service_.get());

@@ -53,8 +53,10 @@ struct ServerOptions {
   edge::ServerTlsOptions tls;
   // File holding the bearer token of coupond.v1.Admin. Empty (default): Admin is not served.
   std::string admin_token_file;
-  // Largest request message accepted, in bytes; gRPC answers RESOURCE_EXHAUSTED to larger
-  // ones before any handler runs. Default 4 MiB (gRPC's own default).
+  // Largest request message accepted, in bytes; larger ones are RESOURCE_EXHAUSTED (from
+  // the services, so that they are counted; gRPC itself refuses, uncounted, only those over
+  // edge::GrpcReceiveLimit of this). Default 4 MiB (gRPC's own default). Replaces
+  // service.max_request_bytes.
   int max_message_bytes = 4 << 20;
   // host:port for plain-HTTP GET /metrics (Prometheus text) and GET /healthz
   // (edge/metrics_http.h); port 0 picks a free port (see metrics_port()). Default "": off.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "collector/collector_metrics.h"
+#include "common/status_macros.h"
 #include "core/snapshot.h"
 #include "edge/rpc_metrics.h"
 
@@ -112,6 +113,17 @@ absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelM
                       "Decision records waiting in the logger's queue.",
                       [decisions] { return static_cast<double>(decisions->counters().queued); }});
   }
+  // The served version as a label, to join the per-call series with (they have no version
+  // label: it would add series at every reload). One series; "none" before the first model.
+  COUPOND_RETURN_IF_ERROR(registry->AddCallback(
+      Type::kGauge, "coupond_model_info",
+      "Always 1; model_version is the version being served (\"none\" before the first model). "
+      "Join per-call metrics on it: ... * on(instance) group_left(model_version) coupond_model_info.",
+      {"model_version"}, [models] {
+        const uint64_t version = models->current_version();
+        return std::vector<edge::CallbackSample>{
+            {{version == 0 ? std::string("none") : absl::StrCat(version)}, 1.0}};
+      }));
   for (Gauge& g : gauges) {
     absl::Status s = g.type == Type::kGauge
                          ? registry->AddGauge(g.name, g.help, std::move(g.value))

@@ -22,6 +22,7 @@
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/process.h"
+#include "tests/test_util/scrape.h"
 #include "tests/test_util/temp_dir.h"
 
 namespace coupond {
@@ -31,80 +32,20 @@ using ::coupond::testing::StatusIs;
 using ::coupond::testing::ChildProcess;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
+using ::coupond::testing::CountSeries;
+using ::coupond::testing::Latency;
+using ::coupond::testing::Requests;
+using ::coupond::testing::Scrape;
+using ::coupond::testing::ScrapeMetricsAt;
+using ::coupond::testing::Value;
 using ::coupond::testing::WaitForPortFile;
+using ::coupond::testing::WaitForValueAt;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
 constexpr char kScore[] = "/coupond.v1.CouponScoring/Score";
 constexpr char kModelInfo[] = "/coupond.v1.CouponScoring/GetModelInfo";
 constexpr char kAssign[] = "/coupond.v1.CouponScoring/Assign";
-
-// Series ("name{labels}") to value, from one scrape. Fails the test on a malformed line.
-using Scrape = std::map<std::string, double>;
-
-Scrape Parse(const std::string& text) {
-  Scrape samples;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    if (line[0] == '#') continue;
-    const size_t space = line.rfind(' ');
-    double value = 0;
-    if (space == absl::string_view::npos || !absl::SimpleAtod(line.substr(space + 1), &value)) {
-      ADD_FAILURE() << "malformed sample line: " << line;
-      continue;
-    }
-    EXPECT_TRUE(samples.emplace(std::string(line.substr(0, space)), value).second)
-        << "repeated series: " << line;
-  }
-  return samples;
-}
-
-std::string Requests(const std::string& method, const std::string& code, const std::string& version) {
-  return absl::StrCat("coupond_grpc_requests_total{method=\"", method, "\",code=\"", code,
-                      "\",model_version=\"", version, "\"}");
-}
-
-std::string Latency(const std::string& suffix, const std::string& method, const std::string& version,
-                    const std::string& le = "") {
-  return absl::StrCat("coupond_grpc_request_duration_seconds_", suffix, "{method=\"", method,
-                      "\",model_version=\"", version, "\"", le.empty() ? "" : ",le=\"" + le + "\"",
-                      "}");
-}
-
-// The value of `series`, or -1 when the scrape does not have it.
-double Value(const Scrape& scrape, const std::string& series) {
-  auto it = scrape.find(series);
-  return it == scrape.end() ? -1 : it->second;
-}
-
-// GET /metrics on 127.0.0.1:`port`, parsed; an empty scrape (and a test failure) when the
-// request fails.
-Scrape ScrapeMetricsAt(int port) {
-  httplib::Client http("127.0.0.1", port);
-  http.set_read_timeout(std::chrono::seconds(10));
-  httplib::Result r = http.Get("/metrics");
-  if (!r) {
-    ADD_FAILURE() << "GET /metrics: " << httplib::to_string(r.error());
-    return {};
-  }
-  EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-  return Parse(r->body);
-}
-
-// Scrapes until `series` has `value`, for up to 30 s. Counters move after the fact: the
-// model poller runs every 100 ms, and the interceptor records a call once its status is
-// sent, which can be just after the client has it.
-Scrape WaitForValueAt(int port, const std::string& series, double value) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  Scrape scrape;
-  do {
-    scrape = ScrapeMetricsAt(port);
-    if (Value(scrape, series) == value) return scrape;
-    absl::SleepFor(absl::Milliseconds(50));
-  } while (absl::Now() < deadline);
-  ADD_FAILURE() << series << " never reached " << value << " (last " << Value(scrape, series) << ")";
-  return scrape;
-}
 
 class MetricsIntegrationTest : public ::testing::Test {
  protected:
@@ -161,13 +102,15 @@ class MetricsIntegrationTest : public ::testing::Test {
   int metrics_port_ = 0;
 };
 
-TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEachCall) {
-  // Before any model: /healthz is 503, the version gauge 0, Score UNAVAILABLE under "none".
+TEST_F(MetricsIntegrationTest, CountsCallsByMethodAndCodeAndLogsEachCall) {
+  // Before any model: /healthz is 503, the version gauge 0, Score UNAVAILABLE, and the info
+  // gauge says "none".
   httplib::Result health = Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 503);
   EXPECT_THAT(health->body, HasSubstr("status=NOT_SERVING\nreason=no_model_loaded\n"));
   EXPECT_THAT(client_->Score(Request("u1", "early")), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(Value(ScrapeMetrics(), "coupond_model_info{model_version=\"none\"}"), 1);
 
   Publish(model_);
   WaitForValue("coupond_model_version", 1);
@@ -198,29 +141,34 @@ TEST_F(MetricsIntegrationTest, CountsCallsByMethodCodeAndModelVersionAndLogsEach
 
   // The interceptor records a call once its status is sent, which can be just after the
   // client has it: wait for the last calls' counts instead of scraping at once.
-  WaitForValue(Requests(kAssign, "OK", "1"), 1);
-  const Scrape scrape = WaitForValue(Latency("count", kScore, "1"), 4);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "UNAVAILABLE", "none")), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 3);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT", "1")), 1);
-  EXPECT_EQ(Value(scrape, Requests(kModelInfo, "OK", "1")), 1);
-  EXPECT_EQ(Value(scrape, Requests(kAssign, "OK", "1")), 1);
-  EXPECT_EQ(Value(scrape, Latency("count", kAssign, "1")), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "none")), -1);  // no such series
-  EXPECT_GE(Value(scrape, Requests("/grpc.health.v1.Health/Check", "OK", "1")), 1);
+  WaitForValue(Requests(kAssign, "OK"), 1);
+  const Scrape scrape = WaitForValue(Latency("count", kScore), 5);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "UNAVAILABLE")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "OK")), 3);
+  EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kModelInfo, "OK")), 1);
+  EXPECT_EQ(Value(scrape, Requests(kAssign, "OK")), 1);
+  EXPECT_EQ(Value(scrape, Latency("count", kAssign)), 1);
+  EXPECT_GE(Value(scrape, Requests("/grpc.health.v1.Health/Check", "OK")), 1);
+  // The served version is a label of the info gauge only (docs/metrics.md).
+  EXPECT_EQ(Value(scrape, "coupond_model_info{model_version=\"1\"}"), 1);
+  EXPECT_EQ(CountSeries(scrape, "coupond_model_info{"), 1);
+  for (const auto& [series, value] : scrape) {
+    if (series.rfind("coupond_grpc_", 0) == 0) {
+      EXPECT_EQ(series.find("model_version"), std::string::npos) << series;
+    }
+  }
 
-  // The histogram: 4 Score calls under version 1, cumulative buckets ending at the count.
-  EXPECT_EQ(Value(scrape, Latency("count", kScore, "1")), 4);
-  EXPECT_EQ(Value(scrape, Latency("bucket", kScore, "1", "+Inf")), 4);
-  EXPECT_GT(Value(scrape, Latency("sum", kScore, "1")), 0);
-  EXPECT_LT(Value(scrape, Latency("sum", kScore, "1")), 4 * 10.0);
+  // The histogram: 5 Score calls, cumulative buckets ending at the count.
+  EXPECT_EQ(Value(scrape, Latency("bucket", kScore, "+Inf")), 5);
+  EXPECT_GT(Value(scrape, Latency("sum", kScore)), 0);
+  EXPECT_LT(Value(scrape, Latency("sum", kScore)), 5 * 10.0);
   double previous = 0;
   for (const char* le : {"5e-05", "0.0001", "0.001", "0.01", "0.1", "1", "10", "+Inf"}) {
-    const double cumulative = Value(scrape, Latency("bucket", kScore, "1", le));
+    const double cumulative = Value(scrape, Latency("bucket", kScore, le));
     EXPECT_GE(cumulative, previous) << le;
     previous = cumulative;
   }
-  EXPECT_EQ(Value(scrape, Latency("count", kScore, "none")), 1);
 
   // The model and the process.
   EXPECT_EQ(Value(scrape, "coupond_model_version"), 1);
@@ -300,16 +248,41 @@ TEST_F(MetricsIntegrationTest, ReportsARejectedVersionThenTheReload) {
   // campaigns too), so a scrape in between still shows the rejecting poll: wait for it.
   WaitForValue("coupond_model_last_poll_ok", 1);
   ASSERT_OK(client_->Score(Request(model_.user_ids[0], "after")).status());
-  scrape = WaitForValue(Requests(kScore, "OK", "3"), 1);  // counted once its status is sent
-  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "1")), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "OK", "3")), 1);
+  scrape = WaitForValue(Requests(kScore, "OK"), 2);  // counted once its status is sent
+  EXPECT_EQ(Value(scrape, "coupond_model_info{model_version=\"3\"}"), 1);
+  EXPECT_EQ(CountSeries(scrape, "coupond_model_info{"), 1);
   // Version 1 is freed once no request holds it (none in flight here), by the poller.
   WaitForValue("coupond_live_snapshots", 1);
   EXPECT_EQ(server_->StopWith(SIGTERM, absl::Seconds(20)), 0);  // a clean exit (sanitizers too)
 }
 
-// collectord serves the same endpoint: its store's counters and its calls (under
-// model_version "none": it has no model).
+// Reloads through many versions do not add per-call series: the served version is the
+// label of one info gauge, which moves with the reloads (issue 15: every version used to add
+// a series per method and code, and 19 per histogram, for the life of the process).
+TEST_F(MetricsIntegrationTest, PerCallSeriesStayBoundedAcrossReloads) {
+  constexpr int kVersions = 6;
+  for (int version = 1; version <= kVersions; ++version) {
+    Publish(model_);
+    WaitForValue("coupond_model_version", version);
+    WaitForValue(absl::StrCat("coupond_model_info{model_version=\"", version, "\"}"), 1);
+    ASSERT_OK(client_->Score(Request(model_.user_ids[0], absl::StrCat("v", version))).status());
+    ASSERT_OK(client_->GetModelInfo().status());
+    const Scrape scrape = WaitForValue(Requests(kScore, "OK"), version);
+    EXPECT_EQ(CountSeries(scrape, "coupond_model_info{"), 1) << version;
+    EXPECT_EQ(CountSeries(scrape, absl::StrCat("coupond_grpc_requests_total{method=\"", kScore)), 1)
+        << version;
+    EXPECT_EQ(CountSeries(scrape, absl::StrCat("coupond_grpc_request_duration_seconds_bucket{method=\"",
+                                               kScore, "\"")),
+              18)  // 17 bounds and +Inf
+        << version;
+  }
+  const Scrape last = WaitForValue(Requests(kModelInfo, "OK"), kVersions);
+  EXPECT_EQ(Value(last, Latency("count", kScore)), kVersions);
+  // Two methods, each always OK: two series, whatever the number of versions.
+  EXPECT_EQ(CountSeries(last, "coupond_grpc_requests_total{"), 2);
+}
+
+// collectord serves the same endpoint: its store's counters and its calls.
 TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   TempDir dir;
   ChildProcess collectord({COLLECTORD_BINARY, "--db=" + dir.Sub("db"), "--listen=127.0.0.1:0",
@@ -334,14 +307,14 @@ TEST(CollectordMetricsTest, ExportsTheStoreCountersAndCountsCalls) {
   EXPECT_THAT(client->ReportOutcome(outcome), StatusIs(absl::StatusCode::kInvalidArgument));
 
   const std::string method = "/coupond.v1.Collector/ReportOutcome";
-  const Scrape scrape = WaitForValueAt(metrics_port, Latency("count", method, "none"), 2);
-  EXPECT_EQ(Value(scrape, Requests(method, "OK", "none")), 1);
-  EXPECT_EQ(Value(scrape, Requests(method, "INVALID_ARGUMENT", "none")), 1);
-  EXPECT_EQ(Value(scrape, Latency("count", method, "none")), 2);
+  const Scrape scrape = WaitForValueAt(metrics_port, Latency("count", method), 2);
+  EXPECT_EQ(Value(scrape, Requests(method, "OK")), 1);
+  EXPECT_EQ(Value(scrape, Requests(method, "INVALID_ARGUMENT")), 1);
   EXPECT_EQ(Value(scrape, "coupond_collector_unmatched_outcomes"), 1);
   EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_collector_outcomes_total"), 0);
   EXPECT_EQ(Value(scrape, "coupond_model_version"), -1);  // no model metrics here
+  EXPECT_EQ(CountSeries(scrape, "coupond_model_info"), 0);
   httplib::Client http("127.0.0.1", metrics_port);
   httplib::Result r = http.Get("/healthz");
   ASSERT_TRUE(r);

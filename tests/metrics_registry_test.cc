@@ -286,33 +286,34 @@ TEST(RpcMetricsTest, QuotesLogValuesOnlyWhenNeeded) {
   EXPECT_EQ(LogfmtValue("größe"), "\"größe\"");  // non-ASCII is quoted, kept as is
 }
 
-TEST(RpcMetricsTest, RecordsByMethodCodeAndVersionAndCapsTheMethods) {
+// No model_version label: the per-call series do not multiply with model versions (the
+// version is coupond_model_info's label, server/server_metrics.h).
+TEST(RpcMetricsTest, RecordsByMethodAndCodeAndCapsTheMethods) {
   MetricsRegistry registry;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<RpcMetrics> rpc, RpcMetrics::Create(&registry, {}));
   EXPECT_EQ(rpc->CurrentModelVersion(), 0u);
-  rpc->Record("/s/A", grpc::StatusCode::OK, 3, 0.002);
-  rpc->Record("/s/A", grpc::StatusCode::OK, 3, 0.004);
-  rpc->Record("/s/A", grpc::StatusCode::NOT_FOUND, 0, 20);  // beyond the last bucket
-  rpc->Record("/s/A", static_cast<grpc::StatusCode>(99), 3, 0);
+  rpc->Record("/s/A", grpc::StatusCode::OK, 0.002);
+  rpc->Record("/s/A", grpc::StatusCode::OK, 0.004);
+  rpc->Record("/s/A", grpc::StatusCode::NOT_FOUND, 20);  // beyond the last bucket
+  rpc->Record("/s/A", static_cast<grpc::StatusCode>(99), 0);
   // Clients can name any method; past kMaxMethods names, calls count under "other".
   for (size_t i = 0; i < RpcMetrics::kMaxMethods + 5; ++i) {
-    rpc->Record(absl::StrCat("/junk/", i), grpc::StatusCode::UNIMPLEMENTED, 3, 0);
+    rpc->Record(absl::StrCat("/junk/", i), grpc::StatusCode::UNIMPLEMENTED, 0);
   }
   const std::string text = registry.Render();
-  EXPECT_THAT(text, HasSubstr("coupond_grpc_requests_total{method=\"/s/A\",code=\"OK\","
-                              "model_version=\"3\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("coupond_grpc_requests_total{method=\"/s/A\",code=\"NOT_FOUND\","
-                              "model_version=\"none\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("coupond_grpc_requests_total{method=\"/s/A\",code=\"OK\"} 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("coupond_grpc_requests_total{method=\"/s/A\",code=\"NOT_FOUND\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("code=\"UNKNOWN_CODE_99\""));
+  EXPECT_THAT(text, Not(HasSubstr("model_version")));
   EXPECT_THAT(text, HasSubstr("coupond_grpc_request_duration_seconds_bucket{method=\"/s/A\","
-                              "model_version=\"3\",le=\"0.0025\"} 2\n"));  // 0 and 0.002
+                              "le=\"0.0025\"} 2\n"));  // 0 and 0.002
   EXPECT_THAT(text, HasSubstr("coupond_grpc_request_duration_seconds_bucket{method=\"/s/A\","
-                              "model_version=\"none\",le=\"10\"} 0\n"));
+                              "le=\"10\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("coupond_grpc_request_duration_seconds_bucket{method=\"/s/A\","
-                              "model_version=\"none\",le=\"+Inf\"} 1\n"));
+                              "le=\"+Inf\"} 4\n"));
   // "/s/A" took one of the 64 names: 63 junk names have their own series, 6 are "other".
-  EXPECT_THAT(text, HasSubstr("coupond_grpc_requests_total{method=\"other\",code=\"UNIMPLEMENTED\","
-                              "model_version=\"3\"} 6\n"));
+  EXPECT_THAT(text, HasSubstr("coupond_grpc_requests_total{method=\"other\",code=\"UNIMPLEMENTED\"} 6\n"));
   EXPECT_THAT(text, HasSubstr("method=\"/junk/62\""));
   EXPECT_THAT(text, Not(HasSubstr("method=\"/junk/63\"")));
   // A second RpcMetrics on the same registry collides with the first.

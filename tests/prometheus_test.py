@@ -32,7 +32,7 @@ from coupond_process import Coupond, binary, free_port, spawn, wait_for  # noqa:
 
 SCORE = "/coupond.v1.CouponScoring/Score"
 ERROR_RATIO = f'method:coupond_grpc_requests:error_ratio_rate5m{{method="{SCORE}"}}'
-P99 = f'method_model_version:coupond_grpc_request_duration_seconds:p99_rate5m{{method="{SCORE}"}}'
+P99 = f'method:coupond_grpc_request_duration_seconds:p99_rate5m{{method="{SCORE}"}}'
 # The whole test; it takes about 7.5 s, 5 of them Prometheus's own delay before it applies
 # its first scrape targets (its scrape manager reloads every 5 s; 2.42 has no flag for it).
 DEADLINE_S = 25

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -226,12 +227,12 @@ v1::AssignRequest Campaign(double budget) {
 TEST_F(ServerIntegrationTest, AssignStreamsAFeasibleAssignmentAndItsSummary) {
   PublishAndWaitUntilServing();
   const v1::AssignRequest request = Campaign(/*budget=*/20.0);
-  int messages = 0;
+  std::vector<v1::AssignResponse> messages;
   std::vector<v1::Assignment> assignments;
   ASSERT_OK_AND_ASSIGN(
       v1::AssignSummary summary,
       client_->Assign(request, absl::Seconds(60), [&](const v1::AssignResponse& m) {
-        ++messages;
+        messages.push_back(m);
         EXPECT_EQ(m.request_id(), "plan-1");
         EXPECT_LE(m.assignments_size(), 4);
         assignments.insert(assignments.end(), m.assignments().begin(), m.assignments().end());
@@ -241,7 +242,16 @@ TEST_F(ServerIntegrationTest, AssignStreamsAFeasibleAssignmentAndItsSummary) {
   EXPECT_EQ(summary.users_considered(), 40u);
   EXPECT_EQ(summary.assignments(), assignments.size());
   EXPECT_GT(assignments.size(), 0u);
-  EXPECT_GE(messages, static_cast<int>((assignments.size() + 3) / 4));
+  // The proto's contract: full chunks of assignments, then one message with only the summary.
+  ASSERT_EQ(messages.size(), (assignments.size() + 3) / 4 + 1);
+  for (size_t i = 0; i + 1 < messages.size(); ++i) {
+    EXPECT_FALSE(messages[i].has_summary()) << i;
+    EXPECT_EQ(messages[i].assignments_size(),
+              std::min<int>(4, static_cast<int>(assignments.size() - 4 * i)))
+        << i;
+  }
+  EXPECT_TRUE(messages.back().has_summary());
+  EXPECT_EQ(messages.back().assignments_size(), 0);
   // Feasible: spend within budget (recomputed from the model), stock kept, one per user,
   // the out-of-stock coupon c5 never given.
   double spend = 0;
@@ -294,8 +304,17 @@ TEST_F(ServerIntegrationTest, AssignRejectsBadCampaignsAndHandlesDegenerateOnes)
   r.clear_all_users();
   EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
               StatusIs(kInvalid, StartsWith("population: required")));
-  // Budget 0 with paid coupons: an empty assignment, not an error.
-  ASSERT_OK_AND_ASSIGN(v1::AssignSummary zero, client_->Assign(Campaign(0), absl::Seconds(30), no_op));
+  // Budget 0 with paid coupons: an empty assignment, not an error: the summary alone.
+  int messages = 0;
+  ASSERT_OK_AND_ASSIGN(v1::AssignSummary zero,
+                       client_->Assign(Campaign(0), absl::Seconds(30),
+                                       [&messages](const v1::AssignResponse& m) {
+                                         ++messages;
+                                         EXPECT_TRUE(m.has_summary());
+                                         EXPECT_EQ(m.assignments_size(), 0);
+                                         return absl::OkStatus();
+                                       }));
+  EXPECT_EQ(messages, 1);
   EXPECT_EQ(zero.assignments(), 0u);
   EXPECT_EQ(zero.expected_spend(), 0.0);
 }
