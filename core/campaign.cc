@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/status_macros.h"
 #include "core/kernel.h"
 #include "core/scorer.h"
@@ -35,16 +36,12 @@ absl::Status ValidateCampaignSpec(const CampaignSpec& spec) {
     return Invalid("campaign.campaign_id", absl::StrCat(spec.campaign_id.size(), " bytes, limit 128"));
   }
   if (spec.coupons.empty()) return Invalid("campaign.coupons", "at least one coupon is required");
-  if (!std::isfinite(spec.budget) || spec.budget < 0) {
-    return Invalid("campaign.budget", absl::StrCat(spec.budget, " is not a finite value >= 0"));
-  }
-  if (spec.max_coupons_per_user < 1 || spec.max_coupons_per_user > 1000) {
-    return Invalid("campaign.max_coupons_per_user",
-                   absl::StrCat(spec.max_coupons_per_user, " is outside [1, 1000]"));
-  }
-  if (spec.as_of_unix_seconds < 0) {
-    return Invalid("campaign.as_of_unix_seconds", absl::StrCat(spec.as_of_unix_seconds, " is negative"));
-  }
+  COUPOND_RETURN_IF_ERROR(common::CheckDoubleRange("campaign.budget", spec.budget, 0, kMaxBudget));
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange("campaign.max_coupons_per_user",
+                                                spec.max_coupons_per_user, 1, kMaxCouponsPerUser));
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange("campaign.as_of_unix_seconds",
+                                                spec.as_of_unix_seconds, 0,
+                                                common::kMaxRequestUnixSeconds));
   absl::flat_hash_map<absl::string_view, size_t> seen;
   for (size_t j = 0; j < spec.coupons.size(); ++j) {
     const CampaignCouponSpec& c = spec.coupons[j];
@@ -54,11 +51,10 @@ absl::Status ValidateCampaignSpec(const CampaignSpec& spec) {
       return Invalid(field + ".coupon_id", absl::StrCat("duplicate of campaign.coupons[",
                                                         seen[c.coupon_id], "] (", Quoted(c.coupon_id), ")"));
     }
-    if (!std::isfinite(c.weight) || c.weight < 0) {
-      return Invalid(field + ".value_weight", absl::StrCat(c.weight, " is not a finite value >= 0"));
-    }
-    if (c.stock.has_value() && *c.stock < 0) {
-      return Invalid(field + ".stock", absl::StrCat(*c.stock, " is negative"));
+    COUPOND_RETURN_IF_ERROR(
+        common::CheckDoubleRange(field + ".value_weight", c.weight, 0, kMaxValueWeight));
+    if (c.stock.has_value()) {
+      COUPOND_RETURN_IF_ERROR(common::CheckIntRange(field + ".stock", *c.stock, 0, kMaxStock));
     }
   }
   return absl::OkStatus();

@@ -81,10 +81,13 @@ class ServerIntegrationTest : public ::testing::Test {
     ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
   }
 
+  // No coupons: every active coupon, which needs a top_k (50, the server's --max_candidates
+  // here, more than the model's 30 coupons).
   v1::ScoreRequest Request(const std::string& user, std::vector<std::string> coupons = {}) {
     v1::ScoreRequest r;
     r.set_user_id(user);
     for (auto& c : coupons) r.add_coupon_ids(c);
+    if (coupons.empty()) r.set_top_k(50);
     return r;
   }
 
@@ -169,6 +172,17 @@ TEST_F(ServerIntegrationTest, BadRequestsAreInvalidArgumentNamingTheField) {
   r = Request("u1");
   r.set_request_id(std::string(200, 'r'));
   EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("request_id")));
+  // Neither coupon_ids nor campaign_id: the whole catalogue, which needs a bounded top_k
+  // (1..--max_candidates, 50 here). Issue 15: top_k 0 returned every active coupon.
+  r = Request("u1");
+  r.set_top_k(0);
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("top_k: required (1..50)")));
+  r.set_top_k(51);
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("top_k: 51 is out of range [0, 50]")));
+  r.set_top_k(3);
+  ASSERT_OK_AND_ASSIGN(v1::ScoreResponse three, client_->Score(r));
+  EXPECT_EQ(three.scores_size(), 3);
+  EXPECT_EQ(three.candidates_scored(), 29u);
   // The server is unharmed.
   EXPECT_OK(client_->Score(Request("u1")).status());
 }

@@ -125,9 +125,11 @@ class ServingTest : public ::testing::Test {
     ASSERT_TRUE(db->Close().ok());
   }
 
+  // Every active coupon, which needs a top_k.
   v1::ScoreRequest ScoreRequest(const std::string& user = "u1") {
     v1::ScoreRequest r;
     r.set_user_id(user);
+    r.set_top_k(10);
     return r;
   }
 
