@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -122,6 +123,15 @@ class CampaignPlan final : public ProbabilityOracle {
   size_t num_users() const override { return users_.size(); }
   absl::Status Fill(size_t first_user, size_t count, absl::Span<double> out) const override;
 
+  // Decide's probabilities for population user `i`: out[j] = p(i, coupon j) computed by
+  // ScoreUserRows (core/scorer.h), the function Score uses, so that Decide and Score give
+  // the same bits for the same user and coupon (Fill's float sigmoid may differ from it in
+  // the last float digits); kNotEligible where the coupon is inactive at the campaign's time
+  // or restricted to other users, as Fill. O(coupons x d) plus a sort of the coupons; for one
+  // user at a time, not for a whole population (Assign uses Fill). InvalidArgument if `i` is
+  // out of range or out.size() != coupons().size().
+  absl::Status ScoreUser(size_t i, absl::Span<double> out) const;
+
   // The campaign's coupons as the solver wants them (face values from the model).
   absl::Span<const AssignmentCoupon> coupons() const { return coupons_; }
   const CampaignSpec& spec() const { return spec_; }
@@ -152,6 +162,7 @@ class CampaignPlan final : public ProbabilityOracle {
   // coupons x dimension floats: small next to the model.
   FactorMatrix campaign_factors_;
   std::vector<float> campaign_bias_;  // coupon bias per campaign coupon
+  absl::flat_hash_map<uint32_t, uint32_t> coupon_index_;  // snapshot row -> campaign index
   // Per campaign coupon: population indices allowed, sorted ascending (nullopt: everyone).
   // Sorted vectors rather than hash sets: Fill walks consecutive users, so one lower_bound
   // per block and coupon and a merge-like walk decide eligibility.

@@ -100,15 +100,19 @@ constexpr size_t kRegisters = 16;
 #endif
 
 // out[r] = <x, row r of the panel> for the panel's 64 rows. dim == 0 gives zeros.
-// Accumulates up to 8 vectors at once (enough to cover FMA latency x throughput), and
-// splits even/odd columns when a panel has fewer than 8 vectors (AVX-512: 4).
+// Summation order (the same as GatherDots, so that a row's dot product, hence its logit, has
+// the same bits whichever path scores it: Score over every coupon, over a list, and Decide
+// agree to the bit): even columns into one FMA chain, odd columns into another, the last
+// column of an odd dim into the even chain, then even + odd. 4 vectors x 2 chains = 8
+// accumulators per pass, enough to cover FMA latency x throughput; a line of more than 4
+// vectors (AVX2: 8, SSE4: 16) takes several passes.
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, size_t dim,
                          const float* HWY_RESTRICT panel, float* HWY_RESTRICT out) {
   const D d;
   constexpr size_t kN = hn::MaxLanes(D());
   constexpr size_t kVecs = kPanel / kN;                 // vectors per line
-  constexpr size_t kChunk = kVecs < 8 ? kVecs : 8;      // vectors per pass
-  constexpr size_t kSplit = kChunk < 8 ? 2 : 1;         // accumulator sets
+  constexpr size_t kChunk = kVecs < 4 ? kVecs : 4;      // vectors per pass
+  constexpr size_t kSplit = 2;                          // accumulator sets: even, odd
   static_assert(kVecs % kChunk == 0, "chunk must divide the line");
   for (size_t c = 0; c < kVecs; c += kChunk) {
     V acc[kSplit][kChunk];
@@ -165,7 +169,8 @@ HWY_INLINE void RowOffsets(const uint32_t* rows, size_t count, size_t dim, int32
   }
 }
 
-// Dot products of up to kN listed rows by gathering one column at a time.
+// Dot products of up to kN listed rows by gathering one column at a time, in DotPanel's
+// summation order (even and odd columns in two chains).
 // REQUIRES: the matrix has at most INT32_MAX floats (checked by the caller).
 HWY_INLINE V GatherDots(const float* HWY_RESTRICT x, size_t dim, const float* HWY_RESTRICT base,
                         const int32_t* offsets) {
