@@ -747,17 +747,21 @@ TEST_F(ServerIntegrationTest, ReloadsFiftyVersionsUnderTrafficWithoutAFailedRequ
     }
   };
   std::thread a(traffic, 3), b(traffic, 11);
-  for (uint64_t v = 2; v <= 51; ++v) {
-    ASSERT_OK(store->Publish(version_model(v)).status());
-    absl::SleepFor(absl::Milliseconds(40));
-  }
-  // Let the server reach the last version, with traffic still running.
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  uint64_t served = 0;
-  while (absl::Now() < deadline && served != 51) {
-    auto info = client_->GetModelInfo();
-    if (info.ok()) served = info->model().version();
-    absl::SleepFor(absl::Milliseconds(50));
+  // Each version is published once the server serves the one before, so that every one of
+  // the 50 is swapped in under traffic; each wait is bounded by one shared deadline. (No
+  // ASSERT while the traffic threads run: a failure stops the loop, then they are joined.)
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  uint64_t served = 1;
+  for (uint64_t v = 2; v <= 51 && served == v - 1; ++v) {
+    if (absl::Status s = store->Publish(version_model(v)).status(); !s.ok()) {
+      ADD_FAILURE() << "publishing version " << v << ": " << s;
+      break;
+    }
+    while (served != v && absl::Now() < deadline) {
+      auto info = client_->GetModelInfo();
+      if (info.ok()) served = info->model().version();
+      if (served != v) absl::SleepFor(absl::Milliseconds(20));
+    }
   }
   stop = true;
   a.join();
