@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -50,23 +51,19 @@ absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& re
 
 namespace {
 
-// The checks every use of CampaignPrices shares: a finite, non-negative budget price, and
-// stock prices that are finite, non-negative and for coupons of the campaign. `index` maps
+// The checks every use of CampaignPrices shares: a budget price and stock prices in
+// [0, core::kMaxPrice] (not subnormal), the stock prices for coupons of the campaign. `index` maps
 // the campaign's coupon ids to their position.
 absl::Status CheckPrices(const v1::CampaignPrices& prices,
                          const absl::flat_hash_map<absl::string_view, size_t>& index) {
-  if (!std::isfinite(prices.budget_price()) || prices.budget_price() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prices.budget_price: ", prices.budget_price(), " is not a finite value >= 0"));
-  }
+  COUPOND_RETURN_IF_ERROR(common::CheckDoubleRange("prices.budget_price", prices.budget_price(),
+                                                   0, core::kMaxPrice));
   for (const auto& [coupon_id, price] : prices.stock_prices()) {
     const std::string field = absl::StrCat("prices.stock_prices['", coupon_id.substr(0, 64), "']");
     if (!index.contains(coupon_id)) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": not a coupon of the campaign"));
     }
-    if (!std::isfinite(price) || price < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ": ", price, " is not a finite value >= 0"));
-    }
+    COUPOND_RETURN_IF_ERROR(common::CheckDoubleRange(field, price, 0, core::kMaxPrice));
   }
   return absl::OkStatus();
 }
@@ -92,10 +89,13 @@ v1::CampaignPrices PricesToProto(const core::AssignmentPrices& prices,
   v1::CampaignPrices out;
   out.set_campaign_id(plan.spec().campaign_id);
   out.set_model_version(plan.model().info().version);
-  out.set_budget_price(prices.budget_price);
+  // A subnormal price (a search that ended a hair above 0) is sent as 0: Decide refuses
+  // subnormal prices (CheckPrices), and the difference is below any score's resolution.
+  const auto flush = [](double v) { return std::fpclassify(v) == FP_SUBNORMAL ? 0.0 : v; };
+  out.set_budget_price(flush(prices.budget_price));
   for (size_t j = 0; j < prices.stock_prices.size() && j < plan.coupons().size(); ++j) {
-    if (prices.stock_prices[j] != 0.0) {
-      (*out.mutable_stock_prices())[plan.coupons()[j].id] = prices.stock_prices[j];
+    if (const double price = flush(prices.stock_prices[j]); price != 0.0) {
+      (*out.mutable_stock_prices())[plan.coupons()[j].id] = price;
     }
   }
   return out;

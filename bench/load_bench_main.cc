@@ -97,8 +97,8 @@ ABSL_FLAG(int, streams, 16, "Calls in flight per connection in the closed-loop p
 ABSL_FLAG(int, client_threads, 2, "Client completion-queue threads.");
 ABSL_FLAG(int, candidates, 1000,
           "Candidate coupons per Score request. 0: no candidate list (the server scores every "
-          "active coupon, i.e. all the stream's coupons): an experiment that separates the "
-          "cost of scoring from the cost of carrying 1,000 ids.");
+          "active coupon, i.e. all the stream's coupons; needs --top_k >= 1): an experiment "
+          "that separates the cost of scoring from the cost of carrying 1,000 ids.");
 ABSL_FLAG(std::string, candidate_source, "campaign",
           "How a Score request names its candidates. campaign: by ScoreRequest.campaign_id, one "
           "of --campaigns stored campaigns of --candidates coupons each (published to the store "

@@ -29,7 +29,9 @@ ABSL_FLAG(std::string, admin_token_file, "", "reload, status: file holding the s
 ABSL_FLAG(bool, json, false, "Print responses as JSON (score, model-info).");
 ABSL_FLAG(std::string, user, "", "score: the user id.");
 ABSL_FLAG(std::vector<std::string>, coupons, {}, "score: comma-separated candidate coupon ids (default: every active coupon).");
-ABSL_FLAG(uint32_t, top_k, 0, "score: return only the k most likely coupons (0: all).");
+ABSL_FLAG(uint32_t, top_k, 0,
+          "score: return only the k most likely coupons (0: all; required, 1..10000, with "
+          "neither --coupons nor --campaign_id).");
 ABSL_FLAG(int64_t, as_of, 0, "score: judge coupon validity at this Unix time (0: now).");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(), "health: wait up to this long for SERVING.");
 ABSL_FLAG(std::string, store, "", "publish, versions: the model store directory; assign: solve in-process against it.");
@@ -107,7 +109,8 @@ constexpr char kUsage[] =
     "online commands (talk to a running coupond at --server):\n"
     "  score       --user U [--coupons a,b,c | --campaign_id ID] [--user_attributes k=v,...]\n"
     "              [--top_k K] [--as_of T] [--json]\n"
-    "              redemption probabilities of one user, highest first\n"
+    "              redemption probabilities of one user, highest first (without\n"
+    "              --coupons or --campaign_id: every active coupon, --top_k required)\n"
     "  model-info  [--json]            the model version the server answers with\n"
     "  health      [--wait 30s]        grpc.health.v1 status; with --wait, until SERVING\n"
     "  assign      --campaign FILE.json --out FILE.csv [--prices_out P.json] [--store DIR [--compare_baselines]]\n"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/rocksdb_status.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
@@ -64,6 +65,8 @@ absl::Status ValidateDecisionRecord(const v1::DecisionRecord& record, const std:
   if (record.user_key().size() > 256) {
     return Invalid(prefix + "user_key", absl::StrCat(record.user_key().size(), " bytes, limit 256"));
   }
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange(prefix + "unix_micros", record.unix_micros(), 0,
+                                                common::kMaxRequestUnixSeconds * 1'000'000));
   if (!Probability(record.propensity()) || record.propensity() == 0.0) {
     return Invalid(prefix + "propensity", absl::StrCat(record.propensity(), " is not in (0, 1]"));
   }
@@ -92,15 +95,14 @@ absl::Status ValidateOutcome(const v1::ReportOutcomeRequest& outcome) {
     return Invalid("request_id", absl::StrCat(outcome.request_id().size(), " bytes, limit ", kMaxIdBytes));
   }
   COUPOND_RETURN_IF_ERROR(CheckId("decision_id", outcome.decision_id()));
-  if (!std::isfinite(outcome.order_value()) || outcome.order_value() < 0) {
-    return Invalid("order_value", absl::StrCat(outcome.order_value(), " is not a finite value >= 0"));
-  }
+  // An order value in currency units: 1e9 is far above any single order, and keeps the
+  // sums an OPE over millions of outcomes forms finite.
+  COUPOND_RETURN_IF_ERROR(common::CheckDoubleRange("order_value", outcome.order_value(), 0, 1e9));
   if (!outcome.redeemed() && outcome.order_value() != 0) {
     return Invalid("order_value", "must be 0 when the coupon was not redeemed");
   }
-  if (outcome.unix_seconds() < 0) {
-    return Invalid("unix_seconds", absl::StrCat(outcome.unix_seconds(), " is negative"));
-  }
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange("unix_seconds", outcome.unix_seconds(), 0,
+                                                common::kMaxRequestUnixSeconds));
   return absl::OkStatus();
 }
 

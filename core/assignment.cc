@@ -138,6 +138,35 @@ absl::Status ValidateAssignmentInput(absl::Span<const AssignmentCoupon> coupons,
   return CheckNonNegativeFinite(options.tolerance, "options.tolerance");
 }
 
+namespace {
+
+// The last check before a result leaves the solver: no Infinity or NaN may reach a client.
+// Bounded inputs (the campaign bounds in core/campaign.h) keep every value finite, so this
+// fires only on a bug or on unbounded inputs from a direct caller; it costs a few
+// comparisons per solve.
+absl::StatusOr<AssignmentResult> CheckFiniteResult(AssignmentResult result) {
+  const auto non_finite = [](absl::string_view what, double v) {
+    return absl::InternalError(absl::StrCat(
+        "assignment: the solve produced a non-finite ", what, " (", v,
+        "); refusing to send it (inputs too large for double arithmetic, or a solver bug)"));
+  };
+  if (!std::isfinite(result.primal_value)) return non_finite("expected_value", result.primal_value);
+  if (!std::isfinite(result.expected_spend)) return non_finite("expected_spend", result.expected_spend);
+  if (!std::isfinite(result.dual_bound)) return non_finite("dual_bound", result.dual_bound);
+  if (!std::isfinite(result.relative_gap)) return non_finite("relative_gap", result.relative_gap);
+  if (!std::isfinite(result.prices.budget_price)) {
+    return non_finite("budget_price", result.prices.budget_price);
+  }
+  for (size_t j = 0; j < result.prices.stock_prices.size(); ++j) {
+    if (!std::isfinite(result.prices.stock_prices[j])) {
+      return non_finite(absl::StrCat("stock price of coupon ", j), result.prices.stock_prices[j]);
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
 absl::StatusOr<AssignmentResult> SolveAssignment(absl::Span<const AssignmentCoupon> coupons,
                                                  double budget, const ProbabilityOracle& oracle,
                                                  const AssignmentOptions& options) {
@@ -329,7 +358,7 @@ absl::StatusOr<AssignmentResult> SolveAssignment(absl::Span<const AssignmentCoup
   result.relative_gap =
       bound > 0 ? std::max(0.0, (bound - result.primal_value) / bound) : 0.0;
   result.passes = passes;
-  return result;
+  return CheckFiniteResult(std::move(result));
 }
 
 absl::StatusOr<std::vector<CouponChoice>> ChooseCoupons(absl::Span<const AssignmentCoupon> coupons,

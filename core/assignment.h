@@ -177,6 +177,10 @@ struct AssignmentResult {
 // a value from the oracle that is neither a probability in [0, 1] nor kNotEligible: NaN
 // included. A NaN probability is an error, not a 0, because it means a broken model, and
 // silently assigning nothing would hide it. Errors of the oracle are returned unchanged.
+// Internal when a computed value (expected value or spend, dual bound, gap, a price) is not
+// finite: never the case for inputs within the campaign bounds (core/campaign.h), possible
+// for a direct caller's extreme weights or budget; the result is then withheld rather than
+// carrying an Infinity or NaN.
 // Degenerate instances (no users, budget 0 with only paid coupons, all stock 0, all weights 0)
 // give an empty assignment and an OK status. Coupons with face value 0 cost nothing and may
 // be assigned even with budget 0.

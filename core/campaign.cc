@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/status_macros.h"
 #include "core/kernel.h"
 #include "core/scorer.h"
@@ -35,16 +36,12 @@ absl::Status ValidateCampaignSpec(const CampaignSpec& spec) {
     return Invalid("campaign.campaign_id", absl::StrCat(spec.campaign_id.size(), " bytes, limit 128"));
   }
   if (spec.coupons.empty()) return Invalid("campaign.coupons", "at least one coupon is required");
-  if (!std::isfinite(spec.budget) || spec.budget < 0) {
-    return Invalid("campaign.budget", absl::StrCat(spec.budget, " is not a finite value >= 0"));
-  }
-  if (spec.max_coupons_per_user < 1 || spec.max_coupons_per_user > 1000) {
-    return Invalid("campaign.max_coupons_per_user",
-                   absl::StrCat(spec.max_coupons_per_user, " is outside [1, 1000]"));
-  }
-  if (spec.as_of_unix_seconds < 0) {
-    return Invalid("campaign.as_of_unix_seconds", absl::StrCat(spec.as_of_unix_seconds, " is negative"));
-  }
+  COUPOND_RETURN_IF_ERROR(common::CheckDoubleRange("campaign.budget", spec.budget, 0, kMaxBudget));
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange("campaign.max_coupons_per_user",
+                                                spec.max_coupons_per_user, 1, kMaxCouponsPerUser));
+  COUPOND_RETURN_IF_ERROR(common::CheckIntRange("campaign.as_of_unix_seconds",
+                                                spec.as_of_unix_seconds, 0,
+                                                common::kMaxRequestUnixSeconds));
   absl::flat_hash_map<absl::string_view, size_t> seen;
   for (size_t j = 0; j < spec.coupons.size(); ++j) {
     const CampaignCouponSpec& c = spec.coupons[j];
@@ -54,11 +51,10 @@ absl::Status ValidateCampaignSpec(const CampaignSpec& spec) {
       return Invalid(field + ".coupon_id", absl::StrCat("duplicate of campaign.coupons[",
                                                         seen[c.coupon_id], "] (", Quoted(c.coupon_id), ")"));
     }
-    if (!std::isfinite(c.weight) || c.weight < 0) {
-      return Invalid(field + ".value_weight", absl::StrCat(c.weight, " is not a finite value >= 0"));
-    }
-    if (c.stock.has_value() && *c.stock < 0) {
-      return Invalid(field + ".stock", absl::StrCat(*c.stock, " is negative"));
+    COUPOND_RETURN_IF_ERROR(
+        common::CheckDoubleRange(field + ".value_weight", c.weight, 0, kMaxValueWeight));
+    if (c.stock.has_value()) {
+      COUPOND_RETURN_IF_ERROR(common::CheckIntRange(field + ".stock", *c.stock, 0, kMaxStock));
     }
   }
   return absl::OkStatus();
@@ -174,6 +170,7 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
       coupon.stock = attributes.stock;
     }
     plan->coupons_.push_back(std::move(coupon));
+    plan->coupon_index_.emplace(*row, static_cast<uint32_t>(j));
     plan->coupon_rows_.push_back(*row);
     plan->coupon_active_.push_back(attributes.IsActiveAt(spec.as_of_unix_seconds) ? 1 : 0);
 
@@ -213,6 +210,37 @@ absl::StatusOr<std::unique_ptr<CampaignPlan>> CampaignPlan::Create(
 absl::string_view CampaignPlan::user_id(size_t i) const {
   if (!explicit_ids_.empty()) return explicit_ids_[i];
   return model_->user_id(static_cast<uint32_t>(users_[i]));
+}
+
+absl::Status CampaignPlan::ScoreUser(size_t i, absl::Span<double> out) const {
+  const size_t m = coupons_.size();
+  if (i >= users_.size() || out.size() != m) {
+    return absl::InvalidArgumentError("CampaignPlan::ScoreUser: user or output out of range");
+  }
+  // The user as ResolveUser would give it (its row, its segment's prior, or the prior).
+  ResolvedUser user;
+  if (users_[i] >= 0) {
+    const uint32_t r = static_cast<uint32_t>(users_[i]);
+    user.bias = model_->user_bias(r);
+    user.factors = model_->user_factors(r);
+  } else if (const int32_t s = prior_segment(i); s >= 0) {
+    const SegmentData& segment = model_->segment(static_cast<size_t>(s));
+    user.bias = segment.prior_bias;
+    user.factors = segment.prior_factors.data();
+  }
+  std::vector<ScoredCoupon> scored;
+  ScoreUserRows(*model_, user, CandidateRows::List(coupon_rows_, campaign_bias_), nullptr,
+                /*top_k=*/0, &scored);
+  for (const ScoredCoupon& c : scored) {
+    out[coupon_index_.find(c.coupon_row)->second] = c.probability;
+  }
+  for (size_t j = 0; j < m; ++j) {
+    const bool allowed = !eligible_[j].has_value() ||
+                         std::binary_search(eligible_[j]->begin(), eligible_[j]->end(),
+                                            static_cast<uint32_t>(i));
+    if (!coupon_active_[j] || !allowed) out[j] = kNotEligible;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CampaignPlan::Fill(size_t first_user, size_t count, absl::Span<double> out) const {

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -24,12 +25,32 @@
 
 namespace coupond::core {
 
+// Bounds on a campaign's numbers, checked by ValidateCampaignSpec (and so for Assign, Decide
+// and every stored campaign). Amounts are in the platform's currency units. Each bound is far
+// above what a real campaign needs, and low enough that every sum the solver forms stays
+// finite: at most 10^7 users x 1,000 coupons each x weight 10^6 is 10^16, and prices x budget
+// at most 10^12 x 10^12 = 10^24, all far below the double range (~1.8e308).
+// w_j: the value of one redemption, e.g. an expected order value. The largest orders of a
+// retail platform are a few 10^4; 10^6 leaves headroom for luxury goods and weights that
+// are not money (e.g. margins scaled up).
+inline constexpr double kMaxValueWeight = 1e6;
+// B: the largest marketing budgets are ~10^10 a year; 10^12 leaves two orders of headroom.
+inline constexpr double kMaxBudget = 1e12;
+// s_j: how many coupons may be issued; 10^12 is 10^5 times the largest population (10^7).
+inline constexpr int64_t kMaxStock = 1'000'000'000'000;
+// k: coupons per user.
+inline constexpr int64_t kMaxCouponsPerUser = 1000;
+// lambda (value per unit of spend) and mu_j (value per coupon) of CampaignPrices. At an
+// optimum lambda <= max_j w_j / c_j and mu_j <= max_u p_uj w_j <= 10^6; 10^12 covers
+// weights of 10^6 with face values down to 10^-6 currency units.
+inline constexpr double kMaxPrice = 1e12;
+
 struct CampaignCouponSpec {
   // A coupon of the model; unique within the campaign.
   std::string coupon_id;
-  // w_j. Default 1. Finite, >= 0.
+  // w_j. Default 1. In [0, kMaxValueWeight], not subnormal.
   double weight = 1.0;
-  // s_j. Unset: the model's stock attribute (unlimited when -1).
+  // s_j, in [0, kMaxStock]. Unset: the model's stock attribute (unlimited when -1).
   std::optional<int64_t> stock;
   // When non-empty, only these users may receive the coupon.
   std::vector<std::string> eligible_user_ids;
@@ -39,11 +60,12 @@ struct CampaignSpec {
   // Optional, at most 128 bytes.
   std::string campaign_id;
   std::vector<CampaignCouponSpec> coupons;
-  // B. Finite, >= 0.
+  // B, in [0, kMaxBudget], not subnormal.
   double budget = 0.0;
-  // k. >= 1. Default 1.
+  // k, in [1, kMaxCouponsPerUser]. Default 1.
   int64_t max_coupons_per_user = 1;
-  // Coupons inactive at this time are not eligible for anyone.
+  // Coupons inactive at this time are not eligible for anyone. In
+  // [0, common::kMaxRequestUnixSeconds].
   int64_t as_of_unix_seconds = 0;
 };
 
@@ -76,7 +98,7 @@ struct Population {
 
 // The checks of a campaign that need no model: id length, at least one coupon, budget,
 // max_coupons_per_user, as_of time, and per coupon a non-empty unique id, weight and
-// stock. InvalidArgument naming the field. CampaignPlan::Create runs it first; a publisher
+// stock, each number within the bounds above. InvalidArgument naming the field. CampaignPlan::Create runs it first; a publisher
 // runs it before storing a campaign, when no model is at hand.
 absl::Status ValidateCampaignSpec(const CampaignSpec& spec);
 
@@ -100,6 +122,15 @@ class CampaignPlan final : public ProbabilityOracle {
   // per-call buffer (at most kFillGroup users x coupons floats).
   size_t num_users() const override { return users_.size(); }
   absl::Status Fill(size_t first_user, size_t count, absl::Span<double> out) const override;
+
+  // Decide's probabilities for population user `i`: out[j] = p(i, coupon j) computed by
+  // ScoreUserRows (core/scorer.h), the function Score uses, so that Decide and Score give
+  // the same bits for the same user and coupon (Fill's float sigmoid may differ from it in
+  // the last float digits); kNotEligible where the coupon is inactive at the campaign's time
+  // or restricted to other users, as Fill. O(coupons x d) plus a sort of the coupons; for one
+  // user at a time, not for a whole population (Assign uses Fill). InvalidArgument if `i` is
+  // out of range or out.size() != coupons().size().
+  absl::Status ScoreUser(size_t i, absl::Span<double> out) const;
 
   // The campaign's coupons as the solver wants them (face values from the model).
   absl::Span<const AssignmentCoupon> coupons() const { return coupons_; }
@@ -131,6 +162,7 @@ class CampaignPlan final : public ProbabilityOracle {
   // coupons x dimension floats: small next to the model.
   FactorMatrix campaign_factors_;
   std::vector<float> campaign_bias_;  // coupon bias per campaign coupon
+  absl::flat_hash_map<uint32_t, uint32_t> coupon_index_;  // snapshot row -> campaign index
   // Per campaign coupon: population indices allowed, sorted ascending (nullopt: everyone).
   // Sorted vectors rather than hash sets: Fill walks consecutive users, so one lower_bound
   // per block and coupon and a merge-like walk decide eligibility.

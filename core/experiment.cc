@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "xxhash.h"
 
 namespace coupond::core {
@@ -22,9 +23,11 @@ absl::Status ValidateExperiment(const Experiment& experiment) {
       return absl::InvalidArgumentError(
           absl::StrCat("arms[", i, "].name: '", arm.name, "' repeats arms[", it->second, "]"));
     }
-    if (!(std::isfinite(arm.share) && arm.share >= 0.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("arms[", i, "].share: ", arm.share, " is not finite and >= 0"));
+    // A fraction of users: [0, 1] (the sum is checked below).
+    if (absl::Status s = common::CheckDoubleRange(absl::StrCat("arms[", i, "].share"), arm.share,
+                                                  0.0, 1.0);
+        !s.ok()) {
+      return s;
     }
     switch (arm.policy) {
       case ExperimentArm::Policy::kControl:

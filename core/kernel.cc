@@ -99,16 +99,25 @@ constexpr size_t kRegisters = 32;
 constexpr size_t kRegisters = 16;
 #endif
 
+// FMA chains per dot product on this target, shared by DotPanel and GatherDots so that a
+// row's dot product, hence its logit, has the same bits whichever path scores it (Score over
+// every coupon, over a list, and Decide agree to the bit): 1 chain over all columns when a
+// panel line is at least 8 vectors (AVX2, SSE4: 8 independent vector accumulators already
+// cover FMA latency x throughput), else 2 (AVX-512: even columns in one chain, odd in the
+// other, the last column of an odd dim in the even one, then even + odd).
+constexpr size_t kDotChains = kPanel / hn::MaxLanes(D()) < 8 ? 2 : 1;
+
 // out[r] = <x, row r of the panel> for the panel's 64 rows. dim == 0 gives zeros.
 // Accumulates up to 8 vectors at once (enough to cover FMA latency x throughput), and
-// splits even/odd columns when a panel has fewer than 8 vectors (AVX-512: 4).
+// splits even/odd columns when a panel has fewer than 8 vectors (AVX-512: 4): kDotChains.
 HWY_INLINE void DotPanel(const float* HWY_RESTRICT x, size_t dim,
                          const float* HWY_RESTRICT panel, float* HWY_RESTRICT out) {
   const D d;
   constexpr size_t kN = hn::MaxLanes(D());
   constexpr size_t kVecs = kPanel / kN;                 // vectors per line
   constexpr size_t kChunk = kVecs < 8 ? kVecs : 8;      // vectors per pass
-  constexpr size_t kSplit = kChunk < 8 ? 2 : 1;         // accumulator sets
+  constexpr size_t kSplit = kDotChains;                 // accumulator sets
+  static_assert(kSplit == (kChunk < 8 ? 2 : 1), "one pass of 8 vectors, or 2 chains");
   static_assert(kVecs % kChunk == 0, "chunk must divide the line");
   for (size_t c = 0; c < kVecs; c += kChunk) {
     V acc[kSplit][kChunk];
@@ -165,7 +174,8 @@ HWY_INLINE void RowOffsets(const uint32_t* rows, size_t count, size_t dim, int32
   }
 }
 
-// Dot products of up to kN listed rows by gathering one column at a time.
+// Dot products of up to kN listed rows by gathering one column at a time, summed in
+// DotPanel's order (kDotChains chains).
 // REQUIRES: the matrix has at most INT32_MAX floats (checked by the caller).
 HWY_INLINE V GatherDots(const float* HWY_RESTRICT x, size_t dim, const float* HWY_RESTRICT base,
                         const int32_t* offsets) {
@@ -173,17 +183,24 @@ HWY_INLINE V GatherDots(const float* HWY_RESTRICT x, size_t dim, const float* HW
   const hn::RebindToSigned<D> di;
   const auto idx = hn::Load(di, offsets);
   V acc0 = hn::Zero(d);
-  V acc1 = hn::Zero(d);
-  size_t j = 0;
-  for (; j + 2 <= dim; j += 2) {
-    acc0 = hn::MulAdd(hn::Set(d, x[j]), hn::GatherIndex(d, base + j * kPanel, idx), acc0);
-    acc1 = hn::MulAdd(hn::Set(d, x[j + 1]), hn::GatherIndex(d, base + (j + 1) * kPanel, idx),
-                      acc1);
+  if constexpr (kDotChains == 1) {
+    for (size_t j = 0; j < dim; ++j) {
+      acc0 = hn::MulAdd(hn::Set(d, x[j]), hn::GatherIndex(d, base + j * kPanel, idx), acc0);
+    }
+    return acc0;
+  } else {
+    V acc1 = hn::Zero(d);
+    size_t j = 0;
+    for (; j + 2 <= dim; j += 2) {
+      acc0 = hn::MulAdd(hn::Set(d, x[j]), hn::GatherIndex(d, base + j * kPanel, idx), acc0);
+      acc1 = hn::MulAdd(hn::Set(d, x[j + 1]), hn::GatherIndex(d, base + (j + 1) * kPanel, idx),
+                        acc1);
+    }
+    if (j < dim) {
+      acc0 = hn::MulAdd(hn::Set(d, x[j]), hn::GatherIndex(d, base + j * kPanel, idx), acc0);
+    }
+    return hn::Add(acc0, acc1);
   }
-  if (j < dim) {
-    acc0 = hn::MulAdd(hn::Set(d, x[j]), hn::GatherIndex(d, base + j * kPanel, idx), acc0);
-  }
-  return hn::Add(acc0, acc1);
 }
 
 void DotRowsImpl(const float* HWY_RESTRICT x, const FactorMatrix& m, const uint32_t* rows,

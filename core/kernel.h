@@ -120,6 +120,12 @@ using RowTieBreak = absl::FunctionRef<bool(uint32_t a, uint32_t b)>;
 // of N logits is written: the top-k threshold filters whole vectors of logits as they are
 // produced, and sigmoid is computed only for the survivors.
 //
+// A row's logit depends only on x, offset, its bias and its row, never on which or how many
+// other rows are candidates or on the path that scores them (panel scan or gather: both sum
+// in DotPanel's order), so Score over every coupon, Score over a list and Decide give the
+// same bits for the same user and coupon on a given SIMD target. (Exception: matrices of
+// more than 2^31 floats score listed rows with a scalar loop of another order.)
+//
 // Exactly min(k, candidates) rows are returned (k == 0: all candidates); ties at the k-th
 // place are resolved by the tie-break, never by scan order. NaN logits (a NaN or Inf in a
 // row, bias or x) rank after every number, -inf included, and among themselves by the

@@ -33,11 +33,12 @@ absl::Status CheckIds(const std::vector<std::string>& ids, const char* field) {
 absl::Status CheckFinite(const std::vector<float>& values, size_t row_width,
                          const std::vector<std::string>& ids, const char* field) {
   for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
+    if (!std::isfinite(values[i]) || std::fabs(values[i]) > kMaxModelMagnitude) {
       const size_t row = i / row_width;
-      return absl::InvalidArgumentError(absl::StrCat(field, ": non-finite value ", values[i],
-                                                     " for '", ids[row], "' (row ", row,
-                                                     ", column ", i % row_width, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", std::isfinite(values[i]) ? "out-of-range" : "non-finite", " value ",
+          values[i], " for '", ids[row], "' (row ", row, ", column ", i % row_width,
+          "; limit +-", kMaxModelMagnitude, ")"));
     }
   }
   return absl::OkStatus();
@@ -118,11 +119,19 @@ absl::Status ValidateSegments(const ModelData& model) {
     auto all_finite = [](const std::vector<float>& v) {
       return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
     };
+    auto all_bounded = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(),
+                         [](float x) { return std::fabs(x) <= kMaxModelMagnitude; });
+    };
     if (!all_finite(seg.centroid)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".centroid: non-finite value"));
     }
     if (!std::isfinite(seg.prior_bias) || !all_finite(seg.prior_factors)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".prior: non-finite value"));
+    }
+    if (!(std::fabs(seg.prior_bias) <= kMaxModelMagnitude) || !all_bounded(seg.prior_factors)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".prior: value beyond +-", kMaxModelMagnitude));
     }
     if (!(seg.redemption_rate >= 0.0 && seg.redemption_rate <= 1.0)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".redemption_rate: ",
@@ -157,6 +166,11 @@ absl::Status ValidateModelData(const ModelData& model) {
   if (!std::isfinite(model.global_bias)) {
     return absl::InvalidArgumentError(
         absl::StrCat("global_bias: non-finite value ", model.global_bias));
+  }
+  if (!(std::fabs(model.global_bias) <= kMaxModelMagnitude)) {
+    return absl::InvalidArgumentError(absl::StrCat("global_bias: out-of-range value ",
+                                                   model.global_bias, " (limit +-",
+                                                   kMaxModelMagnitude, ")"));
   }
   const size_t d = model.dimension;
   const size_t users = model.user_ids.size();

@@ -19,6 +19,14 @@ namespace coupond::core {
 // Largest latent dimension accepted anywhere (store, files, snapshot). Far above any useful
 // model; it bounds memory a corrupted or hostile header can make us allocate.
 inline constexpr uint32_t kMaxDimension = 4096;
+// Largest magnitude of a bias or factor a model may hold (global, user, coupon and segment
+// prior biases and factors), checked by ValidateModelData. Trained (L2-regularised) LMF
+// values are O(1), so this is never near. Why it exists: it is what makes every served
+// number finite. A logit is at most 3 x 10^6 + kMaxDimension x 10^12 < 5 x 10^15 in
+// magnitude, far inside float's range (3.4e38) however the kernel orders its sums, so Score's
+// logits are finite, its probabilities are in [0, 1], and Decide's scores p (w - lambda c) - mu
+// are finite for the bounded weights and prices of core/campaign.h.
+inline constexpr double kMaxModelMagnitude = 1e6;
 // Longest user or coupon id accepted, in bytes. Also the limit for segment names and
 // segment feature names.
 inline constexpr size_t kMaxIdBytes = 256;

@@ -27,6 +27,29 @@ ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
   return resolved;
 }
 
+void ScoreUserRows(const ModelSnapshot& model, const ResolvedUser& user,
+                   const CandidateRows& candidates, const float* coupon_bias, uint32_t top_k,
+                   std::vector<ScoredCoupon>* out) {
+  // The fused kernel computes logit = offset + b_c + <x_u, y_c> in float and keeps the
+  // top_k best, ordered by descending logit and, on exact ties (at the k-th place too), by
+  // ascending coupon id. A new user takes its segment's prior vector, or the population
+  // prior: b_u = 0 and x_u = 0 (x == nullptr). NaN logits (corrupt factors) rank last.
+  const float offset = static_cast<float>(model.global_bias() + double{user.bias});
+  std::vector<ScoredRow> top;
+  ScoreTopK(
+      user.factors, offset, model.coupon_factors(), coupon_bias, candidates, top_k,
+      [&model](uint32_t a, uint32_t b) { return model.coupon_id(a) < model.coupon_id(b); },
+      &top);
+  // The probability is the header's double-precision Sigmoid of the reported logit, so
+  // probability == Sigmoid(logit) exactly; it is computed for the <= top_k survivors only.
+  out->clear();
+  out->reserve(top.size());
+  for (const ScoredRow& s : top) {
+    const double logit = s.logit;
+    out->push_back(ScoredCoupon{s.row, logit, Sigmoid(logit)});
+  }
+}
+
 ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   ScoreResult result;
 
@@ -90,32 +113,14 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   result.ignored_attributes = user.ignored_attributes;
   if (rows.empty()) return result;
 
-  // The fused kernel computes logit = offset + b_c + <x_u, y_c> in float and keeps the
-  // top_k best, ordered by descending logit and, on exact ties (at the k-th place too), by
-  // ascending coupon id. A new user takes its segment's prior vector, or the population
-  // prior: b_u = 0 and x_u = 0 (x == nullptr). NaN logits (corrupt factors) rank last.
-  const float offset = static_cast<float>(model.global_bias() + double{user.bias});
-  const float* x = user.factors;
-  // When every coupon is active and none was named, rows is exactly 0..n-1.
+  // When every coupon is active and none was named, rows is exactly 0..n-1, and bias is
+  // then indexed by row as well.
   const bool all_rows = query.resolved == nullptr && query.coupon_ids.empty() &&
                         rows.size() == model.num_coupons();
-  // bias is then indexed by row as well.
   const CandidateRows candidates =
       all_rows ? CandidateRows::All() : CandidateRows::List(rows, bias);
-  std::vector<ScoredRow> top;
-  ScoreTopK(
-      x, offset, model.coupon_factors(), all_rows ? bias.data() : nullptr, candidates,
-      query.top_k,
-      [&model](uint32_t a, uint32_t b) { return model.coupon_id(a) < model.coupon_id(b); },
-      &top);
-
-  // The probability is the header's double-precision Sigmoid of the reported logit, so
-  // probability == Sigmoid(logit) exactly; it is computed for the <= top_k survivors only.
-  result.scores.reserve(top.size());
-  for (const ScoredRow& s : top) {
-    const double logit = s.logit;
-    result.scores.push_back(ScoredCoupon{s.row, logit, Sigmoid(logit)});
-  }
+  ScoreUserRows(model, user, candidates, all_rows ? bias.data() : nullptr, query.top_k,
+                &result.scores);
   return result;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "core/kernel.h"
 #include "core/snapshot.h"
 #include "core/user_resolution.h"
 
@@ -89,6 +90,18 @@ inline double Sigmoid(double z) {
   const double e = std::exp(z);
   return e / (1.0 + e);
 }
+
+// The one definition of p(u, c) that Score (ScoreCoupons) and Decide
+// (CampaignPlan::ScoreUser) share, so that both answer the same bits for the same user and
+// coupon: logit = float(b + b_u) + b_c + <x_u, y_c> by the fused kernel (ScoreTopK: a row's
+// logit does not depend on the other candidates), probability = Sigmoid(double(logit)), the
+// sigmoid taken in double for the <= top_k survivors only. `user` as ResolveUser gives it
+// (factors == nullptr: the zero vector). Keeps the `top_k` best (0: all) in `out`, by
+// descending logit, ties by ascending coupon id. `coupon_bias` is the bias of every row when
+// `candidates` carry none (see CandidateRows). Thread-safe.
+void ScoreUserRows(const ModelSnapshot& model, const ResolvedUser& user,
+                   const CandidateRows& candidates, const float* coupon_bias, uint32_t top_k,
+                   std::vector<ScoredCoupon>* out);
 
 // Thread-safe (reads only the immutable snapshot). A `resolved` list of another model
 // version is not scored: every one of its coupons is then reported unknown (callers check

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "core/model.h"
 #include "storage/model_store.h"
 
@@ -86,12 +87,28 @@ absl::Status ValidateScoreRequest(const v1::ScoreRequest& request, const Request
     return absl::InvalidArgumentError(absl::StrCat(
         "user_id: ", request.user_id().size(), " bytes, limit ", core::kMaxIdBytes));
   }
-  if (request.as_of_unix_seconds() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "as_of_unix_seconds: ", request.as_of_unix_seconds(), " is negative"));
+  if (absl::Status s = common::CheckIntRange("as_of_unix_seconds", request.as_of_unix_seconds(), 0,
+                                             common::kMaxRequestUnixSeconds);
+      !s.ok()) {
+    return s;
   }
   if (absl::Status s = CheckUserAttributes(request.user_attributes(), limits); !s.ok()) return s;
   const auto& ids = request.coupon_ids();
+  // top_k bounds the response when nothing else does: with neither coupon_ids nor a
+  // campaign_id the candidates are every active coupon of the model (hundreds of thousands
+  // in a large catalogue), so the caller must say how many it wants. A response never needs
+  // more scores than one request may name candidates, hence the same limit everywhere.
+  if (request.top_k() > limits.max_candidates) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k: ", request.top_k(),
+                                                   " is out of range [0, ", limits.max_candidates,
+                                                   "]"));
+  }
+  if (ids.empty() && request.campaign_id().empty() && request.top_k() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k: required (1..", limits.max_candidates,
+        ") when neither coupon_ids nor campaign_id is given: the candidates are then every "
+        "active coupon of the model"));
+  }
   if (!request.campaign_id().empty()) {
     if (!ids.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -162,9 +179,10 @@ absl::Status ValidateAssignRequest(const v1::AssignRequest& request, const Reque
                                                    request.solver().max_iterations(), ", limit ",
                                                    limits.max_solver_iterations));
   }
-  if (!std::isfinite(request.solver().tolerance()) || request.solver().tolerance() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("solver.tolerance: ", request.solver().tolerance(),
-                                                   " is not a finite value >= 0"));
+  // A relative gap: above 1 means nothing (the gap of any feasible plan is at most 1).
+  if (absl::Status s = common::CheckDoubleRange("solver.tolerance", request.solver().tolerance(), 0, 1);
+      !s.ok()) {
+    return s;
   }
   return absl::OkStatus();
 }

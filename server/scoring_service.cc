@@ -210,7 +210,8 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   }
   const api::DecisionPolicy* policy = stored != nullptr ? &stored->policy : &*inline_policy;
   std::vector<double> probabilities((*plan)->coupons().size());
-  if (absl::Status s = (*plan)->Fill(0, 1, absl::MakeSpan(probabilities)); !s.ok()) return s;
+  // ScoreUser, not Fill: the probabilities Score gives for this user, to the bit.
+  if (absl::Status s = (*plan)->ScoreUser(0, absl::MakeSpan(probabilities)); !s.ok()) return s;
 
   // The eligible candidates and their reduced scores: what every policy chooses among.
   const absl::Span<const core::AssignmentCoupon> coupons = (*plan)->coupons();

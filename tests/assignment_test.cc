@@ -564,6 +564,21 @@ TEST(AssignmentTest, NanOrOutOfRangeProbabilityFromOracleIsAnError) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("model store unreachable")));
 }
 
+// The last check before a result leaves the solver (issue 15): weights far beyond the campaign
+// bounds (core/campaign.h), which a direct caller can still pass, overflow the objective to
+// Infinity; the solve is then Internal, naming the value, instead of returning it.
+TEST(AssignmentTest, ANonFiniteResultIsInternalNotReturned) {
+  const std::vector<AssignmentCoupon> huge = {{"free", 0.0, 1e308, std::nullopt}};
+  EXPECT_THAT(SolveAssignment(huge, 1.0, ConstOracle(10, 0.9)),
+              StatusIs(absl::StatusCode::kInternal,
+                       HasSubstr("non-finite expected_value (inf); refusing to send it")));
+  // The same instance within the bounds is fine.
+  const std::vector<AssignmentCoupon> bounded = {{"free", 0.0, 1e6, std::nullopt}};
+  ASSERT_OK_AND_ASSIGN(const AssignmentResult r, SolveAssignment(bounded, 1.0, ConstOracle(10, 0.9)));
+  EXPECT_NEAR(r.primal_value, 9e6, 1e-3);
+  EXPECT_TRUE(std::isfinite(r.dual_bound));
+}
+
 TEST(AssignmentTest, DegenerateInstancesGiveEmptyAssignments) {
   auto expect_empty = [](const std::vector<AssignmentCoupon>& coupons, double budget,
                          const ProbabilityOracle& oracle) {

@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/scorer.h"
 #include "core/vector_math.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
@@ -248,6 +251,83 @@ TEST_F(CampaignPlanTest, BadCampaignsNameTheField) {
   EXPECT_THAT(Plan(Spec(), Population::Users({"u1", "u2", "u1"})),
               StatusIs(kInvalid, StartsWith("users.user_ids[2]: duplicate of users.user_ids[0]")));
   EXPECT_THAT(Plan(Spec(), Population::Users({""})), StatusIs(kInvalid, StartsWith("users.user_ids[0]: empty")));
+}
+
+// Decide's probabilities (ScoreUser) are Score's (ScoreCoupons), bit for bit, for known
+// users, unknown users (the population prior) and any candidate set Score is given: both call
+// ScoreUserRows, and a coupon's logit does not depend on the other candidates. (Issue 15:
+// Decide used Fill's float sigmoid and differed from Score in the 8th digit.)
+TEST_F(CampaignPlanTest, ScoreUserGivesScoresProbabilitiesToTheBit) {
+  CampaignSpec spec = Spec();
+  spec.coupons = {{"c4", 1.0, std::nullopt, {}}, {"c0", 1.0, std::nullopt, {}},
+                  {"c3", 1.0, std::nullopt, {}}, {"c1", 1.0, std::nullopt, {}}};
+  spec.coupons[3].eligible_user_ids = {"u2", "newcomer"};
+  const std::vector<std::string> users = {"u0", "u2", "u5", "newcomer"};
+  ASSERT_OK_AND_ASSIGN(auto plan, Plan(spec, Population::Users(users)));
+  for (size_t i = 0; i < users.size(); ++i) {
+    std::vector<double> decide(spec.coupons.size());
+    ASSERT_OK(plan->ScoreUser(i, absl::MakeSpan(decide)));
+    // Score over every coupon, and over the campaign's list: the same bits.
+    for (bool listed : {false, true}) {
+      std::vector<absl::string_view> ids;
+      if (listed) {
+        for (const CampaignCouponSpec& c : spec.coupons) ids.push_back(c.coupon_id);
+      }
+      ScoreQuery q;
+      q.user_id = users[i];
+      q.coupon_ids = ids;
+      q.as_of_unix_seconds = 1000;
+      const ScoreResult score = ScoreCoupons(*model_, q);
+      for (size_t j = 0; j < spec.coupons.size(); ++j) {
+        const bool eligible = j != 3 || users[i] == "u2" || users[i] == "newcomer";
+        if (!eligible) {
+          EXPECT_EQ(decide[j], kNotEligible) << users[i] << " " << spec.coupons[j].coupon_id;
+          continue;
+        }
+        const auto it = std::find_if(score.scores.begin(), score.scores.end(), [&](const ScoredCoupon& s) {
+          return model_->coupon_id(s.coupon_row) == spec.coupons[j].coupon_id;
+        });
+        ASSERT_NE(it, score.scores.end()) << spec.coupons[j].coupon_id;
+        EXPECT_EQ(decide[j], it->probability)  // bit-equal, not near
+            << users[i] << " " << spec.coupons[j].coupon_id << (listed ? " listed" : " all");
+      }
+    }
+  }
+  std::vector<double> wrong_size(2);
+  EXPECT_THAT(plan->ScoreUser(0, absl::MakeSpan(wrong_size)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  std::vector<double> out(spec.coupons.size());
+  EXPECT_THAT(plan->ScoreUser(users.size(), absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// The largest values every campaign bound allows give a finite plan: the bounds are what
+// keeps every output finite.
+TEST_F(CampaignPlanTest, TheLargestAllowedValuesGiveAFiniteSolve) {
+  CampaignSpec spec = Spec();
+  spec.budget = kMaxBudget;
+  spec.max_coupons_per_user = 3;
+  for (CampaignCouponSpec& c : spec.coupons) {
+    c.weight = kMaxValueWeight;
+    c.stock = kMaxStock;
+  }
+  ASSERT_OK_AND_ASSIGN(auto plan, Plan(spec));
+  AssignmentOptions options;
+  options.max_coupons_per_user = 3;
+  ASSERT_OK_AND_ASSIGN(AssignmentResult r,
+                       SolveAssignment(plan->coupons(), spec.budget, *plan, options));
+  EXPECT_GT(r.primal_value, 0.0);
+  for (double v : {r.primal_value, r.expected_spend, r.dual_bound, r.relative_gap,
+                   r.prices.budget_price}) {
+    EXPECT_TRUE(std::isfinite(v)) << v;
+  }
+  // Decide's reduced score at the largest prices is finite too.
+  std::vector<double> p(spec.coupons.size());
+  ASSERT_OK(plan->ScoreUser(0, absl::MakeSpan(p)));
+  for (size_t j = 0; j < p.size(); ++j) {
+    if (p[j] == kNotEligible) continue;
+    EXPECT_TRUE(std::isfinite(ReducedScore(plan->coupons()[j], kMaxPrice, kMaxPrice, p[j])));
+  }
 }
 
 TEST_F(CampaignPlanTest, SolvesEndToEndWithinBudgetAndStock) {

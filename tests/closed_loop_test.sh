@@ -16,6 +16,17 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [[ -f "${work}/coupond.log" ]] && tail -20 "${work}/coupond.log"; exit 1; }
+# wait_for SECONDS WHAT COMMAND...: runs COMMAND every 0.1 s until it succeeds; fails the test,
+# naming WHAT, when it has not within SECONDS (a deadline, not a number of tries).
+wait_for() {
+  local seconds=$1 what=$2
+  shift 2
+  local deadline=$(( $(date +%s) + seconds ))
+  until "$@"; do
+    (( $(date +%s) < deadline )) || fail "timed out after ${seconds} s waiting for ${what}"
+    sleep 0.1
+  done
+}
 
 "${couponctl}" simulate --out "${work}/logs" --num_users 600 --num_coupons 40 --dimension 4 \
   --days 12 --coupons_per_day 8 --seed 5 > /dev/null
@@ -27,7 +38,7 @@ grep -q "published version 1" "${work}/p1.txt" || fail "version 1 not published"
   --port_file "${work}/port" --poll_interval 200ms --shutdown_grace 2s --log_level warn \
   > "${work}/coupond.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do [[ -s "${work}/port" ]] && break; sleep 0.1; done
+wait_for 60 "coupond to write its port file" test -s "${work}/port"
 server="127.0.0.1:$(cat "${work}/port")"
 "${couponctl}" health --server "${server}" --wait 60s > /dev/null || fail "not serving"
 
@@ -39,16 +50,12 @@ cat > "${work}/campaign.json" <<JSON
 JSON
 "${couponctl}" assign --server "${server}" --campaign "${work}/campaign.json" \
   --out "${work}/assignment.csv" --publish_to "${work}/store" > /dev/null || fail "assign"
-for _ in $(seq 1 100); do
-  "${couponctl}" campaigns --server "${server}" | grep -q loop && break
-  sleep 0.1
-done
+campaign_loaded() { "${couponctl}" campaigns --server "${server}" | grep -q loop; }
+wait_for 60 "the server to load the stored campaign 'loop'" campaign_loaded
 "${couponctl}" simulate-traffic --server "${server}" --campaign_id loop \
   --truth "${work}/logs/truth" --traffic 400 --seed 9 > "${work}/traffic.txt" || fail "traffic"
-for _ in $(seq 1 200); do
-  "${couponctl}" collector-stats --server "${server}" | grep -qE "^decisions +400$" && break
-  sleep 0.1
-done
+decisions_stored() { "${couponctl}" collector-stats --server "${server}" | grep -qE "^decisions +400$"; }
+wait_for 60 "the collector to store 400 decisions" decisions_stored
 "${couponctl}" collector-stats --server "${server}" | grep -qE "^outcomes +400$" || fail "outcomes not all stored"
 
 "${couponctl}" export --collector_db "${work}/collector" --decisions_out "${work}/decisions.csv" \
@@ -62,11 +69,8 @@ grep -q "doubly robust" "${work}/ope.txt" || fail "ope output"
 "${couponctl}" pipeline --logs "${work}/logs" --store "${work}/store" --report "${work}/r2.md" \
   --seed 2 --threads 2 > "${work}/p2.txt" 2> /dev/null || fail "second pipeline"
 grep -q "published version 2" "${work}/p2.txt" || fail "version 2 not published"
-for _ in $(seq 1 100); do
-  "${couponctl}" model-info --server "${server}" | grep -qE "version +2" && break
-  sleep 0.1
-done
-"${couponctl}" model-info --server "${server}" | grep -qE "version +2" || fail "the server did not load version 2"
+serving_version_2() { "${couponctl}" model-info --server "${server}" | grep -qE "version +2"; }
+wait_for 60 "the server to load model version 2" serving_version_2
 kill -TERM "${pid}"
 wait "${pid}" || fail "coupond did not exit cleanly"
 pid=""

@@ -321,6 +321,44 @@ TEST(ScoreTopKTest, MatchesReferenceForAllAndListedRowsOnEveryTarget) {
   }
 }
 
+// A row's logit has the same bits whichever path scores it: the whole matrix (panel scan), a
+// long list (panel scan with a keep mask) or a short one (gather), on every target. Score
+// over every coupon, Score over a list and Decide (a campaign's list) rely on it to give the
+// same probability for the same user and coupon (issue 15). Odd and even dims, and lists
+// of a single row.
+TEST(ScoreTopKTest, ARowsLogitIsTheSameBitsOnEveryPath) {
+  for (const size_t dim : {size_t{1}, size_t{2}, size_t{7}, size_t{24}, size_t{33}, size_t{64},
+                           size_t{100}}) {
+    const size_t n = 300;
+    SCOPED_TRACE(::testing::Message() << "dim=" << dim);
+    const std::vector<float> data = RandomFloats(n * dim, static_cast<uint32_t>(5 * dim + 1));
+    const std::vector<float> bias = RandomFloats(n, 29);
+    const FactorMatrix m = MakeMatrix(data, n, dim);
+    const std::vector<float> x = RandomFloats(dim, 31);
+    std::vector<uint32_t> long_list;  // over 1/8 of the rows: scanned with a keep mask
+    for (uint32_t r = 0; r < n; r += 2) long_list.push_back(r);
+    ForEachTarget([&] {
+      std::vector<ScoredRow> all;
+      ScoreTopK(x.data(), 0.125f, m, bias.data(), CandidateRows::All(), 0, &all);
+      ASSERT_EQ(all.size(), n);
+      std::vector<float> logit(n);
+      for (const ScoredRow& s : all) logit[s.row] = s.logit;
+      std::vector<ScoredRow> out;
+      ScoreTopK(x.data(), 0.125f, m, bias.data(), CandidateRows::List(long_list), 0, &out);
+      for (const ScoredRow& s : out) EXPECT_EQ(s.logit, logit[s.row]) << "scan, row " << s.row;
+      for (uint32_t r = 0; r < n; r += 37) {
+        const std::vector<uint32_t> one = {r};
+        ScoreTopK(x.data(), 0.125f, m, bias.data(), CandidateRows::List(one), 0, &out);
+        ASSERT_EQ(out.size(), 1u);
+        EXPECT_EQ(out[0].logit, logit[r]) << "gather, row " << r;
+        const std::vector<uint32_t> few = {r, (r + 101) % 300, (r + 7) % 300};
+        ScoreTopK(x.data(), 0.125f, m, bias.data(), CandidateRows::List(few), 0, &out);
+        for (const ScoredRow& s : out) EXPECT_EQ(s.logit, logit[s.row]) << "gather, row " << s.row;
+      }
+    });
+  }
+}
+
 // Small integer factors make every logit exact, so ties are real and the expected answer
 // is exact: ties (including across the k-th place) follow the caller's tie-break, not the
 // scan order, on every path.

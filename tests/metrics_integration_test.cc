@@ -92,6 +92,7 @@ class MetricsIntegrationTest : public ::testing::Test {
     v1::ScoreRequest r;
     r.set_user_id(user);
     r.set_request_id(request_id);
+    r.set_top_k(10);  // every active coupon, which needs a top_k
     return r;
   }
 

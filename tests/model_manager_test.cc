@@ -132,8 +132,17 @@ TEST_F(ModelManagerTest, ThePollerFreesASwappedOutSnapshotAfterItsLastReader) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_EQ(manager->Current()->info().version, 2u);
-  absl::SleepFor(absl::Milliseconds(50));  // several of the poller's checks
-  ASSERT_FALSE(old.expired());             // the reader still holds it
+  // Several of the poller's checks (each records its time in LoadStatus), then the old
+  // snapshot must still be alive: the reader holds it.
+  for (int poll = 0; poll < 3; ++poll) {
+    const absl::Time seen = manager->LoadStatus().last_poll_time;
+    const absl::Time until = absl::Now() + absl::Seconds(30);
+    while (manager->LoadStatus().last_poll_time == seen && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_NE(manager->LoadStatus().last_poll_time, seen) << "the poller stopped polling";
+  }
+  ASSERT_FALSE(old.expired());  // the reader still holds it
   EXPECT_EQ(reader->num_users(), 2u);
   reader.reset();
   for (const absl::Time until = absl::Now() + absl::Seconds(30);

@@ -1,20 +1,26 @@
 // Request validation: every malformed field is INVALID_ARGUMENT naming the field; valid
-// edge cases (unknown ids, huge top_k) pass through.
+// edge cases (unknown ids, the largest top_k) pass through; every number outside its
+// documented range (the extreme values of tests/test_util/extreme_values.h) is refused.
 
 #include "server/request_validation.h"
 
 #include <cmath>
 #include <functional>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util/extreme_values.h"
 #include "tests/test_util/status_matchers.h"
 
 namespace coupond::server {
 namespace {
 
+using ::coupond::testing::ExtremeDoubles;
+using ::coupond::testing::ExtremeInt64s;
 using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
@@ -33,8 +39,9 @@ TEST(ValidateScoreRequestTest, AcceptsValidRequests) {
   const RequestLimits limits;
   EXPECT_OK(ValidateScoreRequest(Valid(), limits));
   v1::ScoreRequest r = Valid();
-  r.clear_coupon_ids();  // every active coupon
-  r.set_top_k(4'000'000'000u);
+  r.set_top_k(limits.max_candidates);  // the most, with a list
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+  r.clear_coupon_ids();  // every active coupon, with a top_k
   r.set_request_id(std::string(128, 'r'));
   EXPECT_OK(ValidateScoreRequest(r, limits));
   r.set_user_id("never-seen-user");  // unknown users are a scoring matter, not invalid
@@ -107,6 +114,58 @@ TEST(ValidateScoreRequestTest, RequestIdAndTimeAreChecked) {
   r = Valid();
   r.set_as_of_unix_seconds(-1);
   EXPECT_THAT(ValidateScoreRequest(r, {}), StatusIs(kInvalid, StartsWith("as_of_unix_seconds")));
+}
+
+// With neither coupon_ids nor campaign_id the candidates are the whole catalogue: the
+// caller must bound the response with top_k (issue 15: top_k 0 returned every coupon).
+TEST(ValidateScoreRequestTest, TopKIsRequiredForTheWholeCatalogueAndBoundedEverywhere) {
+  const RequestLimits limits;  // max_candidates 10,000
+  v1::ScoreRequest r = Valid();
+  r.clear_coupon_ids();
+  EXPECT_THAT(ValidateScoreRequest(r, limits),
+              StatusIs(kInvalid, StartsWith("top_k: required (1..10000) when neither coupon_ids "
+                                            "nor campaign_id is given")));
+  for (uint32_t k : {1u, 10000u}) {
+    r.set_top_k(k);
+    EXPECT_OK(ValidateScoreRequest(r, limits)) << k;
+  }
+  for (uint32_t k : {10001u, 4'294'967'295u}) {
+    r.set_top_k(k);
+    EXPECT_THAT(ValidateScoreRequest(r, limits),
+                StatusIs(kInvalid, StartsWith(absl::StrCat("top_k: ", k,
+                                                           " is out of range [0, 10000]"))));
+  }
+  // 0 ("all") stays valid where the candidates are bounded anyway.
+  r = Valid();
+  r.set_top_k(0);
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+  r.clear_coupon_ids();
+  r.set_campaign_id("spring");
+  EXPECT_OK(ValidateScoreRequest(r, limits));
+  r.set_top_k(10001);
+  EXPECT_THAT(ValidateScoreRequest(r, limits), StatusIs(kInvalid, StartsWith("top_k: 10001")));
+  // The bound follows the server's --max_candidates.
+  RequestLimits tight;
+  tight.max_candidates = 3;
+  r = Valid();
+  r.clear_coupon_ids();
+  r.set_top_k(4);
+  EXPECT_THAT(ValidateScoreRequest(r, tight),
+              StatusIs(kInvalid, StartsWith("top_k: 4 is out of range [0, 3]")));
+}
+
+TEST(ValidateScoreRequestTest, AsOfTimeIsBoundedToYear9999) {
+  v1::ScoreRequest r = Valid();
+  r.set_as_of_unix_seconds(253'402'300'799);  // 9999-12-31T23:59:59Z
+  EXPECT_OK(ValidateScoreRequest(r, {}));
+  std::vector<int64_t> bad = ExtremeInt64s();
+  bad.push_back(253'402'300'800);
+  for (int64_t t : bad) {
+    r.set_as_of_unix_seconds(t);
+    EXPECT_THAT(ValidateScoreRequest(r, {}),
+                StatusIs(kInvalid, StartsWith(absl::StrCat("as_of_unix_seconds: ", t,
+                                                           " is out of range [0, 253402300799]"))));
+  }
 }
 
 TEST(ValidateGetModelInfoRequestTest, ChecksRequestId) {
@@ -199,10 +258,25 @@ TEST(ValidateAssignRequestTest, SolverPassesAndToleranceAreBounded) {
   EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(huge.message().substr(0, 22), "solver.max_iterations:");
   request.mutable_solver()->set_max_iterations(0);
-  request.mutable_solver()->set_tolerance(std::nan(""));
-  const absl::Status nan = ValidateAssignRequest(request, limits);
-  EXPECT_EQ(nan.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(nan.message().substr(0, 17), "solver.tolerance:");
+  // A relative gap: [0, 1], not subnormal.
+  for (double ok : {0.0, 1e-4, 1.0}) {
+    request.mutable_solver()->set_tolerance(ok);
+    EXPECT_OK(ValidateAssignRequest(request, limits)) << ok;
+  }
+  std::vector<double> bad = ExtremeDoubles();
+  bad.push_back(1.5);
+  for (double t : bad) {
+    request.mutable_solver()->set_tolerance(t);
+    EXPECT_THAT(ValidateAssignRequest(request, limits),
+                StatusIs(kInvalid, StartsWith("solver.tolerance: ")))
+        << t;
+  }
+  request.mutable_solver()->set_tolerance(1e308);
+  EXPECT_THAT(ValidateAssignRequest(request, limits),
+              StatusIs(kInvalid, StartsWith("solver.tolerance: 1e+308 is out of range [0, 1]")));
+  request.mutable_solver()->set_tolerance(1e-310);
+  EXPECT_THAT(ValidateAssignRequest(request, limits),
+              StatusIs(kInvalid, StartsWith("solver.tolerance: 1e-310 is subnormal")));
 }
 
 // chunk_size 0 is the server's default; a huge one would put a population in one message.

@@ -4,6 +4,7 @@
 #include "core/scorer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -242,6 +243,44 @@ TEST(ScoreCouponsTest, ModelWithNoActiveCouponsScoresNothing) {
   const ScoreResult r = ScoreCoupons(*snap, q);
   EXPECT_THAT(r.scores, IsEmpty());
   EXPECT_EQ(r.candidates_scored, 0u);
+}
+
+// Why Score needs no output check on its hot path (issue 15: no Infinity or NaN may leave the
+// server): a loaded model holds biases and factors of at most kMaxModelMagnitude (1e6) in
+// magnitude, so |logit| <= 3e6 + kMaxDimension x 1e12 < 5e15, finite in float whatever the
+// summation order, and the probability is in [0, 1]. The largest model the bound allows, at
+// the largest dimension, scores finite; one value past the bound is refused at load.
+TEST(ScoreCouponsTest, TheLargestModelValuesGiveFiniteScores) {
+  for (const float sign : {1.0f, -1.0f}) {
+    ModelData m = coupond::testing::TinyModel(2, 3, kMaxDimension);
+    const float big = static_cast<float>(kMaxModelMagnitude);
+    m.global_bias = sign * kMaxModelMagnitude;
+    std::fill(m.user_bias.begin(), m.user_bias.end(), sign * big);
+    std::fill(m.coupon_bias.begin(), m.coupon_bias.end(), sign * big);
+    std::fill(m.user_factors.begin(), m.user_factors.end(), big);
+    std::fill(m.coupon_factors.begin(), m.coupon_factors.end(), sign * big);
+    const auto snap = Snapshot(m);
+    for (const char* user : {"u0", "u1", "a-new-user"}) {
+      ScoreQuery q;
+      q.user_id = user;
+      const ScoreResult r = ScoreCoupons(*snap, q);
+      ASSERT_EQ(r.scores.size(), 3u);
+      for (const ScoredCoupon& c : r.scores) {
+        EXPECT_TRUE(std::isfinite(c.logit)) << user << " " << c.logit;
+        EXPECT_GE(c.probability, 0.0);
+        EXPECT_LE(c.probability, 1.0);
+      }
+    }
+    m.coupon_factors[5] = std::nextafter(big, 2 * big);
+    ModelVersionInfo info;
+    info.version = 7;
+    info.dimension = m.dimension;
+    info.num_users = m.num_users();
+    info.num_coupons = m.num_coupons();
+    EXPECT_THAT(ModelSnapshot::Create(m, info),
+                coupond::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                           ::testing::HasSubstr("coupon_factors: out-of-range value")));
+  }
 }
 
 TEST(SigmoidTest, StableAtExtremes) {

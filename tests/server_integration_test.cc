@@ -25,6 +25,7 @@
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "storage/model_store.h"
+#include "tests/test_util/extreme_values.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/process.h"
 #include "tests/test_util/status_matchers.h"
@@ -82,10 +83,13 @@ class ServerIntegrationTest : public ::testing::Test {
     ASSERT_OK(client_->WaitUntilServing(absl::Seconds(30)));
   }
 
+  // No coupons: every active coupon, which needs a top_k (50, the server's --max_candidates
+  // here, more than the model's 30 coupons).
   v1::ScoreRequest Request(const std::string& user, std::vector<std::string> coupons = {}) {
     v1::ScoreRequest r;
     r.set_user_id(user);
     for (auto& c : coupons) r.add_coupon_ids(c);
+    if (coupons.empty()) r.set_top_k(50);
     return r;
   }
 
@@ -170,6 +174,17 @@ TEST_F(ServerIntegrationTest, BadRequestsAreInvalidArgumentNamingTheField) {
   r = Request("u1");
   r.set_request_id(std::string(200, 'r'));
   EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("request_id")));
+  // Neither coupon_ids nor campaign_id: the whole catalogue, which needs a bounded top_k
+  // (1..--max_candidates, 50 here). Issue 15: top_k 0 returned every active coupon.
+  r = Request("u1");
+  r.set_top_k(0);
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("top_k: required (1..50)")));
+  r.set_top_k(51);
+  EXPECT_THAT(client_->Score(r), StatusIs(kInvalid, StartsWith("top_k: 51 is out of range [0, 50]")));
+  r.set_top_k(3);
+  ASSERT_OK_AND_ASSIGN(v1::ScoreResponse three, client_->Score(r));
+  EXPECT_EQ(three.scores_size(), 3);
+  EXPECT_EQ(three.candidates_scored(), 29u);
   // The server is unharmed.
   EXPECT_OK(client_->Score(Request("u1")).status());
 }
@@ -317,6 +332,126 @@ TEST_F(ServerIntegrationTest, AssignRejectsBadCampaignsAndHandlesDegenerateOnes)
   EXPECT_EQ(messages, 1);
   EXPECT_EQ(zero.assignments(), 0u);
   EXPECT_EQ(zero.expected_spend(), 0.0);
+}
+
+// Issue 15: value_weight = 1e308 returned OK with expected_value and dual_bound "Infinity".
+// Every extreme number is now INVALID_ARGUMENT naming the field, through the real service;
+// the largest allowed values give a finite summary and finite decisions.
+TEST_F(ServerIntegrationTest, ExtremeNumbersAreRefusedAndTheLargestAllowedStayFinite) {
+  PublishAndWaitUntilServing();
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  auto no_op = [](const v1::AssignResponse&) { return absl::OkStatus(); };
+  v1::AssignRequest r = Campaign(10);
+  r.mutable_campaign()->mutable_coupons(0)->set_value_weight(1e308);
+  EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+              StatusIs(kInvalid, StartsWith("campaign.coupons[0].value_weight: 1e+308 is out of "
+                                            "range [0, 1e+06]")));
+  for (double v : coupond::testing::ExtremeDoubles()) {
+    r = Campaign(10);
+    r.mutable_campaign()->mutable_coupons(2)->set_value_weight(v);
+    EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+                StatusIs(kInvalid, StartsWith("campaign.coupons[2].value_weight: ")))
+        << v;
+    r = Campaign(v);
+    EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+                StatusIs(kInvalid, StartsWith("campaign.budget: ")))
+        << v;
+    r = Campaign(10);
+    r.mutable_solver()->set_tolerance(v);
+    EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+                StatusIs(kInvalid, StartsWith("solver.tolerance: ")))
+        << v;
+    v1::DecideRequest decide;
+    decide.set_user_id("u3");
+    *decide.mutable_campaign() = Campaign(10).campaign();
+    decide.mutable_prices()->set_budget_price(v);
+    EXPECT_THAT(client_->Decide(decide), StatusIs(kInvalid, StartsWith("prices.budget_price: ")))
+        << v;
+    decide.mutable_prices()->set_budget_price(0);
+    (*decide.mutable_prices()->mutable_stock_prices())["c2"] = v;
+    EXPECT_THAT(client_->Decide(decide),
+                StatusIs(kInvalid, StartsWith("prices.stock_prices['c2']: ")))
+        << v;
+  }
+  for (int64_t v : coupond::testing::ExtremeInt64s()) {
+    r = Campaign(10);
+    r.mutable_campaign()->mutable_coupons(0)->set_stock(v);
+    EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+                StatusIs(kInvalid, StartsWith("campaign.coupons[0].stock: ")))
+        << v;
+    r = Campaign(10);
+    r.mutable_campaign()->set_as_of_unix_seconds(v);
+    EXPECT_THAT(client_->Assign(r, absl::Seconds(30), no_op),
+                StatusIs(kInvalid, StartsWith("campaign.as_of_unix_seconds: ")))
+        << v;
+  }
+
+  // The largest values of every range: a finite summary, finite decisions.
+  r = Campaign(1e12);
+  r.mutable_campaign()->set_max_coupons_per_user(1000);
+  for (v1::CampaignCoupon& c : *r.mutable_campaign()->mutable_coupons()) {
+    c.set_value_weight(1e6);
+    c.set_stock(1'000'000'000'000);
+  }
+  r.mutable_solver()->set_tolerance(1.0);
+  ASSERT_OK_AND_ASSIGN(v1::AssignSummary summary, client_->Assign(r, absl::Seconds(60), no_op));
+  EXPECT_GT(summary.expected_value(), 1e6);
+  for (double v : {summary.expected_redemptions(), summary.expected_value(),
+                   summary.expected_spend(), summary.dual_bound(), summary.relative_gap(),
+                   summary.prices().budget_price()}) {
+    EXPECT_TRUE(std::isfinite(v)) << summary.DebugString();
+  }
+  v1::DecideRequest decide;
+  decide.set_user_id("u3");
+  *decide.mutable_campaign() = r.campaign();
+  decide.mutable_campaign()->set_budget(1e12);
+  decide.mutable_prices()->set_budget_price(1e12);
+  (*decide.mutable_prices()->mutable_stock_prices())["c1"] = 1e12;
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse expensive, client_->Decide(decide));
+  decide.mutable_prices()->Clear();
+  ASSERT_OK_AND_ASSIGN(v1::DecideResponse free, client_->Decide(decide));
+  ASSERT_GT(free.chosen_size(), 0);
+  for (const v1::DecideResponse* d : {&expensive, &free}) {
+    EXPECT_TRUE(std::isfinite(d->propensity())) << d->DebugString();
+    for (const v1::CouponDecision& c : d->chosen()) {
+      EXPECT_TRUE(std::isfinite(c.score()) && std::isfinite(c.probability())) << c.DebugString();
+    }
+  }
+}
+
+// Issue 15: Decide and Score disagreed in the 8th digit for the same user and coupon (float
+// and double sigmoids). Both now compute p with one function: the same bits, for known
+// users and a new one, whether Score names the coupons or scores the whole catalogue.
+TEST_F(ServerIntegrationTest, DecideAndScoreGiveBitEqualProbabilities) {
+  PublishAndWaitUntilServing();
+  const std::vector<std::string> coupons = {"c1", "c2", "c3", "c7", "c11", "c29"};
+  v1::DecideRequest decide;
+  v1::Campaign* campaign = decide.mutable_campaign();
+  campaign->set_campaign_id("same-bits");
+  campaign->set_budget(1000);
+  campaign->set_max_coupons_per_user(static_cast<uint32_t>(coupons.size()));
+  for (const std::string& id : coupons) campaign->add_coupons()->set_coupon_id(id);
+  int compared = 0;
+  for (const char* user : {"u0", "u3", "u17", "u39", "a-new-user"}) {
+    decide.set_user_id(user);
+    // Prices 0, weights 1: every coupon's score is its probability > 0, so all are chosen.
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse decided, client_->Decide(decide));
+    ASSERT_EQ(decided.chosen_size(), static_cast<int>(coupons.size())) << user;
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse listed, client_->Score(Request(user, coupons)));
+    ASSERT_OK_AND_ASSIGN(v1::ScoreResponse everything, client_->Score(Request(user)));
+    for (const v1::ScoreResponse* scored : {&listed, &everything}) {
+      std::map<std::string, double> score_p;
+      for (const v1::CouponScore& s : scored->scores()) score_p[s.coupon_id()] = s.probability();
+      for (const v1::CouponDecision& c : decided.chosen()) {
+        ASSERT_EQ(score_p.count(c.coupon_id()), 1u) << c.coupon_id();
+        EXPECT_EQ(c.probability(), score_p[c.coupon_id()])  // bit-equal
+            << user << " " << c.coupon_id() << ": Decide " << c.probability() << " vs Score "
+            << score_p[c.coupon_id()];
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 5 * 6 * 2);
 }
 
 TEST_F(ServerIntegrationTest, DecideUsesTheCampaignPrices) {
@@ -631,17 +766,21 @@ TEST_F(ServerIntegrationTest, ReloadsFiftyVersionsUnderTrafficWithoutAFailedRequ
     }
   };
   std::thread a(traffic, 3), b(traffic, 11);
-  for (uint64_t v = 2; v <= 51; ++v) {
-    ASSERT_OK(store->Publish(version_model(v)).status());
-    absl::SleepFor(absl::Milliseconds(40));
-  }
-  // Let the server reach the last version, with traffic still running.
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  uint64_t served = 0;
-  while (absl::Now() < deadline && served != 51) {
-    auto info = client_->GetModelInfo();
-    if (info.ok()) served = info->model().version();
-    absl::SleepFor(absl::Milliseconds(50));
+  // Each version is published once the server serves the one before, so that every one of
+  // the 50 is swapped in under traffic; each wait is bounded by one shared deadline. (No
+  // ASSERT while the traffic threads run: a failure stops the loop, then they are joined.)
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  uint64_t served = 1;
+  for (uint64_t v = 2; v <= 51 && served == v - 1; ++v) {
+    if (absl::Status s = store->Publish(version_model(v)).status(); !s.ok()) {
+      ADD_FAILURE() << "publishing version " << v << ": " << s;
+      break;
+    }
+    while (served != v && absl::Now() < deadline) {
+      auto info = client_->GetModelInfo();
+      if (info.ok()) served = info->model().version();
+      if (served != v) absl::SleepFor(absl::Milliseconds(20));
+    }
   }
   stop = true;
   a.join();

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/coupond_client.h"
 #include "core/snapshot.h"
@@ -125,9 +126,11 @@ class ServingTest : public ::testing::Test {
     ASSERT_TRUE(db->Close().ok());
   }
 
+  // Every active coupon, which needs a top_k.
   v1::ScoreRequest ScoreRequest(const std::string& user = "u1") {
     v1::ScoreRequest r;
     r.set_user_id(user);
+    r.set_top_k(10);
     return r;
   }
 
@@ -271,10 +274,14 @@ TEST_F(ServingTest, ASecondVersionThatDoesNotFitBesideTheFirstIsRefusedAndTheFir
   EXPECT_THAT(admin->ReloadModel(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("memory limit")));
 
-  // Refused on every poll (10 per second here), logged once.
-  absl::SleepFor(absl::Seconds(1));
-  ASSERT_OK_AND_ASSIGN(status, admin->GetServerStatus());
-  EXPECT_GT(status.rejections(), 3u);
+  // Refused on every poll (10 per second here), logged once: wait for several refusals.
+  const absl::Time refusals_deadline = absl::Now() + absl::Seconds(30);
+  do {
+    ASSERT_OK_AND_ASSIGN(status, admin->GetServerStatus());
+    if (status.rejections() > 3u) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  } while (absl::Now() < refusals_deadline);
+  ASSERT_GT(status.rejections(), 3u) << "version 2 was not refused on every poll";
   EXPECT_EQ(CountOccurrences(ServerLog(), "[error] refused model version 2"), 1) << ServerLog();
 }
 
@@ -437,14 +444,28 @@ TEST_F(ServingTest, AnAssignPastItsDeadlineStopsItsSolveAndFreesItsSlot) {
     big.mutable_campaign()->add_coupons()->set_coupon_id(absl::StrCat("c", c));
   big.mutable_all_users();
 
-  absl::Status big_status;
-  std::thread running([&] { big_status = client->Assign(big, absl::Seconds(1), no_op).status(); });
-  absl::SleepFor(absl::Milliseconds(300));
+  // Wait until the big solve holds the only slot, probing with small solves: the first one
+  // refused shows it does. A probe that finds the slot free holds it for a moment; a big
+  // call that arrives in that moment is refused, and is started again.
   v1::AssignRequest small = SmallCampaign();
   small.mutable_users()->add_user_ids("u1");
-  EXPECT_THAT(client->Assign(small, absl::Seconds(30), no_op),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already running")));
-  running.join();
+  absl::Status big_status;
+  absl::Status probe;
+  const absl::Time slot_deadline = absl::Now() + absl::Seconds(60);
+  for (;;) {
+    absl::Notification big_done;
+    std::thread running([&] {
+      big_status = client->Assign(big, absl::Seconds(1), no_op).status();
+      big_done.Notify();
+    });
+    do {
+      probe = client->Assign(small, absl::Seconds(30), no_op).status();
+    } while (!absl::IsResourceExhausted(probe) && !big_done.HasBeenNotified());
+    running.join();
+    if (absl::IsResourceExhausted(probe) || !absl::IsResourceExhausted(big_status)) break;
+    ASSERT_LT(absl::Now(), slot_deadline) << "the big solve never held the slot: " << big_status;
+  }
+  EXPECT_THAT(probe, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already running")));
   EXPECT_THAT(big_status, StatusIs(absl::StatusCode::kDeadlineExceeded));
 
   // The solve ends as cancelled (not finished), and the slot comes back.

@@ -107,6 +107,12 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
     return absl::InvalidArgumentError(
         absl::StrCat("candidates: ", candidates, " outside [0, ", s.coupons.size(), "]"));
   }
+  if (candidates == 0 && top_k == 0) {
+    // The server refuses to score its whole catalogue without a bound on the answer.
+    return absl::InvalidArgumentError(
+        "candidates 0 (every active coupon) needs a top_k of 1..10000: the server refuses "
+        "an unbounded catalogue score");
+  }
   constexpr size_t kBlocks = 256;
   core::SplitMix64 rng(seed ^ 0x6c6f6164ULL);
   struct Block {
