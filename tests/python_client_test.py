@@ -208,9 +208,8 @@ class PythonClientTest(unittest.TestCase):
                 self.assertGreater(c.score, 0.0)
                 self.assertGreater(c.probability, 0.0)
                 self.assertLess(c.probability, 1.0)
-                # The same user and coupon: the same probability from both RPCs.
-                self.assertAlmostEqual(c.probability, scores[c.coupon_id],
-                                       delta=PROBABILITY_TOLERANCE, msg=f"{user} {c.coupon_id}")
+                # The same user and coupon: the same probability from both RPCs, to the bit.
+                self.assertEqual(c.probability, scores[c.coupon_id], msg=f"{user} {c.coupon_id}")
             decided += bool(response.chosen)
             again = self.client.decide(user, campaign=campaign, prices=summary.prices)
             self.assertEqual(list(again.chosen), list(response.chosen))

@@ -93,8 +93,9 @@ class CoupondClient:
     def score(self, user_id, coupon_ids=(), top_k=0, campaign_id="", user_attributes=None,
               as_of_unix_seconds=0, request_id=""):
         """Redemption probabilities of `user_id` for `coupon_ids` (or the coupons of the
-        stored campaign `campaign_id`, or with neither every active coupon), highest first;
-        only the `top_k` best when top_k > 0. Returns a coupond.v1.ScoreResponse."""
+        stored campaign `campaign_id`), highest first; only the `top_k` best when top_k > 0.
+        With neither, the `top_k` best of every active coupon: top_k is then required (1 up
+        to the server's --max_candidates). Returns a coupond.v1.ScoreResponse."""
         request = pb.ScoreRequest(user_id=user_id, coupon_ids=list(coupon_ids), top_k=top_k,
                                   campaign_id=campaign_id, as_of_unix_seconds=as_of_unix_seconds,
                                   user_attributes=user_attributes or {}, request_id=request_id)
