@@ -23,11 +23,10 @@
 namespace coupond::analysis {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // ---------------------------------------------------------------- reading
 
-struct Column {
+struct ReportColumn {
   std::string name;
   std::string role;  // for messages: "arm", "conversion", "value", "covariate"
   size_t index = 0;
@@ -57,7 +56,7 @@ absl::Status RowError(const pipeline::CsvReader& reader, const std::string& colu
 }
 
 // The field as a finite number, or InvalidArgument naming the column and line.
-absl::StatusOr<double> ReadNumber(const pipeline::CsvReader& reader, const Column& column) {
+absl::StatusOr<double> ReadNumber(const pipeline::CsvReader& reader, const ReportColumn& column) {
   std::optional<absl::string_view> text = reader.record().Get(column.index);
   if (!text.has_value()) return RowError(reader, column.name, "missing value");
   double v = 0.0;
@@ -77,10 +76,10 @@ absl::StatusOr<ExperimentData> ReadExperiment(pipeline::CsvReader& reader,
   COUPOND_RETURN_IF_ERROR(CheckOptions(options));
   // Resolve every column, and refuse one column in two roles (a typo that would otherwise
   // analyse the arm label or the covariate as an outcome).
-  std::vector<Column> columns;
+  std::vector<ReportColumn> columns;
   auto add = [&](const std::string& name, const char* role) -> absl::Status {
     COUPOND_ASSIGN_OR_RETURN(size_t index, reader.RequireColumn(name));
-    for (const Column& c : columns) {
+    for (const ReportColumn& c : columns) {
       if (c.index == index) {
         return absl::InvalidArgumentError(absl::StrCat(reader.name(), ":1: column '", name,
                                                        "' is named twice (as ", c.role, " and as ",
@@ -117,7 +116,7 @@ absl::StatusOr<ExperimentData> ReadExperiment(pipeline::CsvReader& reader,
     std::optional<absl::string_view> label = record.Get(columns[0].index);
     if (!label.has_value()) return RowError(reader, columns[0].name, "empty arm label");
     for (size_t m = 0; m < num_metrics; ++m) {
-      const Column& column = columns[1 + m];
+      const ReportColumn& column = columns[1 + m];
       COUPOND_ASSIGN_OR_RETURN(row[m], ReadNumber(reader, column));
       if (m < options.conversion_columns.size() && row[m] != 0.0 && row[m] != 1.0) {
         return RowError(reader, column.name,
@@ -403,7 +402,7 @@ absl::StatusOr<MetricReport> AnalyzeMetric(const ExperimentData& data,
     for (size_t i = 0; i < cuped.comparisons.size(); ++i) {
       const double se = report.comparisons[i].test.standard_error;
       const double ratio = cuped.comparisons[i].test.standard_error / se;
-      cuped.comparisons[i].variance_reduction = se > 0.0 ? 1.0 - ratio * ratio : kNaN;
+      cuped.comparisons[i].variance_reduction = se > 0.0 ? 1.0 - ratio * ratio : std::numeric_limits<double>::quiet_NaN();
     }
     report.cuped = std::move(cuped);
   }

@@ -434,7 +434,12 @@ void SigmoidImpl(ScoredRow* rows, size_t count) {
     for (size_t l = 0; l < kN; ++l) buf[l] = l < n ? rows[i + l].logit : 0.0f;
     const V z = hn::Load(d, buf);
     // e = exp(-|z|) in (0, 1]: no overflow; p = 1/(1+e) for z >= 0, e/(1+e) otherwise.
-    const V e = hn::Exp(d, hn::Neg(hn::Abs(z)));
+    // Exp's input is clamped to [-105, 0] and NaN replaced by 0, since Exp converts its
+    // argument to int on the way (undefined for NaN, infinities and huge values on the
+    // emulated targets; UBSan's float-cast-overflow caught it). Exp already returns exactly
+    // 0 below -104, so no finite logit's probability changes.
+    const V a = hn::IfThenElse(hn::IsNaN(z), hn::Zero(d), hn::Min(hn::Abs(z), hn::Set(d, 105.0f)));
+    const V e = hn::Exp(d, hn::Neg(a));
     const V inv = hn::Div(one, hn::Add(one, e));
     const V p = hn::IfThenElse(hn::Ge(z, hn::Zero(d)), inv, hn::Mul(e, inv));
     // Exp does not promise to propagate NaN: pass NaN logits through explicitly.

@@ -101,6 +101,14 @@ std::string VersionLabel(uint64_t version) {
 // the close a little before the deadline as gpr_now reads it.
 constexpr gpr_timespec kDeadlineSlack = {0, 2'000'000, GPR_TIMESPAN};
 
+// The code of a call that ended without the server sending a status: its deadline passed
+// (within the slack), or its client went away.
+grpc::StatusCode UnansweredCode(gpr_timespec deadline) {
+  const gpr_timespec now = gpr_time_add(gpr_now(deadline.clock_type), kDeadlineSlack);
+  return gpr_time_cmp(now, deadline) >= 0 ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                          : grpc::StatusCode::CANCELLED;
+}
+
 // One per call: created when the call starts, records when gRPC reports the call closed
 // (POST_RECV_CLOSE), or at destruction when it never does.
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
@@ -112,13 +120,18 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
         // context, which may be before this interceptor.
         method_(metrics->MethodLabel(info->method() != nullptr ? info->method() : "")),
         start_(std::chrono::steady_clock::now()),
+        // Kept for the destructor, which may run after the context is gone.
+        deadline_(info->server_context() != nullptr ? info->server_context()->raw_deadline()
+                                                    : gpr_inf_future(GPR_CLOCK_MONOTONIC)),
         log_(spdlog::should_log(spdlog::level::debug)),
         read_ids_(log_ && method_.substr(0, kCoupondMethodPrefix.size()) == kCoupondMethodPrefix) {}
 
-  // gRPC destroys interceptors while it destroys the call's context: no peer() here.
+  // gRPC destroys interceptors while it destroys the call's context: no peer() here. A call
+  // torn down without a close (e.g. one whose deadline passed before its handler ran) is
+  // recorded here, against the deadline it had.
   ~MetricsInterceptor() override {
     const int sent = sent_code_.load(std::memory_order_acquire);
-    Finish(sent >= 0 ? static_cast<grpc::StatusCode>(sent) : grpc::StatusCode::CANCELLED,
+    Finish(sent >= 0 ? static_cast<grpc::StatusCode>(sent) : UnansweredCode(deadline_),
            /*context=*/nullptr);
   }
 
@@ -146,10 +159,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
                                         : grpc::StatusCode::CANCELLED;
       // The close is final here, so IsCancelled is exact (it is not while a call runs).
       if (context != nullptr && context->IsCancelled()) {
-        const gpr_timespec deadline = context->raw_deadline();
-        const gpr_timespec now = gpr_time_add(gpr_now(deadline.clock_type), kDeadlineSlack);
-        code = gpr_time_cmp(now, deadline) >= 0 ? grpc::StatusCode::DEADLINE_EXCEEDED
-                                                : grpc::StatusCode::CANCELLED;
+        code = UnansweredCode(context->raw_deadline());
         sent_at_ns_.store(-1, std::memory_order_relaxed);  // latency: until the close
       }
       Finish(code, context);
@@ -187,6 +197,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   grpc::experimental::ServerRpcInfo* const info_;
   const std::string_view method_;  // a label owned by metrics_
   const std::chrono::steady_clock::time_point start_;
+  const gpr_timespec deadline_;
   const bool log_;
   const bool read_ids_;
   std::atomic<bool> recorded_{false};

@@ -45,7 +45,7 @@
 namespace coupond::pipeline {
 namespace {
 
-constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
+using ::coupond::testing::kSanitizedBuild;
 
 constexpr uint64_t kHoldOutSeed = 6;
 constexpr int kBootstrapReplicates = 400;
@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Snapshot(const core::
 TEST(ColdStartDunnhumbyTest, SegmentPriorBeatsCouponPopularityForHeldOutHouseholds) {
   const std::optional<std::string> shared = coupond::testing::SharedDataDir();
   if (!shared.has_value()) COUPOND_SKIP_WITHOUT_SHARED_DATA("shared data (COUPOND_SHARED_DATA) not available");
-  if (kSanitized) {
+  if (kSanitizedBuild) {
     GTEST_SKIP() << "trains the full dunnhumby pipeline (8 grid points over 600k candidates): "
                     "minutes under ASan; it runs in the Release suite";
   }

@@ -202,6 +202,7 @@ TEST_F(HostileClientTest, GarbageIsInvalidArgumentNamingTheRequestTypeOnEveryMet
   // The server is unharmed.
   v1::ScoreRequest fine;
   fine.set_user_id(user_);
+  fine.set_top_k(5);  // the catalogue: top_k is required
   EXPECT_OK(client_->Score(fine).status());
 }
 
@@ -239,6 +240,7 @@ TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingT
   v1::ScoreRequest request;
   request.set_request_id("hostile-1");
   request.set_user_id(user_);
+  request.set_top_k(5);  // the catalogue: top_k is required
   reply = Call(kScore, request.SerializeAsString());
   ASSERT_TRUE(reply.status.ok()) << reply.status.error_message();
   v1::ScoreResponse response;
@@ -332,6 +334,7 @@ TEST_F(HostileClientTest, AnOversizeMessageIsResourceExhaustedAndCounted) {
   // A valid request just under the limit is served.
   v1::ScoreRequest big;
   big.set_user_id(user_);
+  big.set_top_k(5);  // the catalogue: top_k is required
   big.set_request_id(std::string(100, 'r'));
   big.mutable_user_attributes()->insert({"note", std::string(kMaxMessageBytes - 300, 'n')});
   ASSERT_LE(big.ByteSizeLong(), static_cast<size_t>(kMaxMessageBytes));
@@ -345,6 +348,7 @@ TEST_F(HostileClientTest, AnOversizeMessageIsResourceExhaustedAndCounted) {
 TEST_F(HostileClientTest, GoNoDeadlineTimeoutIsServedAndCountedOk) {
   v1::ScoreRequest request;
   request.set_user_id(user_);
+  request.set_top_k(5);  // the catalogue: top_k is required
   const RawReply reply =
       Call(kScore, request.SerializeAsString(), /*admin=*/false,
            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_hours(2562047, GPR_TIMESPAN)));

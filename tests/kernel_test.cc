@@ -154,7 +154,7 @@ TEST(KernelTest, DotAllAndDotRowsMatchReferenceOnEveryTarget) {
 // The B x N kernel, with user counts around the register tile (6) and strided, misaligned
 // inputs and outputs; padding between output rows must stay untouched.
 TEST(KernelTest, DotBlockMatchesReferenceOnEveryTarget) {
-  constexpr size_t kUsers[] = {1, 5, 6, 7, 13, 64};
+  constexpr size_t kUserCounts[] = {1, 5, 6, 7, 13, 64};
   for (const size_t dim : kDims) {
     for (const size_t n : kCounts) {
       if (n > 1000 && dim > 64) continue;  // the 10007 x {100..256} cases add no new paths
@@ -164,7 +164,7 @@ TEST(KernelTest, DotBlockMatchesReferenceOnEveryTarget) {
       SCOPED_TRACE(::testing::Message() << "dim=" << dim << " n=" << n);
       const std::vector<float> data = RandomFloats(n * dim, static_cast<uint32_t>(dim + n));
       const FactorMatrix m = MakeMatrix(data, n, dim);
-      for (const size_t users : kUsers) {
+      for (const size_t users : kUserCounts) {
         const size_t x_stride = dim + 3, out_stride = n + 5;
         std::vector<float> xbuf = RandomFloats(users * x_stride + 1, static_cast<uint32_t>(users));
         const float* x = xbuf.data() + 1;

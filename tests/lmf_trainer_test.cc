@@ -22,17 +22,17 @@ namespace {
 using ::coupond::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
+using ::coupond::testing::kSanitizedBuild;
 
 // 2,000 users x 100 coupons, d_true = 8, 150k exposures (75 per user; with ~100k the
 // idiosyncratic user factors are too thin for any estimator to come within 0.02 of the
 // oracle). Attributes carry 90% of the latent variance. Smaller under the sanitizers.
 SyntheticTrainingOptions SetOptions() {
   SyntheticTrainingOptions o;
-  o.num_users = kSanitized ? 500 : 2000;
+  o.num_users = kSanitizedBuild ? 500 : 2000;
   o.num_coupons = 100;
   o.dimension = 8;
-  o.num_examples = kSanitized ? 30000 : 150000;
+  o.num_examples = kSanitizedBuild ? 30000 : 150000;
   o.attribute_share = 0.9;
   o.seed = 7;
   return o;
@@ -44,7 +44,7 @@ LmfTrainerOptions TrainOptions() {
   o.learning_rate = 0.001f;
   o.l2_id_factors = 1e-2f;
   o.l2_feature_factors = 1e-2f;
-  o.epochs = kSanitized ? 4 : 30;
+  o.epochs = kSanitizedBuild ? 4 : 30;
   o.threads = 1;
   o.seed = 1;
   return o;
@@ -103,7 +103,7 @@ TEST_F(LmfTrainerTest, RecoversTheTruthInRanking) {
   ASSERT_OK_AND_ASSIGN(double oracle, RocAuc(Gather(set_->true_p, s.test), y));
   std::printf("held-out AUC: trained %.4f, oracle %.4f (best epoch %d of %zu)\n", auc, oracle,
               r.best_epoch, r.history.size());
-  EXPECT_GT(auc, oracle - (kSanitized ? 0.1 : 0.02));
+  EXPECT_GT(auc, oracle - (kSanitizedBuild ? 0.1 : 0.02));
   // Progress reported every epoch, in order, with finite figures; best epoch among them.
   ASSERT_EQ(seen.size(), r.history.size());
   for (size_t i = 0; i < seen.size(); ++i) {

@@ -30,7 +30,7 @@ using ::coupond::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr bool kSanitized = ::coupond::testing::kSanitizedBuild;
+using ::coupond::testing::kSanitizedBuild;
 
 // Options for a pipeline over simulated logs in `sim`.
 PipelineOptions OptionsFor(const SimulationResult& sim) {
@@ -265,7 +265,7 @@ TEST(TrainJobTest, DeterministicWithOneThread) {
 }
 
 TEST(TrainJobTest, TrainedAucIsCloseToTheTruthsAuc) {
-  if (kSanitized) GTEST_SKIP() << "trains on 480k simulated exposures: minutes under ASan";
+  if (kSanitizedBuild) GTEST_SKIP() << "trains on 480k simulated exposures: minutes under ASan";
   coupond::testing::TempDir dir;
   SimulationOptions s;  // the demo's defaults, with more exposures per user
   s.coupons_per_exposure = 16;
@@ -419,7 +419,7 @@ TEST(TrainJobTest, BadOptionsNameTheField) {
 TEST(TrainJobDunnhumbyTest, MeetsTheIssueTargetsOnTheTimeSplit) {
   const std::optional<std::string> shared = coupond::testing::SharedDataDir();
   if (!shared.has_value()) COUPOND_SKIP_WITHOUT_SHARED_DATA("shared data (COUPOND_SHARED_DATA) not available");
-  if (kSanitized) {
+  if (kSanitizedBuild) {
     GTEST_SKIP() << "the full dunnhumby pipeline (8 grid points over 600k candidates) takes "
                     "minutes under ASan; it runs in the Release suite";
   }

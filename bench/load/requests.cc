@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -118,7 +119,9 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
   struct Block {
     grpc::Slice full;      // `candidates` coupons
     grpc::Slice but_last;  // the first candidates - 1
-    std::vector<bool> has;
+    // Bytes, not std::vector<bool>: gcc 12's -Wnull-dereference misfires inside vector<bool>
+    // at -O3 once this file is compiled together with its neighbours (unity build).
+    std::vector<uint8_t> has;
   };
   std::vector<Block> blocks;
   blocks.reserve(kBlocks);
@@ -126,9 +129,9 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
     const std::vector<uint32_t> drawn = WeightedSample(s.coupon_rows, candidates, &rng);
     v1::ScoreRequest head, last;
     Block block;
-    block.has.assign(s.coupons.size(), false);
+    block.has.assign(s.coupons.size(), 0);
     for (size_t i = 0; i < drawn.size(); ++i) {
-      block.has[drawn[i]] = true;
+      block.has[drawn[i]] = 1;
       (i + 1 < drawn.size() ? head : last).add_coupon_ids(s.coupons[drawn[i]]);
     }
     const std::string head_bytes = head.SerializeAsString();
@@ -154,7 +157,7 @@ absl::StatusOr<RequestSet> BuildRequests(const TianchiStream& s, size_t candidat
     }
     const Block& block = blocks[rng.Below(kBlocks)];
     const uint32_t coupon = s.row_coupon[row];
-    const bool in_block = block.has[coupon];
+    const bool in_block = block.has[coupon] != 0;
     if (!in_block) prefix.add_coupon_ids(s.coupons[coupon]);
     const std::string prefix_bytes = prefix.SerializeAsString();
     grpc::Slice slices[2] = {grpc::Slice(prefix_bytes.data(), prefix_bytes.size()),
