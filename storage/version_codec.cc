@@ -197,24 +197,31 @@ absl::Status VersionDataLoss(uint64_t version, absl::string_view what) {
   return absl::DataLossError(absl::StrCat("version ", version, ": ", what));
 }
 
+// Appends a user or coupon row's leading part (id, bias, `d` factors) read from `p`, which
+// it advances past them. Returns whether the bias and the factors are all finite.
+bool TakeFactorRow(absl::string_view id, uint32_t d, const char*& p, std::vector<std::string>* ids,
+                   std::vector<float>* bias, std::vector<float>* factors) {
+  const size_t base = factors->size();
+  ids->emplace_back(id);
+  bias->push_back(Take<float>(p));
+  factors->resize(base + d);
+  std::memcpy(factors->data() + base, p, sizeof(float) * d);
+  p += sizeof(float) * d;
+  return std::isfinite(bias->back()) && AllFinite(factors->data() + base, d);
+}
+
 absl::Status DecodeCouponRow(const core::ModelVersionInfo& info, int format, absl::string_view id,
                              absl::string_view value, core::ModelData* m, bool* any_predicted) {
-  const uint32_t d = info.dimension;
   const char* p = value.data();
-  const size_t base = m->coupon_factors.size();
-  m->coupon_ids.emplace_back(id);
-  m->coupon_bias.push_back(Take<float>(p));
-  m->coupon_factors.resize(base + d);
-  std::memcpy(m->coupon_factors.data() + base, p, sizeof(float) * d);
-  p += sizeof(float) * d;
+  const bool factors_finite =
+      TakeFactorRow(id, info.dimension, p, &m->coupon_ids, &m->coupon_bias, &m->coupon_factors);
   core::CouponAttributes a;
   a.face_value = Take<double>(p);
   a.valid_from_unix_seconds = Take<int64_t>(p);
   a.valid_until_unix_seconds = Take<int64_t>(p);
   a.stock = Take<int64_t>(p);
   m->coupon_attributes.push_back(a);
-  if (!std::isfinite(m->coupon_bias.back()) || !AllFinite(m->coupon_factors.data() + base, d) ||
-      !std::isfinite(a.face_value)) {
+  if (!factors_finite || !std::isfinite(a.face_value)) {
     return VersionDataLoss(info.version, absl::StrCat("coupon '", id, "': non-finite number"));
   }
   if (format >= 3) {  // format 3 added the predicted-from-attributes flag
@@ -322,15 +329,8 @@ absl::Status DecodeSegmentFeatures(const core::ModelVersionInfo& info, absl::str
 
 absl::Status DecodeUserRow(const core::ModelVersionInfo& info, int format, absl::string_view id,
                            absl::string_view value, core::ModelData* m, bool* any_segment) {
-  const uint32_t d = info.dimension;
   const char* p = value.data();
-  const size_t base = m->user_factors.size();
-  m->user_ids.emplace_back(id);
-  m->user_bias.push_back(Take<float>(p));
-  m->user_factors.resize(base + d);
-  std::memcpy(m->user_factors.data() + base, p, sizeof(float) * d);
-  p += sizeof(float) * d;
-  if (!std::isfinite(m->user_bias.back()) || !AllFinite(m->user_factors.data() + base, d)) {
+  if (!TakeFactorRow(id, info.dimension, p, &m->user_ids, &m->user_bias, &m->user_factors)) {
     return VersionDataLoss(info.version, absl::StrCat("user '", id, "': non-finite number"));
   }
   if (format >= 2) {  // format 2 added the segment index

@@ -147,10 +147,35 @@ class HostileClientTest : public ::testing::Test {
       reply.trailers.emplace(std::string(key.data(), key.size()),
                              std::string(value.data(), value.size()));
     }
-    cq.Shutdown();
-    while (cq.Next(&tag, &ok)) {
-    }
+    Drain(&cq);
     return reply;
+  }
+
+  // Starts a streaming raw Score call (30 s deadline) and waits until its headers are on the
+  // wire; the caller ends it and Finish()es it on `cq`. Null, with a test failure, when the
+  // start did not complete.
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> StartScoreCall(
+      grpc::ClientContext* context, grpc::CompletionQueue* cq) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+        stub_->PrepareCall(context, kScore, cq);
+    call->StartCall(reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq->Next(&tag, &ok) || !ok) {
+      ADD_FAILURE() << "the raw Score call did not start";
+      return nullptr;
+    }
+    return call;
+  }
+
+  // Shuts `cq` down and takes what is left in it (gRPC requires both before it is destroyed).
+  static void Drain(grpc::CompletionQueue* cq) {
+    cq->Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) {
+    }
   }
 
   Scrape WaitForValue(const std::string& series, double value) {
@@ -261,15 +286,11 @@ TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingT
 // A unary call whose client half-closes without sending a message.
 TEST_F(HostileClientTest, ACallWithoutAMessageIsInvalidArgument) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
   grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-      stub_->PrepareCall(&context, kScore, &cq);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = StartScoreCall(&context, &cq);
+  ASSERT_NE(call, nullptr);
   void* tag = nullptr;
   bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  ASSERT_TRUE(ok);
   call->WritesDone(reinterpret_cast<void*>(2));
   ASSERT_TRUE(cq.Next(&tag, &ok));
   grpc::Status status;
@@ -278,9 +299,7 @@ TEST_F(HostileClientTest, ACallWithoutAMessageIsInvalidArgument) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               HasSubstr("request body missing: the call ended without a coupond.v1.ScoreRequest"));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  Drain(&cq);
   const Scrape scrape = WaitForValue(Requests(kScore, "INVALID_ARGUMENT"), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "UNIMPLEMENTED")), -1);
 }
@@ -290,23 +309,17 @@ TEST_F(HostileClientTest, ACallWithoutAMessageIsInvalidArgument) {
 // handler answered to the missing message, which nobody received).
 TEST_F(HostileClientTest, AClientCancellationCountsAsCancelled) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
   grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-      stub_->PrepareCall(&context, kScore, &cq);
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = StartScoreCall(&context, &cq);
+  ASSERT_NE(call, nullptr);
   void* tag = nullptr;
   bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  ASSERT_TRUE(ok);
   context.TryCancel();
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(2));
   ASSERT_TRUE(cq.Next(&tag, &ok));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  Drain(&cq);
   const Scrape scrape = WaitForValue(Requests(kScore, "CANCELLED"), 1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "UNIMPLEMENTED")), -1);
   EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT")), -1);
