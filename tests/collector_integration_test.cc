@@ -220,7 +220,7 @@ v1::DecisionRecord WideRecord(const std::string& id, int n) {
 // old batch) were ~25 MB, over collectord's 4 MiB default limit: the batch came back
 // RESOURCE_EXHAUSTED, was retried forever, and every later decision was dropped. With the
 // logger's defaults, against collectord's defaults, every record arrives; two records too
-// large to send whole (100,000 candidates, ~5 MB) arrive truncated, counted.
+// large to send whole (120,000 candidates, ~4.7 MB) arrive truncated, counted.
 TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithDefaultLimits) {
   TempDir dir;
   auto collectord = StartCollectord(dir.Sub("db"), dir.Sub("port"));
@@ -246,7 +246,7 @@ TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithD
       sent.insert(r.decision_id());
       ASSERT_TRUE(logger->Log(std::move(r)));
       if (i == 100 || i == 300) {
-        v1::DecisionRecord huge = WideRecord(absl::StrCat("huge", i), 100'000);
+        v1::DecisionRecord huge = WideRecord(absl::StrCat("huge", i), 120'000);
         ASSERT_GT(huge.ByteSizeLong(), size_t{4} << 20);
         sent.insert(huge.decision_id());
         ASSERT_TRUE(logger->Log(std::move(huge)));
@@ -270,8 +270,8 @@ TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithD
     EXPECT_TRUE(stored.insert(d.decision_id()).second) << d.decision_id();
     if (d.decision_id().rfind("huge", 0) == 0) {
       ++truncated;
-      EXPECT_EQ(d.candidates_total(), 100'000u);
-      EXPECT_LT(d.candidates_size(), 100'000);
+      EXPECT_EQ(d.candidates_total(), 120'000u);
+      EXPECT_LT(d.candidates_size(), 120'000);
       EXPECT_GT(d.omitted_propensity(), 0.0);
       bool chosen_kept = false;
       for (const v1::DecisionCandidate& c : d.candidates()) chosen_kept |= c.coupon_id() == d.chosen_coupon_id();
