@@ -1,5 +1,6 @@
 #include "analysis/decision_log.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -73,6 +74,7 @@ std::optional<size_t> LoggedDecision::ChosenAction() const {
 double LoggedDecision::NothingPropensity() const {
   double sum = 0.0;
   for (const LoggedCandidate& c : candidates) sum += c.propensity;
+  sum += omitted_propensity;
   return sum >= 1.0 ? 0.0 : 1.0 - sum;
 }
 
@@ -121,9 +123,54 @@ absl::Status ValidateLoggedDecision(const LoggedDecision& d) {
     }
     sum += c.propensity;
   }
+  if (!(d.omitted_propensity >= 0.0 && d.omitted_propensity <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("omitted_propensity: ", d.omitted_propensity, " is not in [0, 1]"));
+  }
+  sum += d.omitted_propensity;
   if (sum > 1.0 + kPropensityTolerance) {
     return absl::InvalidArgumentError(
         absl::StrCat("candidates: propensities sum to ", sum, ", more than 1"));
+  }
+  if (d.candidates_total != 0 && d.candidates_total < d.candidates.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("candidates_total: ", d.candidates_total,
+                                                   " is below the ", d.candidates.size(),
+                                                   " candidates listed"));
+  }
+  if (d.max_slots < 1) return absl::InvalidArgumentError("max_slots: 0 is below 1");
+  if (d.slots.size() > d.max_slots) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slots: ", d.slots.size(), " coupons, more than max_slots ", d.max_slots));
+  }
+  for (size_t s = 0; s < d.slots.size(); ++s) {
+    const LoggedSlot& slot = d.slots[s];
+    COUPOND_RETURN_IF_ERROR(CheckCouponId(slot.coupon_id, absl::StrCat("slots[", s, "].coupon_id")));
+    if (!(slot.propensity > 0.0 && slot.propensity <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat("slots[", s, "].propensity: ",
+                                                     slot.propensity, " is not in (0, 1]"));
+    }
+    const bool listed = std::any_of(d.candidates.begin(), d.candidates.end(),
+                                    [&](const LoggedCandidate& c) { return c.coupon_id == slot.coupon_id; });
+    if (!listed) {
+      return absl::InvalidArgumentError(absl::StrCat("slots[", s, "].coupon_id: '", slot.coupon_id,
+                                                     "' is not among the candidates"));
+    }
+    for (size_t t = 0; t < s; ++t) {
+      if (d.slots[t].coupon_id == slot.coupon_id) {
+        return absl::InvalidArgumentError(absl::StrCat("slots[", s, "].coupon_id: '",
+                                                       slot.coupon_id, "' appears twice"));
+      }
+    }
+  }
+  if (!d.slots.empty() && d.slots[0].coupon_id != d.chosen_coupon_id) {
+    return absl::InvalidArgumentError(absl::StrCat("slots[0].coupon_id: '", d.slots[0].coupon_id,
+                                                   "' is not chosen_coupon_id '",
+                                                   d.chosen_coupon_id, "'"));
+  }
+  if (d.slate_propensity.has_value() &&
+      !(*d.slate_propensity > 0.0 && *d.slate_propensity <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slate_propensity: ", *d.slate_propensity, " is not in (0, 1]"));
   }
   const std::optional<size_t> chosen = d.ChosenAction();
   if (!chosen.has_value()) {
@@ -182,13 +229,30 @@ absl::Status AppendDecisionLogRow(const LoggedDecision& d, std::string* out) {
     AppendDouble(c.propensity, &candidates);
   }
   pipeline::AppendCsvField(candidates, &row);
+  // The optional columns, empty at their defaults.
+  row += ',';
+  std::string slots;
+  for (size_t s = 0; s < d.slots.size(); ++s) {
+    if (s > 0) slots += ';';
+    absl::StrAppend(&slots, d.slots[s].coupon_id, ":");
+    AppendDouble(d.slots[s].propensity, &slots);
+  }
+  pipeline::AppendCsvField(slots, &row);
+  row += ',';
+  if (d.slate_propensity.has_value()) AppendDouble(*d.slate_propensity, &row);
+  row += ',';
+  if (d.max_slots != 1) absl::StrAppend(&row, d.max_slots);
+  row += ',';
+  if (d.candidates_total != 0) absl::StrAppend(&row, d.candidates_total);
+  row += ',';
+  if (d.omitted_propensity != 0.0) AppendDouble(d.omitted_propensity, &row);
   row += '\n';
   out->append(row);
   return absl::OkStatus();
 }
 
 absl::Status WriteDecisionLog(const std::string& path, absl::Span<const LoggedDecision> decisions) {
-  std::string text = absl::StrCat(kDecisionLogHeader, "\n");
+  std::string text = absl::StrCat(kDecisionLogHeader, ",", kDecisionLogSlateHeader, "\n");
   for (size_t i = 0; i < decisions.size(); ++i) {
     if (absl::Status s = AppendDecisionLogRow(decisions[i], &text); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("decisions[", i, "]: ", s.message()));
@@ -239,6 +303,29 @@ absl::StatusOr<std::vector<LoggedCandidate>> ParseCandidates(absl::string_view t
   return out;
 }
 
+namespace {
+
+// A `slots` field: coupon_id:propensity entries, ';'-separated.
+absl::StatusOr<std::vector<LoggedSlot>> ParseSlots(absl::string_view text) {
+  std::vector<LoggedSlot> out;
+  if (text.empty()) return out;
+  for (absl::string_view entry : absl::StrSplit(text, ';')) {
+    const std::vector<absl::string_view> parts = absl::StrSplit(entry, ':');
+    const std::string field = absl::StrCat("slots[", out.size(), "]");
+    if (parts.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": '", entry, "' is not coupon_id:propensity"));
+    }
+    LoggedSlot slot;
+    slot.coupon_id = std::string(parts[0]);
+    COUPOND_RETURN_IF_ERROR(ParseDouble(parts[1], field + ".propensity", &slot.propensity));
+    out.push_back(std::move(slot));
+  }
+  return out;
+}
+
+}  // namespace
+
 DecisionLogReader::DecisionLogReader(std::unique_ptr<pipeline::CsvReader> csv)
     : csv_(std::move(csv)) {}
 DecisionLogReader::~DecisionLogReader() = default;
@@ -280,6 +367,10 @@ absl::Status DecisionLogReader::FindColumns() {
   for (size_t c = 0; c < kNumColumns; ++c) {
     COUPOND_ASSIGN_OR_RETURN(size_t index, csv_->RequireColumn(kColumnNames[c]));
     columns_.push_back(index);
+  }
+  optional_columns_.clear();
+  for (absl::string_view name : absl::StrSplit(kDecisionLogSlateHeader, ',')) {
+    optional_columns_.push_back(csv_->FindColumn(name));
   }
   return absl::OkStatus();
 }
@@ -333,6 +424,27 @@ absl::StatusOr<bool> DecisionLogReader::Next(LoggedDecision* d) {
       d->order_value = v;
     }
     COUPOND_ASSIGN_OR_RETURN(d->candidates, ParseCandidates(text(kCandidates)));
+    // The optional columns, in kDecisionLogSlateHeader's order; absent or empty: default.
+    auto optional = [&](size_t i) -> absl::string_view {
+      return optional_columns_[i].has_value() ? r.Text(*optional_columns_[i]) : absl::string_view();
+    };
+    COUPOND_ASSIGN_OR_RETURN(d->slots, ParseSlots(optional(0)));
+    if (!optional(1).empty()) {
+      double v = 0.0;
+      COUPOND_RETURN_IF_ERROR(ParseDouble(optional(1), "slate_propensity", &v));
+      d->slate_propensity = v;
+    }
+    if (!optional(2).empty() && !absl::SimpleAtoi(optional(2), &d->max_slots)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_slots: '", optional(2), "' is not an integer >= 1"));
+    }
+    if (!optional(3).empty() && !absl::SimpleAtoi(optional(3), &d->candidates_total)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("candidates_total: '", optional(3), "' is not an integer >= 0"));
+    }
+    if (!optional(4).empty()) {
+      COUPOND_RETURN_IF_ERROR(ParseDouble(optional(4), "omitted_propensity", &d->omitted_propensity));
+    }
     return ValidateLoggedDecision(*d);
   };
   if (absl::Status s = parse(); !s.ok()) return error(s.message());

@@ -29,6 +29,18 @@
 //                     that coupon, in [0, 1]); empty when no coupon was eligible. The
 //                     propensity of "nothing" is 1 - the sum of the candidates' propensities.
 //
+// Then five optional columns (kDecisionLogSlateHeader; a log without them, or an empty
+// field, reads as the default), for decisions that give several coupons (a slate) and for
+// records the scorer's logger truncated (collector/decision_logger.h):
+//
+//   slots               every coupon given, in order, ';'-separated, each coupon_id:propensity
+//                       (the probability of that slot given the earlier ones, in (0, 1]);
+//                       slots[0] is chosen_coupon_id. Default: not recorded
+//   slate_propensity    the probability of the whole slate, in (0, 1]. Default: propensity
+//   max_slots           the campaign's max_coupons_per_user, >= 1. Default 1
+//   candidates_total    when `candidates` was truncated, the full count. Default: complete
+//   omitted_propensity  the left-out candidates' propensity sum, in [0, 1]. Default 0
+//
 // Consistency rules (checked on write and on read): the candidates' coupon ids are non-empty,
 // unique, and contain no ':' or ';'; their propensities sum to at most 1 (+1e-6); a chosen
 // coupon is among the candidates and `propensity` equals its candidate propensity, and for
@@ -62,6 +74,10 @@ inline constexpr char kDecisionLogHeader[] =
     "decision_id,unix_seconds,user_key,campaign_id,arm,model_version,prices_sequence,"
     "chosen_coupon_id,propensity,redeemed,order_value,candidates";
 
+// The optional columns, after kDecisionLogHeader's, that writers add (see above).
+inline constexpr char kDecisionLogSlateHeader[] =
+    "slots,slate_propensity,max_slots,candidates_total,omitted_propensity";
+
 // How far a logged propensity may be from what the candidate list implies.
 inline constexpr double kPropensityTolerance = 1e-6;
 
@@ -70,6 +86,11 @@ struct LoggedCandidate {
   double probability = 0.0;  // p: the model's redemption probability
   double score = 0.0;        // p (w - lambda c) - mu at the prices used
   double propensity = 0.0;   // logging probability of choosing this coupon
+};
+
+struct LoggedSlot {
+  std::string coupon_id;
+  double propensity = 1.0;  // given the slots before it
 };
 
 struct LoggedDecision {
@@ -85,11 +106,20 @@ struct LoggedDecision {
   std::optional<bool> redeemed;  // nullopt: no outcome reported
   std::optional<double> order_value;
   std::vector<LoggedCandidate> candidates;
+  // Slates and truncation (the optional columns). Empty: not recorded.
+  std::vector<LoggedSlot> slots;
+  std::optional<double> slate_propensity;  // nullopt: as `propensity`
+  uint32_t max_slots = 1;
+  size_t candidates_total = 0;      // 0: `candidates` is complete
+  double omitted_propensity = 0.0;  // propensity of the candidates left out
+
+  // Whether the candidate list was truncated (the target policy cannot be computed).
+  bool truncated() const { return candidates_total > candidates.size(); }
 
   // Index of the chosen action among candidates, candidates.size() for "nothing", or
   // nullopt when the chosen id is not a candidate (an invalid decision).
   std::optional<size_t> ChosenAction() const;
-  // 1 - sum of the candidates' propensities, clamped at 0.
+  // 1 - sum of the candidates' propensities - omitted_propensity, clamped at 0.
   double NothingPropensity() const;
 };
 
@@ -132,6 +162,8 @@ class DecisionLogReader {
 
   std::unique_ptr<pipeline::CsvReader> csv_;
   std::vector<size_t> columns_;  // index in the file of each of the 12 fields
+  // Index of each optional column (kDecisionLogSlateHeader's order), nullopt when absent.
+  std::vector<std::optional<size_t>> optional_columns_;
   size_t line_ = 0;
 };
 

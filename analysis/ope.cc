@@ -164,6 +164,19 @@ class Accumulator {
       ++result_.skipped_other_arm;
       return absl::OkStatus();
     }
+    if (d.max_slots > 1 || d.slots.size() > 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "max_slots: ", d.max_slots, ", ", d.slots.size(),
+          " coupons given: a slate decision (its campaign gives up to ", d.max_slots,
+          " coupons per user). Off-policy evaluation refuses slates: the decision's one reward "
+          "is earned by the whole slate, and these estimators weigh one action per decision, "
+          "which would bias them. Evaluate campaigns with max_coupons_per_user = 1, or restrict "
+          "the log (--arm) to arms that give one coupon"));
+    }
+    if (d.truncated()) {
+      ++result_.skipped_truncated;
+      return absl::OkStatus();
+    }
     std::optional<double> reward = Reward(d, options_.reward);
     if (!reward.has_value()) {
       if (options_.missing_outcome == MissingOutcome::kDrop) {
@@ -208,7 +221,8 @@ class Accumulator {
     if (out.used < 2) {
       return absl::FailedPreconditionError(
           absl::StrCat("only ", out.used, " of ", out.rows, " decisions are usable (",
-                       out.skipped_other_arm, " in other arms, ", out.dropped_missing_outcome,
+                       out.skipped_other_arm, " in other arms, ", out.skipped_truncated,
+                       " truncated, ", out.dropped_missing_outcome,
                        " without an outcome); an interval needs at least 2"));
     }
     const double n = static_cast<double>(out.used);
@@ -267,8 +281,8 @@ absl::StatusOr<OpeResult> EvaluateOffPolicy(absl::Span<const LoggedDecision> dec
   Accumulator acc(options, order_value.mean());
   for (size_t i = 0; i < decisions.size(); ++i) {
     if (absl::Status s = acc.Add(decisions[i]); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("decisions[", i, "] ('", decisions[i].decision_id, "'): ", s.message()));
+      return absl::Status(s.code(), absl::StrCat("decisions[", i, "] ('", decisions[i].decision_id,
+                                                 "'): ", s.message()));
     }
   }
   return acc.Finish();
@@ -296,8 +310,8 @@ absl::StatusOr<OpeResult> EvaluateDecisionLog(const std::string& path, const Ope
     COUPOND_ASSIGN_OR_RETURN(bool more, reader->Next(&d));
     if (!more) break;
     if (absl::Status s = acc.Add(d); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(reader->name(), ":", reader->line(), ": ", s.message()));
+      return absl::Status(s.code(),
+                          absl::StrCat(reader->name(), ":", reader->line(), ": ", s.message()));
     }
   }
   return acc.Finish();

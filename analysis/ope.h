@@ -37,6 +37,19 @@
 // (OpeOptions::arm) when the log mixes arms.
 //
 // Duplicate decision ids are an error (a double-counted export would bias everything).
+//
+// Slates are refused: a decision of a campaign that may give several coupons (max_slots > 1)
+// is an error (FailedPrecondition naming the decision). Its one reward (redeemed, order
+// value) is earned by the whole slate, while these estimators weigh one action per
+// decision: weighting by the first slot's propensity, or evaluating a one-coupon target on
+// a slate, would be biased, and an unbiased slate estimator needs the target's probability
+// of every logged slate, which the one-action target policies here do not define.
+//
+// Truncated decisions (the logger cut their candidate list to fit the collector's message
+// limit; LoggedDecision::truncated) are left out and counted (skipped_truncated): the target
+// policy's probabilities need every candidate's score. The estimates then cover the other
+// decisions only: still unbiased for them, as a restriction on the decision's context (its
+// candidate count), but not for the whole log.
 
 #include <cstddef>
 #include <string>
@@ -112,6 +125,7 @@ struct OpeResult {
   size_t rows = 0;  // decisions read
   size_t used = 0;  // n: decisions in the estimates
   size_t skipped_other_arm = 0;
+  size_t skipped_truncated = 0;  // candidate list truncated by the logger
   size_t dropped_missing_outcome = 0;  // MissingOutcome::kDrop
   size_t zeroed_missing_outcome = 0;   // MissingOutcome::kZero
   // Order value reward: the mean order value of the redeemed rows used (the reward model's
@@ -139,7 +153,7 @@ struct OpeResult {
 
 // Evaluates options.target on `decisions`. InvalidArgument on invalid options, an invalid
 // decision ("decisions[i] ('id'): field: why"), a repeated decision_id; FailedPrecondition
-// when fewer than 2 decisions remain (no interval).
+// on a slate decision (see above) and when fewer than 2 decisions remain (no interval).
 absl::StatusOr<OpeResult> EvaluateOffPolicy(absl::Span<const LoggedDecision> decisions,
                                             const OpeOptions& options);
 

@@ -49,6 +49,14 @@ analysis::LoggedDecision ToLogged(const v1::DecisionRecord& d, const v1::ReportO
   for (const v1::DecisionCandidate& c : d.candidates()) {
     out.candidates.push_back(analysis::LoggedCandidate{c.coupon_id(), c.probability(), c.score(), c.propensity()});
   }
+  for (const v1::DecisionSlot& slot : d.slots()) {
+    out.slots.push_back(analysis::LoggedSlot{slot.coupon_id(), slot.propensity()});
+  }
+  // 0: a record from before slates (one slot, its slate as likely as its coupon).
+  if (d.slate_propensity() != 0.0) out.slate_propensity = d.slate_propensity();
+  out.max_slots = std::max<uint32_t>(d.max_slots(), 1);
+  out.candidates_total = d.candidates_total();
+  out.omitted_propensity = d.omitted_propensity();
   return out;
 }
 
@@ -95,7 +103,7 @@ int Export(const ExportFlags& flags) {
   if (!flags.decisions_out.empty()) {
     decisions.open(flags.decisions_out, std::ios::binary | std::ios::trunc);
     if (!decisions) return Fail(absl::UnavailableError(absl::StrCat("cannot write ", flags.decisions_out)));
-    decisions << analysis::kDecisionLogHeader << '\n';
+    decisions << analysis::kDecisionLogHeader << ',' << analysis::kDecisionLogSlateHeader << '\n';
   }
   // Canonical logs (pipeline/logs.h); time as day numbers from --days_from. Each file's
   // columns: ours, or (appending) those of the file's existing header.
@@ -159,10 +167,16 @@ int Export(const ExportFlags& flags) {
     if (exposures.is_open() && !d.chosen_coupon_id().empty()) {
       // Only decisions that gave a coupon are exposures; "nothing" and the control arm teach
       // the factor model nothing about a coupon (they stay in the decision log for OPE).
-      ++exposed;
-      write_row(exposures, exposure_columns,
-                {{"user_id", d.user_key()}, {"coupon_id", d.chosen_coupon_id()},
-                 {"campaign_id", d.campaign_id()}, {"time", day(d.unix_micros() / 1000000)}});
+      // Every coupon of a slate was shown; a record from before slates has only chosen.
+      std::vector<std::string> shown;
+      for (const v1::DecisionSlot& slot : d.slots()) shown.push_back(slot.coupon_id());
+      if (shown.empty()) shown.push_back(d.chosen_coupon_id());
+      for (const std::string& coupon : shown) {
+        ++exposed;
+        write_row(exposures, exposure_columns,
+                  {{"user_id", d.user_key()}, {"coupon_id", coupon},
+                   {"campaign_id", d.campaign_id()}, {"time", day(d.unix_micros() / 1000000)}});
+      }
       if (o != nullptr && o->redeemed()) {
         ++redeemed;
         write_row(redemptions, redemption_columns,

@@ -50,6 +50,8 @@ int Ope(const OpeFlags& flags) {
   std::printf("  %zu decisions read, %zu used", r->rows, r->used);
   if (!options.arm.empty())
     std::printf(", %zu in other arms than '%s'", r->skipped_other_arm, options.arm.c_str());
+  if (r->skipped_truncated > 0)
+    std::printf(", %zu left out (candidate list truncated by the logger)", r->skipped_truncated);
   if (r->dropped_missing_outcome > 0)
     std::printf(", %zu dropped (no outcome)", r->dropped_missing_outcome);
   if (r->zeroed_missing_outcome > 0)

@@ -84,8 +84,40 @@ absl::Status ValidateDecisionRecord(const v1::DecisionRecord& record, const std:
     }
     total += c.propensity();
   }
+  if (!Probability(record.omitted_propensity())) {
+    return Invalid(prefix + "omitted_propensity",
+                   absl::StrCat(record.omitted_propensity(), " is not in [0, 1]"));
+  }
+  total += record.omitted_propensity();
   if (total > 1.0 + 1e-9) {
     return Invalid(prefix + "candidates", absl::StrCat("propensities sum to ", total, " > 1"));
+  }
+  if (record.candidates_total() != 0 &&
+      record.candidates_total() < static_cast<uint32_t>(record.candidates_size())) {
+    return Invalid(prefix + "candidates_total",
+                   absl::StrCat(record.candidates_total(), " is below the ",
+                                record.candidates_size(), " candidates listed"));
+  }
+  for (int i = 0; i < record.slots_size(); ++i) {
+    const v1::DecisionSlot& slot = record.slots(i);
+    const std::string field = absl::StrCat(prefix, "slots[", i, "].");
+    COUPOND_RETURN_IF_ERROR(CheckId(field + "coupon_id", slot.coupon_id()));
+    if (!Probability(slot.propensity()) || slot.propensity() == 0.0) {
+      return Invalid(field + "propensity", absl::StrCat(slot.propensity(), " is not in (0, 1]"));
+    }
+  }
+  if (record.slots_size() > 0 && record.slots(0).coupon_id() != record.chosen_coupon_id()) {
+    return Invalid(prefix + "slots[0].coupon_id",
+                   absl::StrCat("'", record.slots(0).coupon_id(), "' is not chosen_coupon_id '",
+                                record.chosen_coupon_id(), "'"));
+  }
+  if (record.max_slots() != 0 && static_cast<uint32_t>(record.slots_size()) > record.max_slots()) {
+    return Invalid(prefix + "slots", absl::StrCat(record.slots_size(), " slots, max_slots ",
+                                                  record.max_slots()));
+  }
+  if (record.slate_propensity() != 0.0 && !Probability(record.slate_propensity())) {
+    return Invalid(prefix + "slate_propensity",
+                   absl::StrCat(record.slate_propensity(), " is not in (0, 1]"));
   }
   return absl::OkStatus();
 }

@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "collector/decision_logger.h"
 #include "core/user_key.h"
 #include "edge/port_file.h"
 #include "edge/raw_call.h"
@@ -36,8 +37,13 @@ ABSL_FLAG(std::string, collector, "", "Log decisions to the collectord at host:p
 ABSL_FLAG(bool, collector_sync, true,
           "--collector_db: fsync the write-ahead log before acknowledging (survives power loss; "
           "false: survives a killed process only).");
-ABSL_FLAG(uint64_t, decision_queue, 100000,
-          "Decision records held while the collector is slow or down; more are dropped and counted.");
+ABSL_FLAG(uint64_t, decision_queue_bytes, uint64_t{64} << 20,
+          "Serialized bytes of decision records held while the collector is slow or down; "
+          "more are dropped and counted (cause queue_full_bytes).");
+ABSL_FLAG(uint64_t, decision_batch_bytes, coupond::collector::kDefaultMaxBatchBytes,
+          "Most bytes of one batch of decision records sent to the collector; keep it below "
+          "the collector's message limit (collectord's: 4 MiB). A record larger than this "
+          "alone is sent with its candidate list truncated.");
 ABSL_FLAG(std::string, user_id_key_file, "",
           "Key every incoming user id with the secret in this file (HMAC-SHA256; core/user_key.h) "
           "before lookup and logging; the store must be published with the same file.");
@@ -110,7 +116,8 @@ int Run() {
   options.collector_db = absl::GetFlag(FLAGS_collector_db);
   options.collector.sync = absl::GetFlag(FLAGS_collector_sync);
   options.collector_address = absl::GetFlag(FLAGS_collector);
-  options.decision_log.queue_capacity = absl::GetFlag(FLAGS_decision_queue);
+  options.decision_log.queue_bytes = absl::GetFlag(FLAGS_decision_queue_bytes);
+  options.decision_log.max_batch_bytes = absl::GetFlag(FLAGS_decision_batch_bytes);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);

@@ -310,6 +310,18 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     }
     if (!chosen.empty()) record.set_chosen_coupon_id(coupons[chosen[0].coupon].id);
     record.set_propensity(propensity);
+    // Every coupon given is its own slot. Greedy slates are certain (each slot and the
+    // slate have probability 1); a random arm and the exploration policies give one coupon,
+    // whose slate is as likely as the coupon.
+    const bool greedy = arm_policy == core::ExperimentArm::Policy::kModel &&
+                        policy->exploration.kind == core::ExplorationPolicy::Kind::kGreedy;
+    for (const core::CouponChoice& c : chosen) {
+      v1::DecisionSlot* slot = record.add_slots();
+      slot->set_coupon_id(coupons[c.coupon].id);
+      slot->set_propensity(greedy ? 1.0 : propensity);
+    }
+    record.set_slate_propensity(greedy ? 1.0 : propensity);
+    record.set_max_slots(static_cast<uint32_t>((*plan)->spec().max_coupons_per_user));
     response->set_decision_id(record.decision_id());
     decisions_->Log(std::move(record));
   }

@@ -102,12 +102,20 @@ absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelM
     gauges.push_back({Type::kCounter, "coupond_decision_log_written_total",
                       "Decision records acknowledged by the collector.",
                       counter(&collector::DecisionLogger::Counters::written)});
-    gauges.push_back({Type::kCounter, "coupond_decision_log_dropped_total",
-                      "Decision records dropped: queue full (collector slow or down) or "
-                      "abandoned at shutdown.",
-                      counter(&collector::DecisionLogger::Counters::dropped)});
+    gauges.push_back({Type::kCounter, "coupond_decision_log_truncated_total",
+                      "Decision records too large for one batch, queued with their candidate "
+                      "list truncated (delivered, not dropped).",
+                      counter(&collector::DecisionLogger::Counters::truncated)});
+    gauges.push_back({Type::kCounter, "coupond_decision_log_retries_total",
+                      "Batch writes that failed with a transient error and were retried.",
+                      counter(&collector::DecisionLogger::Counters::retries)});
+    gauges.push_back({Type::kGauge, "coupond_decision_log_queued_bytes",
+                      "Serialized bytes of the decision records waiting in the logger's queue "
+                      "(bounded by --decision_queue_bytes).",
+                      [decisions] { return static_cast<double>(decisions->counters().queued_bytes); }});
     gauges.push_back({Type::kCounter, "coupond_decision_log_write_failures_total",
-                      "Batch writes to the collector that failed (and were retried).",
+                      "Batch writes to the collector that failed, transient (retried) or not "
+                      "(the batch dropped, cause permanent_error).",
                       counter(&collector::DecisionLogger::Counters::write_failures)});
     gauges.push_back({Type::kGauge, "coupond_decision_log_queued",
                       "Decision records waiting in the logger's queue.",
@@ -124,6 +132,23 @@ absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelM
         return std::vector<edge::CallbackSample>{
             {{version == 0 ? std::string("none") : absl::StrCat(version)}, 1.0}};
       }));
+  if (decisions != nullptr) {
+    // One series per cause, present from the start (at 0) so that rate() sees the first drop.
+    COUPOND_RETURN_IF_ERROR(registry->AddCallback(
+        Type::kCounter, "coupond_decision_log_dropped_total",
+        "Decision records dropped, by cause: queue_full_bytes (the queue at "
+        "--decision_queue_bytes: collector slow or down), permanent_error (a batch the "
+        "collector refused for good), oversize (too large even with its candidates truncated), "
+        "shutdown (not delivered before the process stopped).",
+        {"cause"}, [decisions] {
+          const collector::DecisionLogger::Counters c = decisions->counters();
+          return std::vector<edge::CallbackSample>{
+              {{"queue_full_bytes"}, static_cast<double>(c.dropped_queue_full)},
+              {{"permanent_error"}, static_cast<double>(c.dropped_permanent_error)},
+              {{"oversize"}, static_cast<double>(c.dropped_oversize)},
+              {{"shutdown"}, static_cast<double>(c.dropped_shutdown)}};
+        }));
+  }
   for (Gauge& g : gauges) {
     absl::Status s = g.type == Type::kGauge
                          ? registry->AddGauge(g.name, g.help, std::move(g.value))

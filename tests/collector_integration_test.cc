@@ -20,6 +20,9 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "collector/collector_store.h"
+#include "collector/decision_logger.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
 #include "core/user_key.h"
 #include "client/collector_client.h"
 #include "client/coupond_client.h"
@@ -185,6 +188,165 @@ void LogDecisions(client::CollectorClient& collector, int n) {
     r->set_propensity(1.0);
   }
   ASSERT_OK(collector.LogDecisions(request).status());
+}
+
+// A decision record with `n` candidates, as coupond logs it for a softmax decision.
+v1::DecisionRecord WideRecord(const std::string& id, int n) {
+  v1::DecisionRecord r;
+  r.set_decision_id(id);
+  r.set_unix_micros(1'700'000'000'000'000);
+  r.set_user_key("u0000042");
+  r.set_campaign_id("wide");
+  r.set_policy("softmax:0.05");
+  r.set_model_version(1);
+  r.set_max_slots(1);
+  for (int j = 0; j < n; ++j) {
+    v1::DecisionCandidate* c = r.add_candidates();
+    c->set_coupon_id(absl::StrCat("c", 1'000'000 + j));
+    c->set_probability(0.01 + 0.9 * j / n);
+    c->set_score(0.001 * j);
+    c->set_propensity(0.9 / n);
+  }
+  r.set_chosen_coupon_id(r.candidates(n / 2).coupon_id());
+  r.set_propensity(0.9 / n);
+  v1::DecisionSlot* slot = r.add_slots();
+  slot->set_coupon_id(r.chosen_coupon_id());
+  slot->set_propensity(0.9 / n);
+  r.set_slate_propensity(0.9 / n);
+  return r;
+}
+
+// Issue 12, defect 1: with 1,000 candidates a decision record is ~50 KB, so 500 of them (the
+// old batch) were ~25 MB, over collectord's 4 MiB default limit: the batch came back
+// RESOURCE_EXHAUSTED, was retried forever, and every later decision was dropped. With the
+// logger's defaults, against collectord's defaults, every record arrives; two records too
+// large to send whole (120,000 candidates, ~4.7 MB) arrive truncated, counted.
+TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithDefaultLimits) {
+  TempDir dir;
+  auto collectord = StartCollectord(dir.Sub("db"), dir.Sub("port"));
+  ASSERT_TRUE(collectord->spawned());
+  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
+  ASSERT_GT(port, 0);
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  constexpr int kDecisions = 400;
+  std::set<std::string> sent;
+  collector::DecisionLogger::Counters counters;
+  {
+    ASSERT_OK_AND_ASSIGN(
+        auto logger,
+        collector::DecisionLogger::Create(
+            collector::NewGrpcSink(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()),
+                                   target, absl::Seconds(10)),
+            collector::DecisionLoggerOptions()));
+    const v1::DecisionRecord one = WideRecord("x", 1000);
+    ASSERT_GT(one.ByteSizeLong() * 500, size_t{4} << 20);  // the old batch would not fit
+    for (int i = 0; i < kDecisions; ++i) {
+      v1::DecisionRecord r = one;
+      r.set_decision_id(absl::StrCat("d", i));
+      sent.insert(r.decision_id());
+      ASSERT_TRUE(logger->Log(std::move(r)));
+      if (i == 100 || i == 300) {
+        v1::DecisionRecord huge = WideRecord(absl::StrCat("huge", i), 120'000);
+        ASSERT_GT(huge.ByteSizeLong(), size_t{4} << 20);
+        sent.insert(huge.decision_id());
+        ASSERT_TRUE(logger->Log(std::move(huge)));
+      }
+    }
+    ASSERT_TRUE(Eventually([&] { return logger->counters().written == sent.size(); }))
+        << "written " << logger->counters().written << " of " << sent.size();
+    counters = logger->counters();
+  }
+  EXPECT_EQ(counters.dropped(), 0u);
+  EXPECT_EQ(counters.truncated, 2u);
+  EXPECT_EQ(counters.write_failures, 0u);
+  EXPECT_LE(counters.max_queued_bytes, collector::DecisionLoggerOptions().queue_bytes);
+  EXPECT_EQ(collectord->StopWith(SIGTERM, absl::Seconds(20)), 0);
+
+  // Each exactly once; the huge ones truncated as documented.
+  ASSERT_OK_AND_ASSIGN(auto store, collector::CollectorStore::OpenForRead(dir.Sub("db")));
+  std::set<std::string> stored;
+  int truncated = 0;
+  ASSERT_OK(store->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest*) {
+    EXPECT_TRUE(stored.insert(d.decision_id()).second) << d.decision_id();
+    if (d.decision_id().rfind("huge", 0) == 0) {
+      ++truncated;
+      EXPECT_EQ(d.candidates_total(), 120'000u);
+      EXPECT_LT(d.candidates_size(), 120'000);
+      EXPECT_GT(d.omitted_propensity(), 0.0);
+      bool chosen_kept = false;
+      for (const v1::DecisionCandidate& c : d.candidates()) chosen_kept |= c.coupon_id() == d.chosen_coupon_id();
+      EXPECT_TRUE(chosen_kept);
+    } else {
+      EXPECT_EQ(d.candidates_size(), 1000);
+      EXPECT_EQ(d.candidates_total(), 0u);
+    }
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(stored, sent);
+  EXPECT_EQ(truncated, 2);
+}
+
+// Issue 12, defect 5: a greedy campaign giving up to 3 coupons logs every coupon given as
+// its own slot (in the response's order), each certain, and the slate's propensity.
+TEST(CollectorIntegrationTest, EveryCouponOfASlateIsLoggedAsItsOwnSlot) {
+  TempDir dir;
+  const core::ModelData model = TinyModel(20, 6, 8);
+  v1::Campaign campaign;
+  campaign.set_campaign_id("three");
+  campaign.set_budget(1000);
+  campaign.set_max_coupons_per_user(3);
+  for (const char* id : {"c1", "c2", "c3", "c4", "c5"}) campaign.add_coupons()->set_coupon_id(id);
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("store")));
+    ASSERT_OK(store->Publish(model).status());
+    ASSERT_OK_AND_ASSIGN(std::string payload,
+                         api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
+    ASSERT_OK(store->PublishCampaign("three", payload).status());
+  }
+  auto server = StartCoupond(dir.Sub("store"), dir.Sub("port"), "--collector_db=" + dir.Sub("collector"));
+  ASSERT_TRUE(server->spawned());
+  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
+  ASSERT_GT(port, 0);
+  ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
+  ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
+  ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_TRUE(Eventually([&] {
+    auto list = scorer->ListCampaigns();
+    return list.ok() && list->campaigns_size() == 1;
+  }));
+  std::map<std::string, std::vector<std::string>> given;  // decision id -> coupons
+  for (const std::string& user : model.user_ids) {
+    v1::DecideRequest request;
+    request.set_user_id(user);
+    request.set_campaign_id("three");
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse r, scorer->Decide(request));
+    ASSERT_EQ(r.chosen_size(), 3) << "every coupon has a positive score at zero prices";
+    for (const v1::CouponDecision& c : r.chosen()) given[r.decision_id()].push_back(c.coupon_id());
+  }
+  ASSERT_TRUE(Eventually([&] {
+    auto stats = collector->GetStats();
+    return stats.ok() && stats->decisions() == given.size();
+  }));
+  EXPECT_EQ(server->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  ASSERT_OK_AND_ASSIGN(auto store, collector::CollectorStore::OpenForRead(dir.Sub("collector")));
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest*) {
+    ++seen;
+    const std::vector<std::string>& coupons = given[d.decision_id()];
+    EXPECT_EQ(d.max_slots(), 3u);
+    EXPECT_EQ(d.policy(), "greedy");
+    EXPECT_EQ(d.slate_propensity(), 1.0);
+    EXPECT_EQ(d.chosen_coupon_id(), coupons.at(0));
+    EXPECT_EQ(d.candidates_size(), 5);
+    EXPECT_EQ(d.candidates_total(), 0u);
+    EXPECT_EQ(d.slots_size(), 3);
+    for (int s = 0; s < d.slots_size() && s < 3; ++s) {
+      EXPECT_EQ(d.slots(s).coupon_id(), coupons.at(static_cast<size_t>(s)));
+      EXPECT_EQ(d.slots(s).propensity(), 1.0);
+    }
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(seen, given.size());
 }
 
 TEST(CollectorIntegrationTest, AcknowledgedOutcomesSurviveSigkillOfTheCollector) {

@@ -34,6 +34,7 @@ namespace coupond::analysis {
 namespace {
 
 using ::coupond::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 // The simulated platform (tests/test_util/ope_simulation.h).
 using ::coupond::analysis::ope_sim::Context;
@@ -349,7 +350,8 @@ TEST(DecisionLogTest, WriterProducesTheDocumentedRow) {
   std::string out;
   ASSERT_OK(AppendDecisionLogRow(d, &out));
   EXPECT_EQ(out,
-            "d1,1700000000,u9,spring,model,4,2,c1,0.7,1,42.5,c1:0.25:0.1:0.7;c2:0.5:-0.05:0.1\n");
+            "d1,1700000000,u9,spring,model,4,2,c1,0.7,1,42.5,c1:0.25:0.1:0.7;c2:0.5:-0.05:0.1"
+            ",,,,,\n");  // the five optional columns, empty at their defaults
   d.candidates[1].coupon_id = "c:2";
   EXPECT_THAT(
       AppendDecisionLogRow(d, &out),
@@ -501,6 +503,134 @@ TEST(OpeTest, BadInputToTheEvaluator) {
   { std::ofstream out(dir.Sub("empty.csv")); }
   EXPECT_THAT(EvaluateDecisionLog(dir.Sub("empty.csv"), options),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace coupond::analysis
+
+namespace coupond::analysis {
+namespace {
+
+// A greedy slate decision of a campaign with max_coupons_per_user = 3: the three best of
+// five candidates, each slot certain.
+LoggedDecision SlateDecision(int i, bool redeemed) {
+  LoggedDecision d;
+  d.decision_id = absl::StrCat("s", i);
+  d.unix_seconds = 1700000000 + i;
+  d.arm = "model";
+  d.model_version = 1;
+  for (int j = 0; j < 5; ++j) {
+    d.candidates.push_back({absl::StrCat("c", j), 0.1 * (j + 1), 0.01 * (5 - j), j == 0 ? 1.0 : 0.0});
+  }
+  d.chosen_coupon_id = "c0";
+  d.propensity = 1.0;
+  d.slots = {{"c0", 1.0}, {"c1", 1.0}, {"c2", 1.0}};
+  d.slate_propensity = 1.0;
+  d.max_slots = 3;
+  d.redeemed = redeemed;
+  return d;
+}
+
+TEST(OpeSlateTest, ASlateLogIsRefusedWithTheReason) {
+  std::vector<LoggedDecision> log;
+  for (int i = 0; i < 40; ++i) log.push_back(SlateDecision(i, i % 3 == 0));
+  EXPECT_THAT(EvaluateOffPolicy(log, OpeOptions()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("decisions[0] ('s0'): max_slots: 3"),
+                             HasSubstr("refuses slates"),
+                             HasSubstr("earned by the whole slate"))));
+  // The same through a file, naming the line; the slate columns round-trip exactly.
+  coupond::testing::TempDir dir;
+  const std::string path = dir.Sub("slates.csv");
+  ASSERT_OK(WriteDecisionLog(path, log));
+  ASSERT_OK_AND_ASSIGN(std::vector<LoggedDecision> back, ReadDecisionLog(path));
+  ASSERT_EQ(back.size(), log.size());
+  EXPECT_EQ(back[0].max_slots, 3u);
+  ASSERT_EQ(back[0].slots.size(), 3u);
+  EXPECT_EQ(back[0].slots[2].coupon_id, "c2");
+  EXPECT_EQ(back[0].slate_propensity, 1.0);
+  EXPECT_THAT(EvaluateDecisionLog(path, OpeOptions()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("slates.csv:2: max_slots: 3"), HasSubstr("refuses slates"))));
+  // A campaign of max_slots 3 whose decision gave one coupon is still a slate policy.
+  log[0].slots.resize(1);
+  EXPECT_THAT(EvaluateOffPolicy(log, OpeOptions()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("1 coupons given")));
+}
+
+TEST(OpeSlateTest, TruncatedDecisionsAreLeftOutAndCounted) {
+  std::vector<LoggedDecision> log = SmallLog(5, Softmax(0.05), 200);
+  // Truncate one: drop its last non-chosen candidate, keeping its propensity as omitted.
+  LoggedDecision& t = log[0];
+  size_t drop = t.candidates.size() - 1;
+  if (t.candidates[drop].coupon_id == t.chosen_coupon_id) --drop;
+  t.omitted_propensity = t.candidates[drop].propensity;
+  t.candidates_total = t.candidates.size();
+  t.candidates.erase(t.candidates.begin() + static_cast<std::ptrdiff_t>(drop));
+  ASSERT_OK(ValidateLoggedDecision(t));  // "nothing" still has its propensity
+  ASSERT_TRUE(t.truncated());
+  ASSERT_OK_AND_ASSIGN(OpeResult r, EvaluateOffPolicy(log, OpeOptions()));
+  EXPECT_EQ(r.skipped_truncated, 1u);
+  EXPECT_EQ(r.used + r.skipped_truncated + r.dropped_missing_outcome, r.rows);
+}
+
+TEST(OpeSlateTest, BadSlateFieldsNameTheField) {
+  LoggedDecision d = SlateDecision(1, false);
+  ASSERT_OK(ValidateLoggedDecision(d));
+  auto check = [](LoggedDecision bad, const char* message) {
+    EXPECT_THAT(ValidateLoggedDecision(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message)))
+        << message;
+  };
+  LoggedDecision bad = d;
+  bad.slots[1].propensity = std::nan("");
+  check(bad, "slots[1].propensity: nan is not in (0, 1]");
+  bad = d;
+  bad.slots[2].coupon_id = "c9";
+  check(bad, "slots[2].coupon_id: 'c9' is not among the candidates");
+  bad = d;
+  bad.slots[2].coupon_id = "c1";
+  check(bad, "slots[2].coupon_id: 'c1' appears twice");
+  bad = d;
+  bad.max_slots = 2;
+  check(bad, "slots: 3 coupons, more than max_slots 2");
+  bad = d;
+  bad.max_slots = 0;
+  check(bad, "max_slots: 0 is below 1");
+  bad = d;
+  bad.slots[0].coupon_id = "c1";
+  bad.slots[1].coupon_id = "c0";
+  check(bad, "slots[0].coupon_id: 'c1' is not chosen_coupon_id 'c0'");
+  bad = d;
+  bad.slate_propensity = 0.0;
+  check(bad, "slate_propensity: 0 is not in (0, 1]");
+  bad = d;
+  bad.candidates_total = 2;
+  check(bad, "candidates_total: 2 is below the 5 candidates listed");
+  bad = d;
+  bad.omitted_propensity = 0.5;  // c0 already has 1
+  check(bad, "candidates: propensities sum to 1.5");
+  // The optional columns, read with the full header: bad text names the column.
+  auto read = [](const std::string& row) -> absl::Status {
+    auto input = std::make_unique<std::istringstream>(
+        absl::StrCat(kDecisionLogHeader, ",", kDecisionLogSlateHeader, "\n", row, "\n"));
+    auto reader = DecisionLogReader::FromStream(std::move(input), "log.csv");
+    if (!reader.ok()) return reader.status();
+    LoggedDecision scratch;
+    return (*reader)->Next(&scratch).status();
+  };
+  EXPECT_OK(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,x:1,1,2,,"));
+  EXPECT_OK(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,,,,,"));  // all defaults
+  EXPECT_THAT(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,x:1,1,two,,"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("log.csv:2: max_slots: 'two' is not an integer")));
+  EXPECT_THAT(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,x,1,1,,"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("slots[0]: 'x' is not coupon_id:propensity")));
+  EXPECT_THAT(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,x:1,nan,1,,"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("slate_propensity: nan")));
+  EXPECT_THAT(read("d1,5,u,c,a,1,2,x,1,1,,x:0.5:0.2:1,x:1,1,1,-3,"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("candidates_total: '-3'")));
 }
 
 }  // namespace
