@@ -27,8 +27,9 @@
 // number of consecutive examples of the order; in a round every shard runs serial lazy Adam
 // on its part: on its own users' id rows, which no other shard touches, and on its own
 // replicas of the rows all shards share (coupon id and feature rows, user feature rows, the
-// global bias). After each round the replicas are merged in shard order: each shared weight
-// moves by the mean change of the shards that touched its row. `threads` threads run the
+// global bias). After each round the replicas are merged in shard order: a shared row moves
+// by the sum of the shards' changes (as serial Adam applies every update), the global bias by
+// their mean (every shard corrects it fully; a sum would overshoot). `threads` threads run the
 // shards; which thread runs which shard changes nothing, so for a given seed and `shards`
 // the result is bit-identical across runs and across thread counts. With shards = 1 it is
 // plain serial Adam over the shuffled order (and threads beyond 1 only speed up the
