@@ -28,12 +28,13 @@
 // on its part: on its own users' id rows, which no other shard touches, and on its own
 // replicas of the rows all shards share (coupon id and feature rows, user feature rows, the
 // global bias). After each round the replicas are merged in shard order: a shared row moves
-// by the sum of the shards' changes (as serial Adam applies every update), the global bias by
-// their mean (every shard corrects it fully; a sum would overshoot). `threads` threads run the
+// by the mean change of the shards that moved it. `threads` threads run the
 // shards; which thread runs which shard changes nothing, so for a given seed and `shards`
 // the result is bit-identical across runs and across thread counts. With shards = 1 it is
 // plain serial Adam over the shuffled order (and threads beyond 1 only speed up the
-// validation predictions). Why not Hogwild (lock-free racing updates, as LightFM does): its
+// validation predictions). The default is 1 shard: more shards slow the learning of the
+// shared rows (the mean merge), and the faster sum merge diverged on dunnhumby's rare
+// positives; see MergeReplicas in lmf_trainer.cc and bench/RESULTS-train.md. Why not Hogwild (lock-free racing updates, as LightFM does): its
 // result depends on thread scheduling, so identical runs gave different models.
 //
 // Early stopping: after each epoch the model is evaluated on the validation examples; the
@@ -79,8 +80,9 @@ struct LmfTrainerOptions {
   uint64_t seed = 42;
   // Data shards trained in parallel (see "Threads" above), 1..256. The result depends on it
   // (not on `threads`); more shards allow more threads but make the shared rows (coupons,
-  // features, global bias) learn from staler replicas. Default 4.
-  int shards = 4;
+  // features, global bias) learn more slowly, from merged replicas. Default 1 (serial: the
+  // quality every figure of the project was measured with).
+  int shards = 1;
   // Threads that run the shards (at most `shards` are used for training) and the validation
   // predictions. 0 (the default) means std::thread::hardware_concurrency(). Does not change
   // the result. >= 0.

@@ -152,7 +152,7 @@ void ExpectSameModel(const LmfTrainResult& a, const LmfTrainResult& b) {
   }
 }
 
-// The default options (every core, the default shards) give the same bytes on every run;
+// The default options (every core, the default one shard) give the same bytes on every run;
 // another seed gives another model.
 TEST_F(LmfTrainerTest, DefaultRunsAreByteIdentical) {
   const Split s = SplitByIndex(set_->data.examples.size());
