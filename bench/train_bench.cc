@@ -1,4 +1,5 @@
-// LMF training throughput (samples per second, d = 32) with 1 and 2 threads, beside a named
+// LMF training throughput (samples per second, d = 32): serial (one shard, the default), and
+// 4 shards on 1 and 2 threads (the same model either way: lmf_trainer.h), beside a named
 // baseline measured in the same run on the same examples: one forward-only scoring pass
 // (materialised factors, dot + sigmoid per example, one thread), i.e. the cheapest thing
 // that touches every example once. Training does that forward pass plus lazy-Adam updates of
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -47,7 +49,7 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "LMF training throughput (d = 32, 1 and 2 threads) beside a forward-only scoring pass over "
+      "LMF training throughput (d = 32; 1 shard; 4 shards on 1 and 2 threads) beside a forward-only scoring pass over "
       "the same synthetic examples.");
   absl::ParseCommandLine(argc, argv);
   coupond::learn::SyntheticTrainingOptions so;
@@ -119,7 +121,8 @@ int main(int argc, char** argv) {
   std::printf("%-40s %12.0f samples/s  (1.00x)\n", "baseline: forward-only scoring, 1 thread",
               base);
 
-  for (int threads : {1, 2}) {
+  for (auto [shards, threads] : {std::pair{1, 1}, std::pair{4, 1}, std::pair{4, 2}}) {
+    o.shards = shards;
     o.threads = threads;
     std::vector<double> rates;
     for (int r = 0; r < reps; ++r) {
@@ -134,8 +137,9 @@ int main(int argc, char** argv) {
       rates.push_back(2.0 * static_cast<double>(n) / (elapsed[2] - elapsed[0]));
     }
     const double rate = Median(rates);
-    std::printf("train (Adam, lazy rows), %d thread%s      %12.0f samples/s  (%.2fx baseline)\n",
-                threads, threads == 1 ? " " : "s", rate, rate / base);
+    std::printf("train (Adam, lazy rows), %d shard%s, %d thread%s %12.0f samples/s  (%.2fx baseline)\n",
+                shards, shards == 1 ? " " : "s", threads, threads == 1 ? " " : "s", rate,
+                rate / base);
   }
   std::printf("check: train AUC after 3 epochs (1 thread) = %.4f\n", auc.ok() ? *auc : 0.0);
   return auc.ok() && *auc > 0.6 ? 0 : 1;

@@ -57,7 +57,7 @@ ABSL_FLAG(std::string, quarantine, "", "ingest, pipeline: write quarantined log 
 ABSL_FLAG(std::string, report, "", "pipeline: write the report here (.md with inline SVG, or .html).");
 ABSL_FLAG(std::string, truth, "", "pipeline, evaluate: factor files of the true model (default: <logs>/truth when present).");
 ABSL_FLAG(int, cv_folds, 0, "train, pipeline: choose hyperparameters by k-fold cross-validation over the training period (k >= 2; 0: on the validation period).");
-ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core; 1: bit-reproducible).");
+ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core); the results do not depend on it.");
 ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
 ABSL_FLAG(int, coupons_per_day, 8, "simulate: distinct coupons shown to each active user per day.");
 ABSL_FLAG(int, dirty_rows, 0, "simulate: deliberately bad log rows to append (they end in the quarantine).");

@@ -93,10 +93,13 @@ void PrintResult(const pipeline::PipelineResult& r) {
               r.test_cutoff_day);
   std::fputs(pipeline::SummaryLines(r).c_str(), stdout);
   if (r.published.has_value()) {
-    std::printf("published version %llu (%llu users, %llu coupons, d = %u)\n",
+    // The checksum covers every data key and value of the version: equal checksums mean
+    // equal published bytes (runs are deterministic, so reruns print the same one).
+    std::printf("published version %llu (%llu users, %llu coupons, d = %u, checksum %016llx)\n",
                 static_cast<unsigned long long>(r.published->version),
                 static_cast<unsigned long long>(r.published->num_users),
-                static_cast<unsigned long long>(r.published->num_coupons), r.published->dimension);
+                static_cast<unsigned long long>(r.published->num_coupons), r.published->dimension,
+                static_cast<unsigned long long>(r.published->checksum));
   }
 }
 

@@ -23,7 +23,7 @@ struct PipelineFlags {
   std::string truth;       // factor files of the true model ("": <logs>/truth when present)
   uint64_t version = 0;    // evaluate: the version (0: newest)
   uint64_t seed = 42;
-  int threads = 0;         // 0: every core; 1: bit-reproducible
+  int threads = 0;         // 0: every core; results do not depend on it
   // 0: choose hyperparameters on the validation period (default); k >= 2: by k-fold
   // cross-validation over the training period, folds by (user, coupon) pair.
   int cv_folds = 0;

@@ -16,8 +16,8 @@
 // biased by the epoch choice. The grid point with the lowest mean held-out log loss wins
 // (the trainer's criterion too; see lmf_trainer.h).
 //
-// Deterministic: the folds depend only on the seed; with base.threads = 1 the whole result is
-// bit-identical for equal inputs.
+// Deterministic: the folds depend only on the seed, and the trainer's result does not depend
+// on its threads, so the whole result is bit-identical for equal inputs.
 
 #include <cstdint>
 #include <functional>

@@ -21,16 +21,21 @@
 // This is the standard "lazy Adam" approximation (TF LazyAdam, PyTorch SparseAdam); dense
 // exact Adam would cost O(parameters) per example.
 //
-// Threads: Hogwild (Niu et al. 2011), as LightFM does. Each epoch shuffles the training
-// examples with the seeded generator and cuts the order into `threads` contiguous shards; each
-// thread runs Adam on its shard, reading and writing the shared parameter rows without locks.
-// Concurrent updates of the same row can interleave (a lost or mixed update); with sparse
-// gradients such collisions are rare and Hogwild converges as serial SGD does, without the
-// synchronisation and reduction cost of sharded gradient accumulation, which at d = 32 would
-// cost as much as the gradient itself. These races are deliberate, on plain floats, and confined
-// to the parameter arrays. The global bias, which every example touches, is not shared: each
-// thread updates its own copy, and the copies are averaged at the end of the epoch.
-// With threads = 1 the result is bit-identical for a given seed; with more, runs differ slightly.
+// Threads: deterministic data parallelism with fixed shards and an ordered reduction. Each
+// epoch shuffles the training examples with the seeded generator and deals them, in that
+// order, to `shards` shards by user (user index % shards). The epoch runs in rounds of a fixed
+// number of consecutive examples of the order; in a round every shard runs serial lazy Adam
+// on its part: on its own users' id rows, which no other shard touches, and on its own
+// replicas of the rows all shards share (coupon id and feature rows, user feature rows, the
+// global bias). After each round the replicas are merged in shard order: a shared row moves
+// by the mean change of the shards that moved it. `threads` threads run the
+// shards; which thread runs which shard changes nothing, so for a given seed and `shards`
+// the result is bit-identical across runs and across thread counts. With shards = 1 it is
+// plain serial Adam over the shuffled order (and threads beyond 1 only speed up the
+// validation predictions). The default is 1 shard: more shards slow the learning of the
+// shared rows (the mean merge), and the faster sum merge diverged on dunnhumby's rare
+// positives; see MergeReplicas in lmf_trainer.cc and bench/RESULTS-train.md. Why not Hogwild (lock-free racing updates, as LightFM does): its
+// result depends on thread scheduling, so identical runs gave different models.
 //
 // Early stopping: after each epoch the model is evaluated on the validation examples; the
 // parameters of the epoch with the lowest validation LOG LOSS are kept (log loss, not AUC,
@@ -73,8 +78,14 @@ struct LmfTrainerOptions {
   int early_stopping_patience = 3;
   // Seed of the initialisation and of the per-epoch shuffles. Default 42.
   uint64_t seed = 42;
-  // Worker threads. 0 (the default) means std::thread::hardware_concurrency(). 1 gives
-  // bit-identical results for a given seed; more use Hogwild (see above). >= 0.
+  // Data shards trained in parallel (see "Threads" above), 1..256. The result depends on it
+  // (not on `threads`); more shards allow more threads but make the shared rows (coupons,
+  // features, global bias) learn more slowly, from merged replicas. Default 1 (serial: the
+  // quality every figure of the project was measured with).
+  int shards = 1;
+  // Threads that run the shards (at most `shards` are used for training) and the validation
+  // predictions. 0 (the default) means std::thread::hardware_concurrency(). Does not change
+  // the result. >= 0.
   int threads = 0;
   // Whether each user/coupon has its own id embedding and bias, and whether its categorical
   // features have embeddings and biases. At least one must be true. Defaults: both true.

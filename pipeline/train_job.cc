@@ -176,6 +176,7 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   md["train.l2_biases"] = Fmt(t.l2_biases);
   md["train.epochs"] = absl::StrCat(r.final_epochs);
   md["train.seed"] = absl::StrCat(o.seed);
+  md["train.shards"] = absl::StrCat(t.shards);
   md["train.selection"] =
       o.selection == SelectionMethod::kTimeValidation ? "time_validation" : "pair_folds";
   md["train.refit_on_training_period"] = o.refit_on_training_period ? "true" : "false";

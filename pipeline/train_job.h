@@ -52,7 +52,9 @@
 // examples: no step sees them and the published model does not know them (a hold-out of
 // whole users, e.g. to evaluate user cold start on them).
 // Every choice (hyperparameters, epochs, segments, baselines) uses training-period data
-// only. Deterministic for a seed when trainer threads == 1.
+// only. Deterministic: equal inputs and options give the same model, report figures and
+// published bytes on every run and for every `threads` (the trainer's fixed shards,
+// learn/lmf_trainer.h; k-means and every other step are single-threaded and seeded).
 //
 // Thread-compatible; the trainer uses `threads` threads (0 = all cores).
 
@@ -150,7 +152,7 @@ struct PipelineOptions {
   std::shared_ptr<const core::UserKeyer> user_keyer;
 
   uint64_t seed = 42;            // trainer, k-means. Default 42.
-  int threads = 0;               // trainer threads; 0 = all cores, 1 = bit-reproducible.
+  int threads = 0;               // trainer threads; 0 = all cores. Does not change results.
 
   static learn::LmfTrainerOptions DefaultTrainerOptions() {
     learn::LmfTrainerOptions o;

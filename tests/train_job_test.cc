@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -250,18 +251,47 @@ TEST(TrainJobTest, WithoutSegmentationPublishesNoSegments) {
   EXPECT_TRUE(back.user_segment.empty());
 }
 
-TEST(TrainJobTest, DeterministicWithOneThread) {
+template <typename T>
+bool SameBytes(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// Default threads (every core): two runs publish the same bytes and report the same
+// figures, and so does a run on one thread.
+TEST(TrainJobTest, DeterministicByDefault) {
   coupond::testing::TempDir dir;
   ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(SmallSimulation(), dir.Sub("logs")));
   PipelineOptions o = OptionsFor(sim);
   MakeSmall(&o);
+  o.threads = PipelineOptions{}.threads;
   ASSERT_OK_AND_ASSIGN(PipelineResult a, RunPipeline(o));
+  o.store_path = dir.Sub("store");
   ASSERT_OK_AND_ASSIGN(PipelineResult b, RunPipeline(o));
-  EXPECT_EQ(a.model.user_factors, b.model.user_factors);
-  EXPECT_EQ(a.model.coupon_bias, b.model.coupon_bias);
-  EXPECT_EQ(a.evaluations[0].auc, b.evaluations[0].auc);
-  EXPECT_EQ(a.evaluations[0].log_loss, b.evaluations[0].log_loss);
-  EXPECT_EQ(a.chosen, b.chosen);
+  // Its own store: the checksum covers the keys, which hold the version number.
+  o.store_path = dir.Sub("store_one_thread");
+  o.threads = 1;
+  ASSERT_OK_AND_ASSIGN(PipelineResult c, RunPipeline(o));
+  for (const PipelineResult* other : {&b, &c}) {
+    EXPECT_TRUE(SameBytes(a.model.user_factors, other->model.user_factors));
+    EXPECT_TRUE(SameBytes(a.model.user_bias, other->model.user_bias));
+    EXPECT_TRUE(SameBytes(a.model.coupon_factors, other->model.coupon_factors));
+    EXPECT_TRUE(SameBytes(a.model.coupon_bias, other->model.coupon_bias));
+    EXPECT_EQ(a.model.global_bias, other->model.global_bias);
+    EXPECT_EQ(a.model.metadata, other->model.metadata);
+    EXPECT_EQ(a.chosen, other->chosen);
+    ASSERT_EQ(a.grid.size(), other->grid.size());
+    for (size_t k = 0; k < a.grid.size(); ++k) {
+      EXPECT_EQ(a.grid[k].validation_log_loss, other->grid[k].validation_log_loss);
+    }
+    ASSERT_EQ(a.evaluations.size(), other->evaluations.size());
+    for (size_t k = 0; k < a.evaluations.size(); ++k) {
+      EXPECT_EQ(a.evaluations[k].auc, other->evaluations[k].auc) << a.evaluations[k].name;
+      EXPECT_EQ(a.evaluations[k].log_loss, other->evaluations[k].log_loss);
+    }
+  }
+  ASSERT_TRUE(b.published.has_value() && c.published.has_value());
+  EXPECT_EQ(c.published->version, b.published->version);
+  EXPECT_EQ(b.published->checksum, c.published->checksum) << "the same data bytes";
 }
 
 TEST(TrainJobTest, TrainedAucIsCloseToTheTruthsAuc) {
