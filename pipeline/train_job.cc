@@ -162,15 +162,22 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
     r->test_examples_unseen_user += seen_user[data.examples[i].user] ? 0 : 1;
     r->test_examples_unseen_coupon += seen_coupon[data.examples[i].coupon] ? 0 : 1;
   }
+  // With logs, what cleaning removed is often why a period lacks positives (a redemption
+  // window too short for the logs quarantines them as outside_window).
+  const std::string quarantined =
+      r->ingest.has_value() && !QuarantineByReason(*r->ingest).empty()
+          ? absl::StrCat(" (quarantined rows: ", QuarantineByReason(*r->ingest), ")")
+          : std::string();
   if (r->test_positives == 0 || r->test_positives == r->test_examples) {
     return absl::InvalidArgumentError(absl::StrCat(
         "test period (campaigns from day ", r->test_cutoff_day, "): a single class (",
-        r->test_positives, " positives of ", r->test_examples, "); metrics are undefined"));
+        r->test_positives, " positives of ", r->test_examples, "); metrics are undefined",
+        quarantined));
   }
   if (r->validation_positives == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "validation period (campaigns from day ", r->validation_cutoff_day,
-        "): no positive example; early stopping and selection need some"));
+        "): no positive example; early stopping and selection need some", quarantined));
   }
   return s;
 }
