@@ -34,10 +34,10 @@ ABSL_FLAG(uint32_t, top_k, 0,
           "neither --coupons nor --campaign_id).");
 ABSL_FLAG(int64_t, as_of, 0, "score: judge coupon validity at this Unix time (0: now).");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(), "health: wait up to this long for SERVING.");
-ABSL_FLAG(std::string, store, "", "publish, versions: the model store directory; assign: solve in-process against it.");
+ABSL_FLAG(std::string, store, "", "publish, versions, train, evaluate, pipeline, pace, campaigns: the model store directory; assign: solve in-process against it.");
 ABSL_FLAG(std::string, factors, "", "publish: directory of factor files to publish.");
-ABSL_FLAG(uint64_t, version, 0, "publish: version number (0: newest + 1).");
-ABSL_FLAG(std::string, out, "", "generate: directory for the factor files; assign: the assignment CSV.");
+ABSL_FLAG(uint64_t, version, 0, "publish: version number (0: newest + 1); evaluate: the version to evaluate (0: newest).");
+ABSL_FLAG(std::string, out, "", "generate: directory for the factor files; simulate: directory for the logs; assign: the assignment CSV; ab-report: the report (default stdout).");
 ABSL_FLAG(std::string, campaign, "", "assign, decide: JSON file holding a coupond.v1.AssignRequest (campaign and population).");
 ABSL_FLAG(std::string, prices, "", "decide: JSON file with the campaign's prices (from assign --prices_out).");
 ABSL_FLAG(std::string, prices_out, "", "assign: write the campaign's prices (JSON) here, for decide.");
@@ -49,13 +49,28 @@ ABSL_FLAG(absl::Duration, assign_timeout, absl::Minutes(10), "assign: deadline o
 ABSL_FLAG(uint32_t, num_users, 10000, "generate: number of users.");
 ABSL_FLAG(uint32_t, num_coupons, 200, "generate: number of coupons.");
 ABSL_FLAG(uint32_t, dimension, 16, "generate: latent dimension.");
-ABSL_FLAG(uint64_t, seed, 42, "generate: random seed.");
+ABSL_FLAG(uint64_t, seed, 42, "Random seed of generate and simulate (the platform and its logs), simulate-traffic (the outcomes drawn), and train and pipeline (trainer initialisation, k-means).");
 ABSL_FLAG(std::string, logs, "", "ingest, train, evaluate, pipeline: directory of canonical CSV logs (exposures.csv, redemptions.csv[, users.csv, coupons.csv]).");
 ABSL_FLAG(std::string, dunnhumby, "", "ingest, train, evaluate, pipeline: directory of the dunnhumby coupon tables (instead of --logs).");
 ABSL_FLAG(bool, dunnhumby_products, true, "dunnhumby: use the coupons' product lists (turned into a nearest-training-coupon feature; see pipeline/train_job.h).");
-ABSL_FLAG(std::string, quarantine, "", "ingest, pipeline: write quarantined log rows (CSV) here.");
+ABSL_FLAG(std::string, quarantine, "", "ingest, train, evaluate, pipeline (--logs): write quarantined log rows (CSV) here.");
+ABSL_FLAG(std::string, time_format, "day_number",
+          "ingest, train, evaluate, pipeline (--logs): what the time columns hold: day_number "
+          "(integer days since any epoch), iso_date (YYYY-MM-DD) or unix_seconds (integer); "
+          "iso_date and unix_seconds become day numbers counted from 1970-01-01 (UTC), day 0.");
+ABSL_FLAG(int, redemption_window_days, 30,
+          "ingest, train, evaluate, pipeline (--logs): a redemption counts for an exposure up to "
+          "this many days after it (>= 0); later ones are quarantined as outside_window.");
+ABSL_FLAG(std::vector<std::string>, multi_value_columns, {"products"},
+          "ingest, train, evaluate, pipeline (--logs): users.csv/coupons.csv attribute columns "
+          "whose values are ';'-joined lists, one feature per value (empty: none). A listed "
+          "products column is also replaced by like=<nearest training coupon> (docs/pipeline.md).");
+ABSL_FLAG(double, test_fraction, 0.2,
+          "train, evaluate, pipeline: share of the examples in the test period (latest campaigns), in (0, 1).");
+ABSL_FLAG(double, validation_fraction, 0.2,
+          "train, evaluate, pipeline: share of the training period held out as the validation period (its latest campaigns), in (0, 1).");
 ABSL_FLAG(std::string, report, "", "pipeline: write the report here (.md with inline SVG, or .html).");
-ABSL_FLAG(std::string, truth, "", "pipeline, evaluate: factor files of the true model (default: <logs>/truth when present).");
+ABSL_FLAG(std::string, truth, "", "train, evaluate, pipeline: factor files of the true model (default: <logs>/truth when present); simulate-traffic: the truth to draw outcomes from.");
 ABSL_FLAG(int, cv_folds, 0, "train, pipeline: choose hyperparameters by k-fold cross-validation over the training period (k >= 2; 0: on the validation period).");
 ABSL_FLAG(int, threads, 0, "train, pipeline: trainer threads (0: every core); the results do not depend on it.");
 ABSL_FLAG(int, days, 30, "simulate: simulated days (one campaign each).");
@@ -137,6 +152,7 @@ constexpr char kUsage[] =
     "\n"
     "offline pipeline (behaviour logs -> trained, evaluated, published model):\n"
     "  ingest      (--logs DIR | --dunnhumby DIR) [--quarantine FILE]   clean the logs, print the report\n"
+    "              (fails, with the quarantine counts by reason, when nothing is left to train on)\n"
     "  train       (--logs DIR | --dunnhumby DIR) [--store DIR] [--seed S] [--threads T]\n"
     "              time split, hyperparameters chosen on the validation period, train, test metrics\n"
     "  evaluate    (--logs DIR | --dunnhumby DIR) --store DIR [--version V]\n"
@@ -144,6 +160,8 @@ constexpr char kUsage[] =
     "              ALS) on the test period, beside the baselines\n"
     "  pipeline    (--logs DIR | --dunnhumby DIR) --store DIR --report R.md [--seed S] [--threads T] [--cv_folds K]\n"
     "              all of it: ingest, train, evaluate, publish, and a report with plots\n"
+    "  (with --logs: [--time_format day_number|iso_date|unix_seconds] [--redemption_window_days N]\n"
+    "   [--multi_value_columns a,b]; train, evaluate, pipeline: [--test_fraction F] [--validation_fraction F])\n"
     "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
     "              [--seed S] [--dirty_rows R]\n"
     "              behaviour logs simulated from a synthetic platform (truth in DIR/truth)\n"
@@ -268,6 +286,11 @@ int main(int argc, char** argv) {
     f.threads = absl::GetFlag(FLAGS_threads);
     f.cv_folds = absl::GetFlag(FLAGS_cv_folds);
     f.user_id_key_file = absl::GetFlag(FLAGS_user_id_key_file);
+    f.time_format = absl::GetFlag(FLAGS_time_format);
+    f.redemption_window_days = absl::GetFlag(FLAGS_redemption_window_days);
+    f.multi_value_columns = absl::GetFlag(FLAGS_multi_value_columns);
+    f.test_fraction = absl::GetFlag(FLAGS_test_fraction);
+    f.validation_fraction = absl::GetFlag(FLAGS_validation_fraction);
     if (command == "ingest") return cmd::Ingest(f);
     if (command == "train") return cmd::Train(f);
     if (command == "evaluate") return cmd::EvaluateModel(f);

@@ -1,15 +1,22 @@
 #include "cli/pipeline_commands.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "cli/cli_util.h"
+#include "pipeline/ingest.h"
+#include "pipeline/periods.h"
 #include "pipeline/report.h"
 #include "pipeline/train_job.h"
 
@@ -21,11 +28,53 @@ bool Exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
+// Prints a usage error about `flag` and returns false.
+bool BadFlag(const char* flag, const std::string& why) {
+  std::fprintf(stderr, "couponctl: --%s: %s (see --help)\n", flag, why.c_str());
+  return false;
+}
+
+bool InOpenUnitInterval(double v) { return v > 0 && v < 1; }  // false for NaN
+
 // Flags -> PipelineOptions. Returns false (after printing why) on a usage error.
 bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
   if (f.logs.empty() == f.dunnhumby.empty()) {
     std::fprintf(stderr, "couponctl: give exactly one of --logs DIR and --dunnhumby DIR (see --help)\n");
     return false;
+  }
+  if (!InOpenUnitInterval(f.test_fraction)) {
+    return BadFlag("test_fraction", absl::StrCat(f.test_fraction, " is not in (0, 1)"));
+  }
+  if (!InOpenUnitInterval(f.validation_fraction)) {
+    return BadFlag("validation_fraction",
+                   absl::StrCat(f.validation_fraction, " is not in (0, 1)"));
+  }
+  o->test_fraction = f.test_fraction;
+  o->validation_fraction = f.validation_fraction;
+  const absl::StatusOr<pipeline::TimeFormat> time_format =
+      pipeline::ParseTimeFormat(f.time_format);
+  if (!time_format.ok()) return BadFlag("time_format", std::string(time_format.status().message()));
+  if (f.redemption_window_days < 0) {
+    return BadFlag("redemption_window_days",
+                   absl::StrCat(f.redemption_window_days, " is negative"));
+  }
+  for (const std::string& column : f.multi_value_columns) {
+    if (absl::StripAsciiWhitespace(column).empty()) {
+      return BadFlag("multi_value_columns", "an empty column name");
+    }
+  }
+  if (!f.dunnhumby.empty()) {
+    // The dunnhumby adapter reads its own tables; these describe canonical logs only.
+    const PipelineFlags defaults;
+    if (f.time_format != defaults.time_format) {
+      return BadFlag("time_format", "applies to --logs only, not --dunnhumby");
+    }
+    if (f.redemption_window_days != defaults.redemption_window_days) {
+      return BadFlag("redemption_window_days", "applies to --logs only, not --dunnhumby");
+    }
+    if (f.multi_value_columns != defaults.multi_value_columns) {
+      return BadFlag("multi_value_columns", "applies to --logs only, not --dunnhumby");
+    }
   }
   if (!f.user_id_key_file.empty()) {
     auto keyer = ReadUserKeyer(f.user_id_key_file);
@@ -42,6 +91,20 @@ bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
     if (Exists(f.logs + "/users.csv")) o->logs.users = f.logs + "/users.csv";
     if (Exists(f.logs + "/coupons.csv")) o->logs.coupons = f.logs + "/coupons.csv";
     o->ingest.quarantine_path = f.quarantine;
+    o->ingest.time_format = *time_format;
+    o->ingest.redemption_window_days = f.redemption_window_days;
+    o->ingest.multi_value_columns.clear();
+    bool products = false;
+    for (const std::string& column : f.multi_value_columns) {
+      o->ingest.multi_value_columns.emplace_back(absl::StripAsciiWhitespace(column));
+      products = products || absl::EqualsIgnoreCase(o->ingest.multi_value_columns.back(),
+                                                     "products");
+    }
+    // A products column left whole is one value, not a list to compare: no like= for it.
+    if (!products) {
+      auto& prefixes = o->neighbour_list_prefixes;
+      prefixes.erase(std::remove(prefixes.begin(), prefixes.end(), "products="), prefixes.end());
+    }
     o->truth_factors = f.truth;
     if (o->truth_factors.empty() && Exists(f.logs + "/truth/model.tsv")) {
       o->truth_factors = f.logs + "/truth";
@@ -88,9 +151,8 @@ void PrintResult(const pipeline::PipelineResult& r) {
     std::printf("%s: dimension %u, l2 %g, learning rate %g, %d epochs\n", how.c_str(),
                 c.dimension, c.l2_id_factors, c.learning_rate, r.final_epochs);
   }
-  std::printf("test period: %lld examples, %lld positives (campaigns from day %d)\n",
-              static_cast<long long>(r.test_examples), static_cast<long long>(r.test_positives),
-              r.test_cutoff_day);
+  std::fputs(pipeline::PeriodLines(r).c_str(), stdout);
+  for (const std::string& w : pipeline::ShiftWarnings(r)) std::printf("warning: %s\n", w.c_str());
   std::fputs(pipeline::SummaryLines(r).c_str(), stdout);
   if (r.published.has_value()) {
     // The checksum covers every data key and value of the version: equal checksums mean
@@ -113,6 +175,9 @@ int Ingest(const PipelineFlags& flags) {
   std::printf("%s\n", loaded->load_summary.c_str());
   if (!flags.quarantine.empty() && loaded->ingest.has_value()) {
     std::printf("quarantined rows written to %s\n", flags.quarantine.c_str());
+  }
+  if (loaded->ingest.has_value()) {
+    if (absl::Status s = pipeline::CheckTrainable(*loaded->ingest); !s.ok()) return Fail(s);
   }
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pipeline/simulate.h"
 
@@ -28,6 +29,19 @@ struct PipelineFlags {
   // cross-validation over the training period, folds by (user, coupon) pair.
   int cv_folds = 0;
   std::string user_id_key_file;  // key user ids (core/user_key.h) before training/evaluating
+
+  // --logs only (pipeline::IngestOptions); with --dunnhumby they must keep their defaults.
+  // What the time columns hold: "day_number" (default), "iso_date" or "unix_seconds"
+  // (pipeline::ParseTimeFormat; both count days from 1970-01-01).
+  std::string time_format = "day_number";
+  int redemption_window_days = 30;  // >= 0. Default 30.
+  // users.csv/coupons.csv columns of ';'-joined values. Default {"products"}; a listed
+  // "products" column also gets the like= neighbour feature (pipeline/train_job.h step 2b).
+  std::vector<std::string> multi_value_columns = {"products"};
+
+  // Period shares (pipeline::PipelineOptions), each in (0, 1). Defaults 0.2 and 0.2.
+  double test_fraction = 0.2;
+  double validation_fraction = 0.2;
 };
 
 struct SimulateFlags {

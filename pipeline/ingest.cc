@@ -69,8 +69,10 @@ std::string IngestReport::ToString() const {
   file("coupons", coupons);
   absl::StrAppendFormat(&out,
                         "examples %d, positives %d, redemptions merged into a positive %d\n"
+                        "attribute features (column=value): users %d, coupons %d\n"
                         "input checksum %016x\n",
-                        examples, positives, redemptions_merged, input_checksum);
+                        examples, positives, redemptions_merged, user_features,
+                        coupon_features, input_checksum);
   return out;
 }
 
@@ -80,25 +82,103 @@ absl::StatusOr<int64_t> ParseDay(absl::string_view text, TimeFormat format) {
     case TimeFormat::kDayNumber: {
       int64_t day = 0;
       if (absl::SimpleAtoi(text, &day)) return day;
-      break;
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", text, "' is not a day number (time format day_number)"));
     }
     case TimeFormat::kIsoDate: {
       absl::CivilDay day;
       if (text.size() == 10 && absl::ParseCivilTime(text, &day)) {
         return static_cast<int64_t>(day - absl::CivilDay(1970, 1, 1));
       }
-      break;
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", text, "' is not a date YYYY-MM-DD (time format iso_date)"));
     }
     case TimeFormat::kUnixSeconds: {
       int64_t seconds = 0;
       if (absl::SimpleAtoi(text, &seconds)) {
-        // Floor division: -1 s is day -1, not day 0.
-        return seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+        // Floor division: -1 s is day -1, not day 0. Written without negating `seconds`,
+        // which overflows for INT64_MIN.
+        return seconds / 86400 - (seconds % 86400 < 0 ? 1 : 0);
       }
-      break;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", text, "' is not an integer of seconds (time format unix_seconds)"));
     }
   }
   return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a valid time"));
+}
+
+const char* TimeFormatName(TimeFormat format) {
+  switch (format) {
+    case TimeFormat::kDayNumber: return "day_number";
+    case TimeFormat::kIsoDate: return "iso_date";
+    case TimeFormat::kUnixSeconds: return "unix_seconds";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<TimeFormat> ParseTimeFormat(absl::string_view name) {
+  for (TimeFormat f : {TimeFormat::kDayNumber, TimeFormat::kIsoDate, TimeFormat::kUnixSeconds}) {
+    if (name == TimeFormatName(f)) return f;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", name, "' is not a time format (day_number, iso_date or unix_seconds)"));
+}
+
+namespace {
+
+// Quarantined rows of every file by reason, most frequent first (ties: by name).
+std::vector<std::pair<std::string, int64_t>> QuarantineCountsByReason(const IngestReport& report) {
+  std::map<std::string, int64_t> total;
+  for (const FileReport* f : {&report.exposures, &report.redemptions, &report.users,
+                              &report.coupons}) {
+    for (const auto& [reason, n] : f->quarantined) total[reason] += n;
+  }
+  std::vector<std::pair<std::string, int64_t>> sorted(total.begin(), total.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return sorted;
+}
+
+}  // namespace
+
+std::string QuarantineByReason(const IngestReport& report) {
+  std::string out;
+  for (const auto& [reason, n] : QuarantineCountsByReason(report)) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", n, " ", reason);
+  }
+  return out;
+}
+
+absl::Status CheckTrainable(const IngestReport& report) {
+  if (report.examples > 0 && report.positives > 0) return absl::OkStatus();
+  std::string message =
+      report.examples == 0
+          ? std::string("0 examples after cleaning: ")
+          : absl::StrCat("0 positive examples after cleaning (", report.examples,
+                         " examples): ");
+  if (QuarantineCountsByReason(report).empty()) {
+    absl::StrAppend(&message, "no row was quarantined (exposures: ", report.exposures.rows_read,
+                    " rows read; redemptions: ", report.redemptions.rows_read, " rows read)");
+    return absl::FailedPreconditionError(message);
+  }
+  absl::StrAppend(&message, QuarantineByReason(report));
+  // One example of the explaining file's most frequent reason (exposures for no example,
+  // redemptions for no positive), e.g. the time that did not parse.
+  const bool no_examples = report.examples == 0;
+  const FileReport& file = no_examples ? report.exposures : report.redemptions;
+  const std::string* top = nullptr;
+  int64_t most = 0;
+  for (const auto& [reason, n] : file.quarantined) {
+    if (n > most) most = n, top = &reason;
+  }
+  if (top != nullptr) {
+    auto it = file.first_quarantined.find(*top);
+    if (it != file.first_quarantined.end()) {
+      absl::StrAppend(&message, "; first ", *top, ": ", no_examples ? "exposures " : "redemptions ",
+                      it->second);
+    }
+  }
+  return absl::FailedPreconditionError(message);
 }
 
 namespace {
@@ -266,6 +346,9 @@ class Ingester {
           break;
         case Verdict::kQuarantined:
           ++report->quarantined[QuarantineReasonName(verdict.reason)];
+          report->first_quarantined.try_emplace(
+              QuarantineReasonName(verdict.reason),
+              absl::StrCat("line ", record.line(), ": ", verdict.detail));
           sink_.Write(path, record.line(), verdict.reason, verdict.detail, record.raw());
           break;
       }
@@ -589,6 +672,8 @@ class Ingester {
     IngestReport& report = result_.report;
     report.examples = static_cast<int64_t>(data.examples.size());
     for (const learn::Example& e : data.examples) report.positives += e.label == 1.0f ? 1 : 0;
+    report.user_features = static_cast<int64_t>(data.user_features.names.size());
+    report.coupon_features = static_cast<int64_t>(data.coupon_features.names.size());
   }
 
   static uint64_t PairKey(uint32_t user, uint32_t coupon) {

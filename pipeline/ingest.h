@@ -99,6 +99,9 @@ struct FileReport {
   int64_t kept = 0;
   int64_t duplicates = 0;
   std::map<std::string, int64_t> quarantined;  // reason name -> rows
+  // reason name -> "line N: <detail>" of the first row quarantined for it: one example per
+  // reason, for messages that cannot list every row.
+  std::map<std::string, std::string> first_quarantined;
   int64_t quarantined_total() const;
 };
 
@@ -107,6 +110,9 @@ struct IngestReport {
   int64_t examples = 0;            // == exposures.kept
   int64_t positives = 0;           // examples with label 1
   int64_t redemptions_merged = 0;  // kept redemptions attributed to an already positive exposure
+  // Distinct "column=value" features of users.csv and coupons.csv (a multi-value column
+  // gives one per value; IngestOptions::multi_value_columns).
+  int64_t user_features = 0, coupon_features = 0;
   // XXH3-64 over the four files' checksums in the order above (absent files count as 0);
   // the model manifest records it as the training data's identity.
   uint64_t input_checksum = 0;
@@ -120,14 +126,33 @@ struct IngestResult {
   IngestReport report;
 };
 
+// Quarantined rows of every file, by reason, most frequent first:
+// "2078 outside_window, 38 unknown_coupon"; "" when none was quarantined.
+std::string QuarantineByReason(const IngestReport& report);
+
+// OK when the cleaned logs hold something to train on: at least one example and one
+// positive. Otherwise FailedPrecondition, its message
+//   "0 examples after cleaning: <QuarantineByReason>; first <reason>: exposures line N: <detail>"
+// or "0 positive examples after cleaning (N examples): ..." (the example row then from
+// redemptions), the first row shown being that file's first of its most frequent reason,
+// so that a wrong time format or redemption window shows at once. Without any quarantined
+// row the message says so and gives the rows read.
+absl::Status CheckTrainable(const IngestReport& report);
+
 // Reads, cleans and joins the logs. Returns NotFound for a missing required file,
 // InvalidArgument for a file whose header lacks a required column (with file and line),
 // Unavailable when the quarantine file cannot be written; bad rows never fail the call.
 absl::StatusOr<IngestResult> IngestLogs(const LogPaths& paths, const IngestOptions& options);
 
-// Parses a time field as `format` into a day number. InvalidArgument when it does not
-// parse. (Exposed for adapters and tests.)
+// Parses a time field as `format` into a day number. InvalidArgument, naming what was
+// expected, when it does not parse. (Exposed for adapters and tests.)
 absl::StatusOr<int64_t> ParseDay(absl::string_view text, TimeFormat format);
+
+// The names of the time formats, as couponctl's --time_format takes them: "day_number",
+// "iso_date", "unix_seconds". ParseTimeFormat is exact (case-sensitive); InvalidArgument
+// listing the valid names otherwise.
+const char* TimeFormatName(TimeFormat format);
+absl::StatusOr<TimeFormat> ParseTimeFormat(absl::string_view name);
 
 // ------------------------------------------------------------------ time-based splits
 

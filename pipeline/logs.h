@@ -9,8 +9,9 @@
 // redemptions.csv. Ids are opaque strings (surrounding spaces are trimmed).
 //
 // Time: by default an integer *day number* (days since any fixed epoch the dataset
-// chooses; >= 0). TimeFormat selects alternatives: ISO dates "YYYY-MM-DD" (day number =
-// days since 1970-01-01) or Unix seconds (day number = floor(seconds / 86400)).
+// chooses; >= 0). TimeFormat (couponctl --time_format) selects alternatives: ISO dates
+// "YYYY-MM-DD" (day number = days since 1970-01-01) or Unix seconds (day number =
+// floor(seconds / 86400), so also days since 1970-01-01, UTC).
 //
 //   exposures.csv    (required) one row per coupon shown/offered to a user
 //     user_id        required
@@ -26,7 +27,8 @@
 //
 //   users.csv        (optional) one row per user
 //     user_id        required, unique
-//     any other column C: a categorical feature "C=value" when the value is present
+//     any other column C: a categorical feature "C=value" when the value is present;
+//       columns in IngestOptions::multi_value_columns are split as in coupons.csv
 //
 //   coupons.csv      (optional) one row per coupon
 //     coupon_id      required, unique

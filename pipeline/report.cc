@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "pipeline/evaluation.h"
+#include "pipeline/periods.h"
 
 namespace coupond::pipeline {
 namespace {
@@ -293,6 +294,7 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
   doc.P(absl::StrCat("Source: ", r.source, ". Data checksum (XXH3-64): ",
                      absl::StrFormat("%016x", r.data_checksum), "."));
   doc.H(2, "Summary (test period)");
+  for (const std::string& w : ShiftWarnings(r)) doc.P(absl::StrCat("Warning: ", w, "."));
   doc.Pre(SummaryLines(r));
   {
     Table t;
@@ -334,22 +336,24 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
   }
   {
     Table t;
-    t.header = {"period", "examples", "positives", "rate", "campaigns"};
-    auto rate = [](int64_t p, int64_t n) {
-      return n == 0 ? std::string("-")
-                    : absl::StrFormat("%.3f%%", 100.0 * static_cast<double>(p) / static_cast<double>(n));
-    };
-    const int64_t fit_pos = r.train_positives - r.validation_positives;
-    t.rows.push_back({"fit (training period, before validation)", absl::StrCat(r.fit_examples),
-                      absl::StrCat(fit_pos), rate(fit_pos, r.fit_examples),
-                      absl::StrCat("before day ", r.validation_cutoff_day)});
-    t.rows.push_back({"validation (training period)", absl::StrCat(r.validation_examples),
-                      absl::StrCat(r.validation_positives),
-                      rate(r.validation_positives, r.validation_examples),
-                      absl::StrJoin(r.validation_campaigns, ", ")});
-    t.rows.push_back({"test", absl::StrCat(r.test_examples), absl::StrCat(r.test_positives),
-                      rate(r.test_positives, r.test_examples), absl::StrJoin(r.test_campaigns, ", ")});
+    t.header = {"period", "examples", "share of rows", "positives", "rate", "campaigns"};
+    const std::vector<PeriodShare> periods = PeriodShares(r);
+    const std::string labels[] = {"fit (training period, before validation)",
+                                  "validation (training period)", "test"};
+    const std::string campaigns[] = {periods[0].campaigns, absl::StrJoin(r.validation_campaigns, ", "),
+                                     absl::StrJoin(r.test_campaigns, ", ")};
+    for (size_t k = 0; k < periods.size(); ++k) {
+      const PeriodShare& p = periods[k];
+      t.rows.push_back({labels[k], absl::StrCat(p.examples),
+                        absl::StrFormat("%.1f%%%s", 100 * p.share,
+                                        p.requested.empty() ? "" : absl::StrCat(" (", p.requested, ")")),
+                        absl::StrCat(p.positives),
+                        p.examples == 0 ? std::string("-") : absl::StrFormat("%.3f%%", 100 * p.base_rate),
+                        campaigns[k]});
+    }
     doc.T(t);
+    doc.P("Periods are whole campaigns by start day, so their shares of the rows can differ from "
+          "the requested fractions.");
     doc.P(absl::StrCat(r.users, " users, ", r.coupons, " coupons, ", r.campaigns,
                        " campaigns. Test examples whose coupon never occurs in the training "
                        "period: ", Pct(r.test_examples_unseen_coupon, r.test_examples),

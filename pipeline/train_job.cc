@@ -94,6 +94,41 @@ learn::LmfTrainerOptions TrainerFor(const PipelineOptions& o, uint32_t dimension
 
 std::string Fmt(double v) { return absl::StrFormat("%.6g", v); }
 
+// FailedPrecondition when the loaded data holds no example or no positive (after
+// exclude_users too); for logs, with the quarantine counts by reason (CheckTrainable).
+absl::Status CheckSomethingToTrainOn(const PipelineResult& r) {
+  if (r.ingest.has_value()) COUPOND_RETURN_IF_ERROR(CheckTrainable(*r.ingest));
+  if (r.examples == 0 || r.positives == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(r.source, ": ", r.positives, " positives among ", r.examples,
+                     " examples", r.excluded_users > 0 ? " (after exclude_users)" : "",
+                     "; nothing to train on"));
+  }
+  return absl::OkStatus();
+}
+
+// The progress line of step 6b. Its AUC is only printed when it is defined: without
+// coupon attributes (no coupons.csv) no coupon is predicted and there is nothing to score.
+std::string ColdCouponLine(const ColdCouponSummary& cold) {
+  std::string line = absl::StrFormat(
+      "coupon cold start: %d coupons predicted from their attributes (ridge over %d columns of "
+      "%d trained coupons; fit RMSE %.4f, targets' RMS %.4f); %d unseen coupons without "
+      "attributes; ",
+      cold.fit.predicted_coupons, cold.fit.columns, cold.fit.warm_coupons, cold.fit.fit_rmse,
+      cold.fit.target_rms, cold.fit.cold_without_columns);
+  if (cold.test_examples == 0) {
+    absl::StrAppend(&line, "no test example has a predicted coupon");
+  } else if (std::isnan(cold.test_auc_predicted)) {
+    absl::StrAppendFormat(&line,
+                          "their %d test examples are of one class (%d positives): no AUC",
+                          cold.test_examples, cold.test_positives);
+  } else {
+    absl::StrAppendFormat(&line, "test AUC on their %d examples %.4f (trainer's vectors: %.4f)",
+                          cold.test_examples, cold.test_auc_predicted, cold.test_auc_trainer);
+  }
+  return line;
+}
+
 struct Splits {
   TimeSplit test;        // train = the training period
   TimeSplit validation;  // over test.train: train = fit period, test = validation period
@@ -113,6 +148,8 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
   r->validation_examples = static_cast<int64_t>(s.validation.test.size());
   r->validation_positives = CountPositives(data, s.validation.test);
   r->test_cutoff_day = s.test.cutoff_day;
+  r->requested_test_fraction = o.test_fraction;
+  r->requested_validation_fraction = o.validation_fraction;
   r->validation_cutoff_day = s.validation.cutoff_day;
   r->test_campaigns = CampaignNames(data, s.test.test_campaigns);
   r->validation_campaigns = CampaignNames(data, s.validation.test_campaigns);
@@ -125,15 +162,22 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
     r->test_examples_unseen_user += seen_user[data.examples[i].user] ? 0 : 1;
     r->test_examples_unseen_coupon += seen_coupon[data.examples[i].coupon] ? 0 : 1;
   }
+  // With logs, what cleaning removed is often why a period lacks positives (a redemption
+  // window too short for the logs quarantines them as outside_window).
+  const std::string quarantined =
+      r->ingest.has_value() && !QuarantineByReason(*r->ingest).empty()
+          ? absl::StrCat(" (quarantined rows: ", QuarantineByReason(*r->ingest), ")")
+          : std::string();
   if (r->test_positives == 0 || r->test_positives == r->test_examples) {
     return absl::InvalidArgumentError(absl::StrCat(
         "test period (campaigns from day ", r->test_cutoff_day, "): a single class (",
-        r->test_positives, " positives of ", r->test_examples, "); metrics are undefined"));
+        r->test_positives, " positives of ", r->test_examples, "); metrics are undefined",
+        quarantined));
   }
   if (r->validation_positives == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "validation period (campaigns from day ", r->validation_cutoff_day,
-        "): no positive example; early stopping and selection need some"));
+        "): no positive example; early stopping and selection need some", quarantined));
   }
   return s;
 }
@@ -308,9 +352,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   r.campaigns = static_cast<int64_t>(data.campaign_ids.size());
   r.examples = static_cast<int64_t>(data.examples.size());
   for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
-  if (data.examples.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(r.source, ": no examples after cleaning"));
-  }
+  COUPOND_RETURN_IF_ERROR(CheckSomethingToTrainOn(r));
 
   // 2. split
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
@@ -496,14 +538,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     cold.test_auc_trainer = auc_or_nan(sub_before, sub_labels);
     cold.test_auc_predicted = auc_or_nan(sub_after, sub_labels);
     cold.model_auc_trainer = auc_or_nan(before, labels);
-    Say(progress,
-        absl::StrFormat("coupon cold start: %d coupons predicted from their attributes (ridge "
-                        "over %d columns of %d trained coupons; fit RMSE %.4f, targets' RMS "
-                        "%.4f); %d unseen coupons without attributes; test AUC on their %d "
-                        "examples %.4f (trainer's vectors: %.4f)",
-                        cold.fit.predicted_coupons, cold.fit.columns, cold.fit.warm_coupons,
-                        cold.fit.fit_rmse, cold.fit.target_rms, cold.fit.cold_without_columns,
-                        cold.test_examples, cold.test_auc_predicted, cold.test_auc_trainer));
+    Say(progress, ColdCouponLine(cold));
     r.cold_coupons = cold;
   }
   Say(progress, "evaluating on the test period");
@@ -554,6 +589,7 @@ absl::StatusOr<PipelineResult> EvaluateStoredModel(const PipelineOptions& o,
   r.data_checksum = loaded.checksum;
   r.examples = static_cast<int64_t>(data.examples.size());
   for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
+  COUPOND_RETURN_IF_ERROR(CheckSomethingToTrainOn(r));
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
   COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> store,
                            storage::ModelStore::OpenForRead(store_path));

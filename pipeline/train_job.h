@@ -204,6 +204,9 @@ struct PipelineResult {
   int64_t fit_examples = 0, validation_examples = 0, validation_positives = 0;
   int64_t test_examples = 0, test_positives = 0;
   int32_t test_cutoff_day = 0, validation_cutoff_day = 0;
+  // PipelineOptions::test_fraction and validation_fraction: the shares asked for. Periods
+  // are whole campaigns, so the real shares differ (pipeline/periods.h).
+  double requested_test_fraction = 0, requested_validation_fraction = 0;
   std::vector<std::string> test_campaigns, validation_campaigns;
   // Test examples whose coupon (user) has no example in the training period.
   int64_t test_examples_unseen_coupon = 0, test_examples_unseen_user = 0;

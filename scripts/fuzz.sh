@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (preset asan: clang 14, ASan + UBSan; only the two fuzz
-# targets, so a tree that scripts/test.sh already built is reused as it is) and runs each for a
+# Builds the libFuzzer targets (preset asan: clang 14, ASan + UBSan; only the fuzz targets,
+# so a tree that scripts/test.sh already built is reused as it is) and runs each for a
 # while on a fresh copy of its seed corpus. Fails on any crash, contract violation, leak,
 # input slower than 10 s (hang), or memory use over the RSS limit, and says where the
 # failing input was saved. See fuzz/README.md.
@@ -21,17 +21,21 @@ scripts/install-deps.sh --fuzz      # clang 14 and its runtimes
 build=build/asan
 echo "=== fuzz: configure, build ==="
 cmake --preset asan >/dev/null
-cmake --build --preset asan -j "$(nproc)" --target request_fuzzer model_version_fuzzer
+cmake --build --preset asan -j "$(nproc)" --target request_fuzzer model_version_fuzzer \
+  csv_ingest_fuzzer
 
 # Seeds come from readable sources in fuzz/corpus/ and are regenerated on every run:
 # request_fuzzer: <kind>_*.txtpb, text-format requests encoded by protoc, after the byte
 #   that selects the request type (as request_fuzzer.cc reads its input);
-# model_version_fuzzer: one seed per line of seeds.txt, "<name> <hex bytes>".
+# model_version_fuzzer: one seed per line of seeds.txt, "<name> <hex bytes>";
+# csv_ingest_fuzzer: <name>.seed, an "options <hex bytes>" line, then the CSV files, each
+#   after a "--- <file>" line, joined by the byte 0x1E (layout: fuzz/csv_ingest_fuzzer.cc).
 corpus=${build}/fuzz-corpus
 artifacts=${build}/fuzz-artifacts
 rm -rf "${corpus}" "${artifacts}"
-mkdir -p "${corpus}/request_fuzzer" "${corpus}/model_version_fuzzer" \
-         "${artifacts}/request_fuzzer" "${artifacts}/model_version_fuzzer"
+for target in request_fuzzer model_version_fuzzer csv_ingest_fuzzer; do
+  mkdir -p "${corpus}/${target}" "${artifacts}/${target}"
+done
 
 proto=proto/coupond/v1/coupon_scoring.proto
 for src in fuzz/corpus/request_fuzzer/*.txtpb; do
@@ -59,6 +63,21 @@ while read -r name rest; do
   fi
   printf "$(sed 's/../\\x&/g' <<<"${hex}")" >"${corpus}/model_version_fuzzer/${name}"
 done <fuzz/corpus/model_version_fuzzer/seeds.txt
+
+for src in fuzz/corpus/csv_ingest_fuzzer/*.seed; do
+  name=$(basename "${src}" .seed)
+  options=$(sed -n 's/^options //p' "${src}" | head -n 1)
+  options=${options//[[:space:]]/}
+  if ! [[ "${options}" =~ ^([0-9a-fA-F]{2})+$ ]]; then
+    echo "fuzz.sh: ${src}: needs an 'options <hex bytes>' line" >&2
+    exit 2
+  fi
+  out=${corpus}/csv_ingest_fuzzer/${name}
+  printf "$(sed 's/../\\x&/g' <<<"${options}")" >"${out}"
+  # The files' lines as they are; 0x1E (octal 036) between two files.
+  awk 'started { if (/^--- /) { printf "\036"; next } print; next }
+       /^--- / { started = 1 }' "${src}" >>"${out}"
+done
 
 # The model store of model_version_fuzzer lives on tmpfs when there is one.
 store_root=$(mktemp -d -p "$([[ -d /dev/shm && -w /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")" \
@@ -98,9 +117,10 @@ run_target() {
 }
 
 status=0
-targets=("request_fuzzer 4096" "model_version_fuzzer 512")
+targets=("request_fuzzer 4096" "model_version_fuzzer 512" "csv_ingest_fuzzer 4096")
 if [[ $(nproc) -ge 2 ]]; then
-  # One core each, at the same time: the run takes ${seconds} s instead of twice that.
+  # At the same time (one core each when there are enough): the run takes ${seconds} s
+  # instead of three times that.
   # Each report is printed whole once both are done, so the two do not interleave.
   pids=()
   for t in "${targets[@]}"; do

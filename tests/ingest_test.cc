@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pipeline/csv.h"
@@ -271,6 +273,177 @@ TEST_F(IngestTest, ColumnMappingAndTimeFormats) {
   EXPECT_THAT(ParseDay("2024-13-01", TimeFormat::kIsoDate),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(ParseDay(" 7 ", TimeFormat::kDayNumber).value_or(-999), 7);
+}
+
+// The same logs written with each time format give the same examples: ISO dates and Unix
+// seconds (any second of the day, since the day is floored) become days since 1970-01-01.
+TEST_F(IngestTest, IsoDatesAndUnixSecondsGiveTheSameExamplesAsDayNumbers) {
+  paths_.users.clear();
+  paths_.coupons.clear();
+  options_.max_day = 100000;
+  options_.quarantine_path.clear();
+  // (user, coupon, campaign, day) and redemptions (user, coupon, day); days near 2024.
+  const int64_t base = 19700;
+  struct Row { const char* user; const char* coupon; int64_t day; };
+  const Row exposures[] = {{"u1", "c1", base}, {"u2", "c1", base + 3}, {"u1", "c2", base + 40},
+                           {"u3", "c2", base + 41}};
+  const Row redemptions[] = {{"u1", "c1", base + 2}, {"u2", "c1", base + 50},
+                             {"u3", "c2", base + 41}};
+  auto write = [&](auto format_day) {
+    std::string e = "user_id,coupon_id,campaign_id,time\n", r = "user_id,coupon_id,time\n";
+    for (const Row& x : exposures) {
+      absl::StrAppend(&e, x.user, ",", x.coupon, ",k", x.day / 10, ",", format_day(x.day), "\n");
+    }
+    for (const Row& x : redemptions) absl::StrAppend(&r, x.user, ",", x.coupon, ",", format_day(x.day), "\n");
+    Write(paths_.exposures, e);
+    Write(paths_.redemptions, r);
+  };
+  write([](int64_t day) { return absl::StrCat(day); });
+  options_.time_format = TimeFormat::kDayNumber;
+  ASSERT_OK_AND_ASSIGN(IngestResult days, IngestLogs(paths_, options_));
+  ASSERT_EQ(days.data.examples.size(), 4u);
+  EXPECT_EQ(days.report.positives, 2);  // u2's redemption is outside the 30-day window
+
+  write([](int64_t day) {
+    const absl::CivilDay d = absl::CivilDay(1970, 1, 1) + day;
+    return absl::StrFormat("%04d-%02d-%02d", d.year(), d.month(), d.day());
+  });
+  options_.time_format = TimeFormat::kIsoDate;
+  ASSERT_OK_AND_ASSIGN(IngestResult iso, IngestLogs(paths_, options_));
+
+  write([](int64_t day) { return absl::StrCat(day * 86400 + 86399); });  // the day's last second
+  options_.time_format = TimeFormat::kUnixSeconds;
+  ASSERT_OK_AND_ASSIGN(IngestResult unix_seconds, IngestLogs(paths_, options_));
+
+  for (const IngestResult* other : {&iso, &unix_seconds}) {
+    ASSERT_EQ(other->data.examples.size(), days.data.examples.size());
+    for (size_t i = 0; i < days.data.examples.size(); ++i) {
+      const learn::Example& a = days.data.examples[i];
+      const learn::Example& b = other->data.examples[i];
+      EXPECT_EQ(a.day, b.day) << i;
+      EXPECT_EQ(a.label, b.label) << i;
+      EXPECT_EQ(a.user, b.user) << i;
+      EXPECT_EQ(a.coupon, b.coupon) << i;
+      EXPECT_EQ(a.campaign, b.campaign) << i;
+    }
+    EXPECT_EQ(other->report.positives, days.report.positives);
+    EXPECT_EQ(other->report.redemptions.quarantined, days.report.redemptions.quarantined);
+  }
+  EXPECT_EQ(iso.data.examples[0].day, base);
+
+  // Read with the wrong format, every time is unparsable and the message says what was expected.
+  write([](int64_t day) { return absl::StrCat(day * 86400); });
+  options_.time_format = TimeFormat::kIsoDate;
+  ASSERT_OK_AND_ASSIGN(IngestResult wrong, IngestLogs(paths_, options_));
+  EXPECT_EQ(wrong.report.examples, 0);
+  EXPECT_THAT(wrong.report.exposures.quarantined, ElementsAre(Pair("unparsable", 4)));
+  EXPECT_EQ(wrong.report.exposures.first_quarantined.at("unparsable"),
+            absl::StrCat("line 2: column 'time': '", base * 86400,
+                         "' is not a date YYYY-MM-DD (time format iso_date)"));
+}
+
+TEST(TimeFormatTest, NamesRoundTripAndUnknownNamesAreRefused) {
+  for (TimeFormat f : {TimeFormat::kDayNumber, TimeFormat::kIsoDate, TimeFormat::kUnixSeconds}) {
+    ASSERT_OK_AND_ASSIGN(TimeFormat back, ParseTimeFormat(TimeFormatName(f)));
+    EXPECT_EQ(back, f);
+  }
+  EXPECT_THAT(ParseTimeFormat("iso"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("'iso' is not a time format (day_number, iso_date or unix_seconds)")));
+  EXPECT_THAT(ParseTimeFormat("ISO_DATE"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseTimeFormat(""), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Huge and odd times: the extremes of int64 seconds floor without overflow; an ISO date must
+// be exactly YYYY-MM-DD; day numbers past int64 do not parse.
+TEST(ParseDayTest, ExtremesAndNonsense) {
+  EXPECT_EQ(ParseDay("-9223372036854775808", TimeFormat::kUnixSeconds).value_or(0),
+            -106751991167301);
+  EXPECT_EQ(ParseDay("9223372036854775807", TimeFormat::kUnixSeconds).value_or(0),
+            106751991167300);
+  EXPECT_EQ(ParseDay("-86400", TimeFormat::kUnixSeconds).value_or(0), -1);
+  EXPECT_EQ(ParseDay("-86401", TimeFormat::kUnixSeconds).value_or(0), -2);
+  EXPECT_THAT(ParseDay("1.5", TimeFormat::kUnixSeconds),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unix_seconds")));
+  EXPECT_THAT(ParseDay("2024-1-02", TimeFormat::kIsoDate),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("YYYY-MM-DD")));
+  EXPECT_THAT(ParseDay("", TimeFormat::kIsoDate), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDay("99999999999999999999", TimeFormat::kDayNumber),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("day_number")));
+  EXPECT_THAT(ParseDay("nan", TimeFormat::kDayNumber), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// Columns named in multi_value_columns are split on ';' in users.csv and coupons.csv alike;
+// others stay one value, separators and all.
+TEST_F(IngestTest, MultiValueColumnsAreSplitInUsersAndCoupons) {
+  Write(paths_.users, "user_id,brands,city\nu1,a;b; c,x;y\nu2,a,\nu3,,x\n");
+  Write(paths_.coupons, "coupon_id,brands,products\nc1,a;d,12;34\nc2,b,\n");
+  auto names = [](const learn::SparseFeatures& f, size_t row) {
+    std::vector<std::string> out;
+    for (uint32_t k : f.row(row)) out.push_back(f.names[k]);
+    return out;
+  };
+  options_.multi_value_columns = {"Brands"};  // header lookups ignore case
+  ASSERT_OK_AND_ASSIGN(IngestResult split, IngestLogs(paths_, options_));
+  EXPECT_THAT(names(split.data.user_features, 0),
+              UnorderedElementsAre("brands=a", "brands=b", "brands=c", "city=x;y"));
+  EXPECT_THAT(names(split.data.coupon_features, 0),
+              UnorderedElementsAre("brands=a", "brands=d", "products=12;34"));
+  EXPECT_EQ(split.report.user_features, 5);    // brands=a, b, c, city=x;y, city=x
+  EXPECT_EQ(split.report.coupon_features, 4);  // brands=a, d, b, products=12;34
+  EXPECT_THAT(split.report.ToString(),
+              HasSubstr("attribute features (column=value): users 5, coupons 4"));
+
+  options_.multi_value_columns = {};  // none: every value whole
+  ASSERT_OK_AND_ASSIGN(IngestResult whole, IngestLogs(paths_, options_));
+  EXPECT_THAT(names(whole.data.user_features, 0), UnorderedElementsAre("brands=a;b; c", "city=x;y"));
+}
+
+// Nothing to train on: the message gives the quarantine counts by reason, most frequent first,
+// and the explaining file's first row of its most frequent reason.
+TEST_F(IngestTest, CheckTrainableNamesTheQuarantineCountsByReason) {
+  ASSERT_OK_AND_ASSIGN(IngestResult ok, IngestLogs(paths_, options_));
+  EXPECT_OK(CheckTrainable(ok.report));
+  EXPECT_EQ(QuarantineByReason(ok.report),
+            "3 unparsable, 3 wrong_column_count, 2 invalid_value, 2 never_exposed, "
+            "1 before_exposure, 1 conflicting_duplicate_id, 1 malformed_csv, 1 missing_value, "
+            "1 negative_time, 1 outside_window, 1 time_beyond_max, 1 unknown_coupon");
+
+  // Every exposure unparsable, as with ISO dates read as day numbers.
+  Write(paths_.exposures, "user_id,coupon_id,campaign_id,time\nu1,c1,k1,2024-01-02\n"
+                          "u2,c1,k1,2024-01-02\nu1,c2,k1,\n");
+  Write(paths_.redemptions, "user_id,coupon_id,time\nu1,c1,2024-01-05\n");
+  paths_.users.clear();
+  paths_.coupons.clear();
+  ASSERT_OK_AND_ASSIGN(IngestResult none, IngestLogs(paths_, options_));
+  EXPECT_THAT(CheckTrainable(none.report),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "0 examples after cleaning: 3 unparsable, 1 missing_value; first "
+                       "unparsable: exposures line 2: column 'time': '2024-01-02' is not a day "
+                       "number (time format day_number)"));
+
+  // Examples, but every redemption outside the window.
+  Write(paths_.exposures, "user_id,coupon_id,time\nu1,c1,10\nu2,c1,10\n");
+  Write(paths_.redemptions, "user_id,coupon_id,time\nu1,c1,45\nu2,c1,41\nu9,c1,41\n");
+  ASSERT_OK_AND_ASSIGN(IngestResult late, IngestLogs(paths_, options_));
+  EXPECT_THAT(CheckTrainable(late.report),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "0 positive examples after cleaning (2 examples): 2 outside_window, 1 "
+                       "never_exposed; first outside_window: redemptions line 2: redeemed on "
+                       "day 45, latest exposure on day 10 (window 30 days)"));
+  options_.redemption_window_days = 32;  // day 41 is in, day 45 still out
+  ASSERT_OK_AND_ASSIGN(IngestResult wider, IngestLogs(paths_, options_));
+  EXPECT_OK(CheckTrainable(wider.report));
+  EXPECT_EQ(wider.report.positives, 1);
+
+  // Empty logs: nothing quarantined, and the message says so.
+  Write(paths_.exposures, "user_id,coupon_id,time\n");
+  Write(paths_.redemptions, "user_id,coupon_id,time\n");
+  ASSERT_OK_AND_ASSIGN(IngestResult empty, IngestLogs(paths_, options_));
+  EXPECT_THAT(CheckTrainable(empty.report),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       "0 examples after cleaning: no row was quarantined (exposures: 0 rows "
+                       "read; redemptions: 0 rows read)"));
 }
 
 TEST_F(IngestTest, FileLevelErrors) {
