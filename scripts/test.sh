@@ -15,16 +15,20 @@ if [[ "${1:-}" != "--release-only" ]]; then
   scripts/install-deps.sh --fuzz   # clang 14: the sanitizer build and the fuzz targets
 fi
 
-echo "=== layering: docs/architecture.md ==="
+echo "=== layering: docs/architecture.md ($(date -u +%T)) ==="
 python3 scripts/check-layering.py
 
 jobs=$(nproc)
+# One test more than there are cores: many tests spend part of their time waiting on a
+# server they started, and the longest ones (tests/test_costs.cmake) start first.
+test_jobs=$((jobs + 1))
 run_preset() {
   local preset=$1
-  echo "=== ${preset}: configure, build, test ==="
+  echo "=== ${preset}: configure, build, test ($(date -u +%T)) ==="
   cmake --preset "${preset}" >/dev/null
   cmake --build --preset "${preset}" -j "${jobs}"
-  ctest --preset "${preset}" -j "${jobs}"
+  echo "=== ${preset}: tests ($(date -u +%T)) ==="
+  ctest --preset "${preset}" -j "${test_jobs}"
 }
 
 run_preset ci-release
@@ -34,6 +38,7 @@ if [[ "${1:-}" != "--release-only" ]]; then
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   run_preset asan
   unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
+  echo "=== fuzz ($(date -u +%T)) ==="
   scripts/fuzz.sh "${COUPOND_FUZZ_SECONDS:-20}"
 fi
-echo "=== all tests passed ==="
+echo "=== all tests passed ($(date -u +%T)) ==="
