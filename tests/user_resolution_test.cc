@@ -29,7 +29,7 @@ using ::coupond::testing::StatusIs;
 using ::coupond::testing::TinyModel;
 using ::testing::HasSubstr;
 
-std::shared_ptr<const ModelSnapshot> Snapshot(const ModelData& m) {
+std::shared_ptr<const ModelSnapshot> ResolutionSnapshot(const ModelData& m) {
   ModelVersionInfo info;
   info.version = 3;
   info.dimension = m.dimension;
@@ -136,7 +136,7 @@ int32_t ReferenceNearest(const ModelData& m, const std::vector<UserAttribute>& a
 
 TEST(ResolveUserTest, KnownUserUsesItsOwnRowAndIgnoresAttributes) {
   const ModelData m = SegmentedModel();
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   const auto attributes = Attributes({{"AGE", "old"}, {"shoe_size", "9"}});
   const ResolvedUser r = ResolveUser(*snap, "u1", attributes.views);
   EXPECT_EQ(r.source, UserSource::kKnownUser);
@@ -151,7 +151,7 @@ TEST(ResolveUserTest, KnownUserUsesItsOwnRowAndIgnoresAttributes) {
 
 TEST(ResolveUserTest, NewUserTakesTheNearestSegmentByItsAttributesOnly) {
   const ModelData m = SegmentedModel();
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   struct Case {
     std::vector<std::pair<std::string, std::string>> attributes;
     int32_t segment;
@@ -206,7 +206,7 @@ TEST(ResolveUserTest, AgreesWithTheReferenceOnRandomModels) {
       seg.prior_factors = {uniform(), uniform(), uniform()};
       m.segments.push_back(std::move(seg));
     }
-    const auto snap = Snapshot(m);
+    const auto snap = ResolutionSnapshot(m);
     std::vector<std::pair<std::string, std::string>> pairs;
     for (int a = 0; a < attributes; ++a) {
       const uint64_t roll = rng.Next() % 4;
@@ -226,7 +226,7 @@ TEST(ResolveUserTest, AgreesWithTheReferenceOnRandomModels) {
 }
 
 TEST(ResolveUserTest, UnknownNamesAndValuesAreIgnoredAndCounted) {
-  const auto snap = Snapshot(SegmentedModel());
+  const auto snap = ResolutionSnapshot(SegmentedModel());
   const auto attributes = Attributes({
       {"AGE", "young"},
       {"shoe_size", "9"},         // unknown name
@@ -246,7 +246,7 @@ TEST(ResolveUserTest, UnknownNamesAndValuesAreIgnoredAndCounted) {
 }
 
 TEST(ResolveUserTest, ASecondSpellingOfAnAttributeIsIgnoredTheFirstWins) {
-  const auto snap = Snapshot(SegmentedModel());
+  const auto snap = ResolutionSnapshot(SegmentedModel());
   const auto young_first = Attributes({{"AGE", "young"}, {"age", "old"}, {"AGE", "old"}});
   const ResolvedUser a = ResolveUser(*snap, "new-user", young_first.views);
   EXPECT_EQ(a.segment, 0);
@@ -259,7 +259,7 @@ TEST(ResolveUserTest, ASecondSpellingOfAnAttributeIsIgnoredTheFirstWins) {
 }
 
 TEST(ResolveUserTest, NoUsableAttributeMeansThePopulationPrior) {
-  const auto snap = Snapshot(SegmentedModel());
+  const auto snap = ResolutionSnapshot(SegmentedModel());
   const ResolvedUser none = ResolveUser(*snap, "new-user", {});
   EXPECT_EQ(none.source, UserSource::kPopulationPrior);
   EXPECT_EQ(none.segment, -1);
@@ -273,7 +273,7 @@ TEST(ResolveUserTest, NoUsableAttributeMeansThePopulationPrior) {
 }
 
 TEST(ResolveUserTest, ModelWithoutSegmentsIgnoresEveryAttribute) {
-  const auto snap = Snapshot(TinyModel(2, 3, 2));
+  const auto snap = ResolutionSnapshot(TinyModel(2, 3, 2));
   const auto attributes = Attributes({{"AGE", "young"}, {"INCOME", "low"}});
   const ResolvedUser r = ResolveUser(*snap, "new-user", attributes.views);
   EXPECT_EQ(r.source, UserSource::kPopulationPrior);
@@ -285,7 +285,7 @@ TEST(ResolveUserTest, TiesGoToTheLowestSegmentIndex) {
   ModelData m = SegmentedModel();
   m.segments[1].centroid = m.segments[0].centroid;
   m.segments[2].centroid = m.segments[0].centroid;
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   const auto attributes = Attributes({{"AGE", "old"}});
   EXPECT_EQ(ResolveUser(*snap, "new-user", attributes.views).segment, 0);
 }
@@ -293,7 +293,7 @@ TEST(ResolveUserTest, TiesGoToTheLowestSegmentIndex) {
 TEST(ResolveUserTest, DuplicateFeatureNamesDifferingInCaseFormOneAttribute) {
   ModelData m = SegmentedModel();
   m.segment_features[3].name = "age=young";  // same attribute and value as "AGE=young"
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   const SegmentAttributeIndex& index = snap->segment_attributes();
   EXPECT_EQ(index.num_attributes(), 2u);
   ASSERT_TRUE(index.Find("Age", "young").has_value());
@@ -305,7 +305,7 @@ TEST(ResolveUserTest, DuplicateFeatureNamesDifferingInCaseFormOneAttribute) {
 // ScoreCoupons scores a placed user exactly as a known user with the segment's vector.
 TEST(ScoreCouponsColdStartTest, SegmentPriorScoresLikeAUserWithThePriorVector) {
   ModelData m = SegmentedModel();
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   const auto attributes = Attributes({{"AGE", "old"}, {"INCOME", "high"}, {"pets", "cat"}});
   ScoreQuery q;
   q.user_id = "new-user";
@@ -336,7 +336,7 @@ TEST(ScoreCouponsColdStartTest, SegmentPriorScoresLikeAUserWithThePriorVector) {
 
 TEST(CampaignPlanColdStartTest, UnknownUsersWithAttributesArePlannedWithTheirSegmentPrior) {
   const ModelData m = SegmentedModel();
-  const auto snap = Snapshot(m);
+  const auto snap = ResolutionSnapshot(m);
   CampaignSpec spec;
   spec.budget = 100;
   for (const std::string& id : m.coupon_ids) {
