@@ -22,10 +22,10 @@
 // fitted on the fit examples and scored on the validation examples; the lowest validation
 // log loss wins. No test example is read.
 //
-// Solver: truncated Newton (conjugate gradients on the exact Hessian, applied as Hessian-
-// vector products in O(examples + attribute entries), never formed) with a backtracking
-// line search. Single-threaded, sequential sums: deterministic. Features no training
-// example carries get weight 0 (the L2 optimum).
+// Solver: truncated Newton (Jacobi-preconditioned conjugate gradients on the exact Hessian,
+// applied as Hessian-vector products in O(examples + attribute entries), never formed) with
+// a backtracking line search. Single-threaded, sequential sums: deterministic. Features no
+// training example carries get weight 0 (the L2 optimum).
 
 #include <cstdint>
 #include <vector>
