@@ -68,6 +68,17 @@ absl::Status ValidateOptions(const PipelineOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("cold_coupons.l2: ", o.cold_coupons.l2, " must be finite and > 0"));
   }
+  // Checked here too, so that a bad grid fails before the LMF trains rather than after.
+  if (o.feature_logistic.l2_grid.empty()) {
+    return absl::InvalidArgumentError("feature_logistic.l2_grid: must be non-empty");
+  }
+  for (size_t k = 0; k < o.feature_logistic.l2_grid.size(); ++k) {
+    const double l2 = o.feature_logistic.l2_grid[k];
+    if (!(std::isfinite(l2) && l2 > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature_logistic.l2_grid[", k, "]: ", l2, " must be finite and > 0"));
+    }
+  }
   if (o.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("threads: ", o.threads, " must be >= 0"));
   }
@@ -257,7 +268,8 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   md["features.neighbour_cold_matched"] =
       absl::StrCat(r.neighbour_cold_matched, "/", r.neighbour_cold_coupons);
   if (r.excluded_users > 0) md["data.excluded_users"] = absl::StrCat(r.excluded_users);
-  if (r.cold_coupons.has_value()) {
+  // The baseline's coupon biases come from its own attribute weights, not from step 6b.
+  if (r.cold_coupons.has_value() && r.published_model == PublishedModel::kLmf) {
     md["cold_start.predicted_coupons"] = absl::StrCat(r.cold_coupons->fit.predicted_coupons);
     md["cold_start.l2"] = Fmt(o.cold_coupons.l2);
   }

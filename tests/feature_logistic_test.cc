@@ -181,6 +181,12 @@ TEST(FeatureLogisticTest, BadInputNamesTheField) {
   o.l2_grid = {1e-3, -1.0};
   EXPECT_THAT(SelectFeatureLogisticL2(d, all, all, o),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("l2_grid[1]")));
+  // The pipeline rejects such a grid before it trains anything.
+  PipelineOptions po;
+  po.logs.exposures = "/nonexistent/exposures.csv";
+  po.feature_logistic.l2_grid = {1e-3, std::nan("")};
+  EXPECT_THAT(RunPipeline(po), StatusIs(absl::StatusCode::kInvalidArgument,
+                                        HasSubstr("feature_logistic.l2_grid[1]")));
 }
 
 TEST(FeatureLogisticTest, AsAModelItServesTheSamePredictions) {
