@@ -154,6 +154,7 @@ void PrintResult(const pipeline::PipelineResult& r) {
   std::fputs(pipeline::PeriodLines(r).c_str(), stdout);
   for (const std::string& w : pipeline::ShiftWarnings(r)) std::printf("warning: %s\n", w.c_str());
   std::fputs(pipeline::SummaryLines(r).c_str(), stdout);
+  std::fputs(pipeline::ModelVsBaselineLines(r).c_str(), stdout);
   if (r.published.has_value()) {
     // The checksum covers every data key and value of the version: equal checksums mean
     // equal published bytes (runs are deterministic, so reruns print the same one).

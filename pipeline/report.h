@@ -8,7 +8,8 @@
 // Contents: a summary line per model (test AUC, log loss, ECE: the trained model, each
 // baseline, and the truth when known), the data and its cleaning (ingest/quarantine counts
 // or the adapter's), the splits, the user segments, the hyperparameter grid with the chosen
-// point, the training curve (validation AUC and train/validation log loss by epoch), the
+// point, the LMF against the feature-logistic baseline on validation and test with the one
+// published and why, the training curve (validation AUC and train/validation log loss by epoch), the
 // reliability diagram (model and best baseline against the diagonal) and the reliability
 // table, and the published version.
 
@@ -29,6 +30,11 @@ std::string RenderReport(const PipelineResult& result,
 // The one-line summaries of the report ("model: AUC 0.8312, log loss 0.02031, ECE ..."),
 // one per evaluation, for CLIs.
 std::string SummaryLines(const PipelineResult& result);
+
+// The LMF beside the feature-logistic baseline on the validation and test periods, and which
+// of the two the run published and why (PipelineResult::publish_reason), for CLIs; "" when
+// the run has no feature-logistic baseline.
+std::string ModelVsBaselineLines(const PipelineResult& result);
 
 // SVG plots (exposed for tests): the reliability diagram of evaluations[0] and of the best
 // baseline (highest AUC) against the diagonal; the training curve.

@@ -68,6 +68,17 @@ absl::Status ValidateOptions(const PipelineOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("cold_coupons.l2: ", o.cold_coupons.l2, " must be finite and > 0"));
   }
+  // Checked here too, so that a bad grid fails before the LMF trains rather than after.
+  if (o.feature_logistic.l2_grid.empty()) {
+    return absl::InvalidArgumentError("feature_logistic.l2_grid: must be non-empty");
+  }
+  for (size_t k = 0; k < o.feature_logistic.l2_grid.size(); ++k) {
+    const double l2 = o.feature_logistic.l2_grid[k];
+    if (!(std::isfinite(l2) && l2 > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature_logistic.l2_grid[", k, "]: ", l2, " must be finite and > 0"));
+    }
+  }
   if (o.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("threads: ", o.threads, " must be >= 0"));
   }
@@ -183,8 +194,13 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
 }
 
 // Steps 6: evaluations of the baselines (and truth) on the test period, appended to r.
-absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s,
-                                const PipelineOptions& o, PipelineResult* r) {
+// The feature-logistic baseline chooses its L2 on select_data (fit -> validation period) and
+// is refitted on final_data's `final_train` examples, as the LMF is; returned for step 7.
+absl::StatusOr<FeatureLogisticModel> EvaluateReferences(
+    const learn::TrainingData& data, const learn::TrainingData& select_data,
+    const learn::TrainingData& final_data, absl::Span<const uint32_t> final_train,
+    const Splits& s, const PipelineOptions& o, const PipelineProgress& progress,
+    PipelineResult* r) {
   COUPOND_ASSIGN_OR_RETURN(Baselines baselines, FitBaselines(data, s.test.train, o.baselines));
   for (BaselineKind kind : kAllBaselines) {
     std::vector<float> p = baselines.Predict(kind, data, s.test.test);
@@ -192,6 +208,29 @@ absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s
                                                     o.calibration_bins));
     r->evaluations.push_back(std::move(e));
   }
+  FeatureLogisticSummary fl;
+  COUPOND_ASSIGN_OR_RETURN(fl.selection,
+                           SelectFeatureLogisticL2(select_data, s.validation.train,
+                                                   s.validation.test, o.feature_logistic));
+  for (const FeatureLogisticGridPoint& g : fl.selection.grid) {
+    Say(progress, absl::StrFormat("feature logistic l2=%g: validation log loss %.5f, AUC %.4f "
+                                  "(%d Newton iterations)",
+                                  g.l2, g.validation_log_loss, g.validation_auc,
+                                  g.newton_iterations));
+  }
+  fl.l2 = fl.selection.grid[fl.selection.chosen].l2;
+  COUPOND_ASSIGN_OR_RETURN(FeatureLogisticModel model,
+                           FitFeatureLogistic(final_data, final_train, fl.l2, o.feature_logistic));
+  fl.active_features = model.active_features;
+  fl.newton_iterations = model.newton_iterations;
+  {
+    const std::vector<float> p = model.Predict(final_data, s.test.test);
+    COUPOND_ASSIGN_OR_RETURN(Evaluation e, Evaluate(kFeatureLogisticName, p, data, s.test.test,
+                                                    o.calibration_bins));
+    fl.evaluation = r->evaluations.size();
+    r->evaluations.push_back(std::move(e));
+  }
+  r->feature_logistic = std::move(fl);
   if (!o.truth_factors.empty()) {
     COUPOND_ASSIGN_OR_RETURN(core::ModelData truth, ReadFactorFiles(o.truth_factors));
     if (o.user_keyer != nullptr) COUPOND_RETURN_IF_ERROR(core::PseudonymiseUsers(*o.user_keyer, &truth));
@@ -200,7 +239,7 @@ absl::Status EvaluateReferences(const learn::TrainingData& data, const Splits& s
                              Evaluate("truth", p, data, s.test.test, o.calibration_bins));
     r->evaluations.push_back(std::move(e));
   }
-  return absl::OkStatus();
+  return model;
 }
 
 void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelData* m) {
@@ -229,7 +268,8 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   md["features.neighbour_cold_matched"] =
       absl::StrCat(r.neighbour_cold_matched, "/", r.neighbour_cold_coupons);
   if (r.excluded_users > 0) md["data.excluded_users"] = absl::StrCat(r.excluded_users);
-  if (r.cold_coupons.has_value()) {
+  // The baseline's coupon biases come from its own attribute weights, not from step 6b.
+  if (r.cold_coupons.has_value() && r.published_model == PublishedModel::kLmf) {
     md["cold_start.predicted_coupons"] = absl::StrCat(r.cold_coupons->fit.predicted_coupons);
     md["cold_start.l2"] = Fmt(o.cold_coupons.l2);
   }
@@ -237,8 +277,22 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
     md["select.validation_log_loss"] = Fmt(r.grid[r.chosen].validation_log_loss);
     md["select.validation_auc"] = Fmt(r.grid[r.chosen].validation_auc);
   }
+  md["publish.model"] =
+      r.published_model == PublishedModel::kFeatureLogistic ? "feature_logistic" : "lmf";
+  md["publish.reason"] = r.publish_reason;
+  if (r.feature_logistic.has_value()) {
+    const FeatureLogisticSummary& fl = *r.feature_logistic;
+    md["feature_logistic.l2"] = Fmt(fl.l2);
+    md["feature_logistic.validation_log_loss"] =
+        Fmt(fl.selection.grid[fl.selection.chosen].validation_log_loss);
+    md["feature_logistic.validation_auc"] =
+        Fmt(fl.selection.grid[fl.selection.chosen].validation_auc);
+  }
   if (!r.evaluations.empty()) {
-    const Evaluation& e = r.evaluations[0];
+    // eval.* are the figures of the model published (the LMF's are evaluations[0]).
+    const Evaluation& e = r.published_model == PublishedModel::kFeatureLogistic
+                              ? r.evaluations[r.feature_logistic->evaluation]
+                              : r.evaluations[0];
     md["eval.auc"] = Fmt(e.auc);
     md["eval.log_loss"] = Fmt(e.log_loss);
     md["eval.ece"] = Fmt(e.calibration.expected_calibration_error);
@@ -259,6 +313,35 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
 }
 
 }  // namespace
+
+void ChoosePublishedModel(const PipelineOptions& o, PipelineResult* r) {
+  r->published_model = PublishedModel::kLmf;
+  if (!r->feature_logistic.has_value() || r->grid.empty()) {
+    r->publish_reason = "the LMF (no feature-logistic baseline to compare)";
+    return;
+  }
+  const FeatureLogisticGridPoint& fl =
+      r->feature_logistic->selection.grid[r->feature_logistic->selection.chosen];
+  const GridPointRun& lmf = r->grid[r->chosen];
+  const std::string figures = absl::StrFormat(
+      "validation log loss: LMF %.5f, feature logistic %.5f", lmf.validation_log_loss,
+      fl.validation_log_loss);
+  if (r->selection != SelectionMethod::kTimeValidation) {
+    r->publish_reason = absl::StrCat(
+        "the LMF: with k-fold selection its validation figure is a cross-validation mean, not "
+        "comparable with the baseline's on the validation period");
+  } else if (!o.publish_better_on_validation) {
+    r->publish_reason =
+        absl::StrCat("the LMF: publish_better_on_validation is off (", figures, ")");
+  } else if (fl.validation_log_loss < lmf.validation_log_loss) {
+    r->published_model = PublishedModel::kFeatureLogistic;
+    r->publish_reason =
+        absl::StrCat("the feature-logistic baseline: lower validation log loss (", figures, ")");
+  } else {
+    r->publish_reason = absl::StrCat("the LMF: its validation log loss is not above the "
+                                     "feature-logistic baseline's (", figures, ")");
+  }
+}
 
 int64_t RemoveUsers(learn::TrainingData* data, absl::Span<const std::string> ids) {
   if (ids.empty()) return 0;
@@ -548,17 +631,33 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
                              Evaluate("model", p, data, s.test.test, o.calibration_bins));
     r.evaluations.push_back(std::move(e));
   }
-  COUPOND_RETURN_IF_ERROR(EvaluateReferences(data, s, o, &r));
+  const absl::Span<const uint32_t> final_train = refit ? s.test.train : s.validation.train;
+  COUPOND_ASSIGN_OR_RETURN(
+      FeatureLogisticModel feature_logistic,
+      EvaluateReferences(data, select_data, final_data, final_train, s, o, progress, &r));
   r.evaluate_seconds = SecondsSince(start);
 
-  // 7. publish
+  // 7. publish (the LMF or the feature-logistic baseline, by validation log loss)
   start = absl::Now();
-  r.model.description =
-      o.description.empty()
-          ? absl::StrFormat("LMF d=%d trained on %s (%d examples, test AUC %.4f)",
-                            r.chosen_options.dimension, r.source, r.train_examples,
-                            r.evaluations[0].auc)
-          : o.description;
+  ChoosePublishedModel(o, &r);
+  Say(progress, absl::StrCat("publishing ", r.publish_reason));
+  if (r.published_model == PublishedModel::kFeatureLogistic) {
+    COUPOND_ASSIGN_OR_RETURN(r.model, FeatureLogisticAsModel(feature_logistic, final_data));
+    r.model.description =
+        o.description.empty()
+            ? absl::StrFormat("feature-logistic baseline (l2 %g) trained on %s (%d examples, "
+                              "test AUC %.4f; chosen over the LMF on validation log loss)",
+                              r.feature_logistic->l2, r.source, r.train_examples,
+                              r.evaluations[r.feature_logistic->evaluation].auc)
+            : o.description;
+  } else {
+    r.model.description =
+        o.description.empty()
+            ? absl::StrFormat("LMF d=%d trained on %s (%d examples, test AUC %.4f)",
+                              r.chosen_options.dimension, r.source, r.train_examples,
+                              r.evaluations[0].auc)
+            : o.description;
+  }
   AddMetadata(o, r, &r.model);
   if (segmentation.has_value()) {
     COUPOND_RETURN_IF_ERROR(AttachSegments(*segmentation, data, s.test.train, &r.model));
@@ -604,7 +703,11 @@ absl::StatusOr<PipelineResult> EvaluateStoredModel(const PipelineOptions& o,
       Evaluation e, Evaluate(absl::StrCat("model v", version), p, data, s.test.test,
                              o.calibration_bins));
   r.evaluations.push_back(std::move(e));
-  COUPOND_RETURN_IF_ERROR(EvaluateReferences(data, s, o, &r));
+  // The stored version is not replaced: the baseline is only evaluated (on the loaded
+  // features, without step 2b's neighbours).
+  COUPOND_RETURN_IF_ERROR(
+      EvaluateReferences(data, data, data, s.test.train, s, o, progress, &r).status());
+  r.publish_reason = "nothing (evaluation of a stored version)";
   return r;
 }
 

@@ -38,7 +38,9 @@
 //                6b, scored by id as the server scores it (pipeline/evaluation.h), the baselines
 //                (pipeline/baselines.h, fitted on the training period) and, when given, the
 //                TRUE probabilities (simulated data) on the test period: AUC, log loss, ECE
-//                and a reliability table;
+//                and a reliability table. Among the baselines, the feature-logistic one
+//                (pipeline/feature_logistic.h: one-hot user and coupon attributes, L2 chosen
+//                on the validation period, refitted as the LMF is);
 //   6b. coupon cold start  coupons without a training example that carry attributes get a
 //                bias and factors predicted from them by a ridge regression fitted on the
 //                trained coupons (pipeline/coupon_cold_start.h), marked in
@@ -48,6 +50,10 @@
 //                encoding, each user's segment, and per segment the prior cold start uses:
 //                the mean factors of its members and a calibrated bias;
 //                pipeline/segment_priors.h), into the model store when store_path is set.
+//                The model published is the LMF, or the feature-logistic baseline (an LMF
+//                with biases only) when its VALIDATION log loss is lower than the chosen grid
+//                point's (publish_better_on_validation); PipelineResult::published_model and
+//                publish_reason say which and why. The test period plays no part in it.
 // Users named in PipelineOptions::exclude_users are removed right after step 1, with their
 // examples: no step sees them and the published model does not know them (a hold-out of
 // whole users, e.g. to evaluate user cold start on them).
@@ -76,6 +82,7 @@
 #include "pipeline/coupon_cold_start.h"
 #include "pipeline/dunnhumby.h"
 #include "pipeline/evaluation.h"
+#include "pipeline/feature_logistic.h"
 #include "pipeline/ingest.h"
 #include "pipeline/profiles.h"
 
@@ -134,6 +141,13 @@ struct PipelineOptions {
   bool segment_users = true;     // step 3. Default true.
   SegmentOptions segments;       // its profile.as_of_day is set to the test cutoff
   BaselineOptions baselines;
+  // The feature-logistic baseline (pipeline/feature_logistic.h), fitted in every run; its
+  // L2 grid is searched on the validation period.
+  FeatureLogisticOptions feature_logistic;
+  // Step 7: publish the feature-logistic baseline instead of the LMF when its validation log
+  // loss is lower than the chosen grid point's (kTimeValidation only: with kPairFolds the
+  // two figures are not on the same examples, and the LMF is published). Default true.
+  bool publish_better_on_validation = true;
   // Step 6b. Default true. Off: an unseen coupon keeps the trainer's vector, the sum of its
   // features' embeddings (and is not marked as predicted).
   bool predict_cold_coupons = true;
@@ -192,6 +206,22 @@ struct ColdCouponSummary {
   double model_auc_trainer = 0.0;
 };
 
+// The name of the feature-logistic baseline's Evaluation.
+inline constexpr char kFeatureLogisticName[] = "feature logistic (one-hot attributes)";
+
+// The feature-logistic baseline of a run: its L2 search on the validation period (fitted on
+// the fit period, as the LMF's grid) and the final fit (on the data the final LMF was
+// trained on, with the chosen L2).
+struct FeatureLogisticSummary {
+  FeatureLogisticSelection selection;
+  double l2 = 0.0;
+  int active_features = 0;
+  int newton_iterations = 0;  // of the final fit
+  size_t evaluation = 0;      // its test figures: PipelineResult::evaluations[evaluation]
+};
+
+enum class PublishedModel { kLmf, kFeatureLogistic };
+
 struct PipelineResult {
   std::string source;             // "logs <dir>" / "dunnhumby <dir>"
   std::string load_summary;       // IngestReport::ToString() or the adapter's counts
@@ -231,11 +261,18 @@ struct PipelineResult {
   // The chosen point's selection run, per epoch: train loss, validation loss and AUC.
   std::vector<learn::LmfEpochStats> training_curve;
 
-  // evaluations[0] is the model; then the baselines in kAllBaselines order; then "truth"
-  // when options.truth_factors was set.
+  // evaluations[0] is the model (the LMF, or the stored version); then the baselines in
+  // kAllBaselines order; then the feature-logistic baseline; then "truth" when
+  // options.truth_factors was set.
   std::vector<Evaluation> evaluations;
+  std::optional<FeatureLogisticSummary> feature_logistic;
 
-  core::ModelData model;                 // materialised, with metadata
+  // Which model `model` is (and was published, with a store): the LMF, or the feature-
+  // logistic baseline when it had the lower validation log loss; and why, in words.
+  PublishedModel published_model = PublishedModel::kLmf;
+  std::string publish_reason;
+
+  core::ModelData model;                 // materialised, with metadata (published_model)
   std::optional<core::ModelVersionInfo> published;
 
   double load_seconds = 0, select_seconds = 0, train_seconds = 0, evaluate_seconds = 0,
@@ -254,6 +291,15 @@ struct PipelineProgress {
 // bad options (naming the field) or a test period of one class.
 absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& options,
                                            const PipelineProgress& progress = {});
+
+// Step 7's choice, from `result`'s grid, chosen point and feature_logistic (set by
+// RunPipeline): sets result->published_model and result->publish_reason. The feature-
+// logistic baseline is chosen when its validation log loss is strictly lower than the chosen
+// grid point's (ties keep the LMF): both were fitted on the fit period and scored on the same
+// validation examples, so no test figure is read. The LMF is kept with kPairFolds selection
+// (its figure is a cross-validation mean, not comparable), when publish_better_on_validation
+// is off, or without a feature-logistic summary.
+void ChoosePublishedModel(const PipelineOptions& options, PipelineResult* result);
 
 // The data of a pipeline run (step 1 only), for `couponctl ingest` and evaluation.
 struct LoadedData {

@@ -114,7 +114,7 @@ echo "=== 7. offline pipeline: simulated behaviour logs -> trained, evaluated, p
   --quarantine "${work}/pipeline/quarantine.csv" --report "${work}/pipeline/report.md" \
   --seed 42 --threads 2 > "${work}/pipeline/pipeline.txt" 2> "${work}/pipeline/progress.log"
 echo "trained model vs baselines vs the TRUE probabilities, same test examples:"
-grep -E "^(chosen|fit period|validation period|test period|warning|model|coupon popularity|user propensity|logistic|truth|published)" \
+grep -E "^(chosen|fit period|validation period|test period|warning|model|coupon popularity|user propensity|logistic|feature logistic|LMF|truth|published)" \
   "${work}/pipeline/pipeline.txt"
 "${couponctl}" versions --store "${work}/pipeline/store"
 echo "report (inline SVG plots): ${work}/pipeline/report.md"

@@ -78,6 +78,23 @@ TEST_F(ReportTest, MarkdownHasBothPlotsTheMetricsAndTheChoices) {
   EXPECT_THAT(md, HasSubstr("missing_value"));
   EXPECT_THAT(md, HasSubstr("Chosen: dimension 2, L2 (factors) 0.01, learning rate 0.01"));
   EXPECT_THAT(md, HasSubstr("| test | "));
+  // The LMF beside the feature-logistic baseline, validation and test, and the one published.
+  ASSERT_TRUE(r.feature_logistic.has_value());
+  const FeatureLogisticSummary& fl = *r.feature_logistic;
+  const FeatureLogisticGridPoint& flv = fl.selection.grid[fl.selection.chosen];
+  const Evaluation& flt = r.evaluations[fl.evaluation];
+  EXPECT_THAT(md, HasSubstr("## LMF vs feature-logistic baseline"));
+  EXPECT_THAT(md, HasSubstr(absl::StrFormat("| feature logistic (L2 %g) | %.5f | %.4f | %.5f | %.4f |",
+                                            fl.l2, flv.validation_log_loss, flv.validation_auc,
+                                            flt.log_loss, flt.auc)));
+  EXPECT_THAT(md, HasSubstr(absl::StrFormat("| LMF (chosen grid point) | %.5f | %.4f | %.5f | %.4f |",
+                                            r.grid[r.chosen].validation_log_loss,
+                                            r.grid[r.chosen].validation_auc,
+                                            r.evaluations[0].log_loss, r.evaluations[0].auc)));
+  EXPECT_FALSE(r.publish_reason.empty());
+  EXPECT_THAT(md, HasSubstr(absl::StrCat("Model published: ", r.publish_reason, ".")));
+  EXPECT_EQ(Count(md, "| published |"), 1);
+  EXPECT_THAT(ModelVsBaselineLines(r), HasSubstr(absl::StrCat("published: ", r.publish_reason)));
   // The calibration plot draws the diagonal and the best baseline.
   const std::string svg = CalibrationSvg(r);
   EXPECT_THAT(svg, HasSubstr("perfect calibration"));

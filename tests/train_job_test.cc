@@ -90,10 +90,15 @@ TEST(TrainJobTest, SimulatedLogsEndToEndIntoARealStore) {
   EXPECT_FALSE(messages.empty());
   ASSERT_TRUE(r.segments.has_value());
   EXPECT_EQ(r.segments->k, 3);
-  // Evaluations: model, three baselines, truth.
-  ASSERT_EQ(r.evaluations.size(), 5u);
+  // Evaluations: model, three baselines, the feature-logistic baseline, truth.
+  ASSERT_EQ(r.evaluations.size(), 6u);
   EXPECT_EQ(r.evaluations[0].name, "model");
-  EXPECT_EQ(r.evaluations[4].name, "truth");
+  EXPECT_EQ(r.evaluations[4].name, kFeatureLogisticName);
+  ASSERT_TRUE(r.feature_logistic.has_value());
+  EXPECT_EQ(r.feature_logistic->evaluation, 4u);
+  EXPECT_EQ(r.evaluations[5].name, "truth");
+  // Here the LMF wins on validation (the other case: feature_logistic_test.cc).
+  EXPECT_EQ(r.published_model, PublishedModel::kLmf) << r.publish_reason;
   for (const Evaluation& e : r.evaluations) {
     EXPECT_TRUE(std::isfinite(e.auc) && std::isfinite(e.log_loss)) << e.name;
   }
@@ -110,6 +115,8 @@ TEST(TrainJobTest, SimulatedLogsEndToEndIntoARealStore) {
   EXPECT_EQ(std::stod(back.metadata.at("eval.auc")), std::stod(absl::StrFormat("%.6g", r.evaluations[0].auc)));
   EXPECT_TRUE(back.metadata.count("eval.user_propensity.auc"));
   EXPECT_TRUE(back.metadata.count("eval.truth.log_loss"));
+  EXPECT_TRUE(back.metadata.count("eval.feature_logistic_one_hot_attributes.auc"));
+  EXPECT_EQ(back.metadata.at("publish.model"), "lmf");
 
   // The served model, scored by id as the server does, reproduces the pipeline's own test
   // predictions' AUC on the same examples (evaluate == pipeline).
