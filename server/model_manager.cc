@@ -253,6 +253,15 @@ absl::Status ModelManager::NextCampaignBook(std::shared_ptr<const CampaignBook>*
     loaded->sequence = record.sequence;
     loaded->published_unix_seconds = record.published_unix_seconds;
     loaded->stored = *std::move(stored);
+    if (options_.user_keyer != nullptr) {
+      const size_t raw = api::KeyEligibleUserIds(*options_.user_keyer, loaded->stored.mutable_campaign());
+      if (raw > 0) {
+        spdlog::warn("campaign '{}' record {} holds {} raw user ids in its eligibility lists "
+                     "(keyed for serving; publish it again with --user_id_key_file so that "
+                     "none is at rest)",
+                     record.campaign_id, record.sequence, raw);
+      }
+    }
     loaded->policy = *std::move(policy);
     loaded->candidates = resolve(*loaded);
     spdlog::info("loaded campaign '{}' record {} ({} coupons, budget {}, budget price {:.6g}, "

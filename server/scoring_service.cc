@@ -184,8 +184,16 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     one.user_attributes.emplace_back(request.user_attributes().begin(),
                                      request.user_attributes().end());
   }
+  core::CampaignSpec spec = api::CampaignFromProto(*campaign, now);
+  if (options_.user_keyer != nullptr && stored == nullptr) {
+    // An inline campaign's eligibility lists hold the caller's ids, as Assign's do; a stored
+    // campaign's were keyed when it was loaded (ModelManagerOptions::user_keyer).
+    for (core::CampaignCouponSpec& c : spec.coupons) {
+      for (std::string& id : c.eligible_user_ids) id = options_.user_keyer->Key(id);
+    }
+  }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
-      core::CampaignPlan::Create(model, api::CampaignFromProto(*campaign, now), std::move(one));
+      core::CampaignPlan::Create(model, spec, std::move(one));
   if (!plan.ok()) {
     // A stored campaign was checked when it was published; what can still fail is its fit
     // to the current model (e.g. a coupon the new version no longer has). That is the

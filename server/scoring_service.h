@@ -35,8 +35,11 @@ struct ScoringServiceOptions {
   // Largest request body parsed, in bytes; larger ones are RESOURCE_EXHAUSTED. Default 4 MiB.
   size_t max_request_bytes = edge::kDefaultMaxRequestBytes;
   // When set, every incoming user id is replaced by its key (core/user_key.h) before it is
-  // looked up, hashed into an experiment arm or logged: the model store must then have been
-  // published with the same secret. Ids that already are keys pass through. Default null.
+  // looked up, hashed into an experiment arm or logged, and so is every id of an inline
+  // campaign's eligibility lists (Assign, Decide): the model store (and its stored
+  // campaigns, keyed at load by ModelManagerOptions::user_keyer, the same keyer) must then
+  // have been published with the same secret. Ids that already are keys pass through.
+  // Default null.
   std::shared_ptr<const core::UserKeyer> user_keyer;
 };
 
