@@ -615,8 +615,9 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
                          dir.Sub("couponctl.out"), &out),
               0)
         << out;
-    // The in-process solve keyed the ids too: answered with the caller's raw ids, every
-    // user given a coupon (c4 is open to all).
+    // The in-process solve keyed the ids too: every user found in the (keyed) model,
+    // answered with the caller's raw ids, every user given a coupon (c4 is open to all).
+    EXPECT_THAT(out, ::testing::HasSubstr("(unknown to the model: 0)"));
     const std::string csv = coupond::testing::ReadFileOrEmpty(dir.Sub("assignment.csv"));
     for (const std::string& id : raw_model.user_ids) EXPECT_THAT(csv, ::testing::HasSubstr(id + ","));
     EXPECT_THAT(csv, ::testing::HasSubstr(raw_model.user_ids[0] + ",c1,"));
