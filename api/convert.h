@@ -66,8 +66,9 @@ absl::StatusOr<v1::StoredCampaign> DecodeStoredCampaign(absl::string_view campai
 // unchanged, core/user_key.h). Every writer of a stored campaign calls it before
 // EncodeStoredCampaign when the operator keys user ids, so that no raw id is at rest, and
 // the server calls it at load (for records written without the secret) so that the lists
-// match the keyed ids it serves. Returns how many entries were raw (0: already keyed).
-size_t KeyEligibleUserIds(const core::UserKeyer& keyer, v1::Campaign* campaign);
+// match the keyed ids it serves. Returns how many entries were raw (0: already keyed);
+// an error of UserKeyer::Key, with `campaign` partly keyed.
+absl::StatusOr<size_t> KeyEligibleUserIds(const core::UserKeyer& keyer, v1::Campaign* campaign);
 
 // Solver options from the request (0 fields take the solver's defaults).
 core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,

@@ -107,10 +107,16 @@ int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
   if (!population.ok()) return Fail(population.status());
   core::CampaignSpec spec = api::CampaignFromProto(request.campaign(), absl::ToUnixSeconds(absl::Now()));
   if (keyer != nullptr) {
-    for (std::string& id : population->user_ids) id = keyer->Key(id);
+    absl::Status keyed = absl::OkStatus();
+    auto key = [&](std::string& id) {
+      absl::StatusOr<std::string> k = keyer->Key(id);
+      if (k.ok()) id = *std::move(k); else keyed.Update(k.status());
+    };
+    for (std::string& id : population->user_ids) key(id);
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) id = keyer->Key(id);
+      for (std::string& id : c.eligible_user_ids) key(id);
     }
+    if (!keyed.ok()) return Fail(keyed);
   }
   auto plan = core::CampaignPlan::Create(*snapshot, spec, *std::move(population));
   if (!plan.ok()) return Fail(plan.status());
@@ -204,7 +210,9 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
   if (!flags.publish_to.empty()) {
     // The stored lists hold keys when the operator keys ids: no raw id at rest.
     v1::Campaign campaign = request.campaign();
-    if (keyer) api::KeyEligibleUserIds(*keyer, &campaign);
+    if (keyer) {
+      if (auto keyed = api::KeyEligibleUserIds(*keyer, &campaign); !keyed.ok()) return Fail(keyed.status());
+    }
     auto payload = api::EncodeStoredCampaign(campaign, summary.prices());
     if (!payload.ok()) return Fail(payload.status());
     auto store = storage::ModelStore::OpenForWrite(flags.publish_to);

@@ -86,7 +86,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
   for (const auto& [name, value] : request.user_attributes()) {
     attributes.push_back(core::UserAttribute{name, value});
   }
-  const std::string user_key = UserKey(request.user_id());
+  COUPOND_ASSIGN_OR_RETURN(const std::string user_key, UserKey(request.user_id()));
   core::ScoreQuery query;
   query.user_id = user_key;
   query.user_attributes = attributes;
@@ -177,7 +177,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   response->set_prices_model_version(prices->model_version());
 
   const int64_t now = absl::ToUnixSeconds(absl::Now());
-  const std::string user_key = UserKey(request.user_id());
+  COUPOND_ASSIGN_OR_RETURN(const std::string user_key, UserKey(request.user_id()));
   core::Population one;
   one.user_ids.push_back(user_key);
   if (!request.user_attributes().empty()) {
@@ -189,7 +189,9 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     // An inline campaign's eligibility lists hold the caller's ids, as Assign's do; a stored
     // campaign's were keyed when it was loaded (ModelManagerOptions::user_keyer).
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) id = options_.user_keyer->Key(id);
+      for (std::string& id : c.eligible_user_ids) {
+        COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
+      }
     }
   }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =

@@ -95,8 +95,9 @@ class ScoringService final : public RawCouponScoringService {
  private:
   const ModelManager* const models_;
   // The id the model knows the user by: its key when ids are keyed, else the id itself.
-  std::string UserKey(const std::string& user_id) const {
-    return options_.user_keyer == nullptr ? user_id : options_.user_keyer->Key(user_id);
+  absl::StatusOr<std::string> UserKey(const std::string& user_id) const {
+    if (options_.user_keyer == nullptr) return user_id;
+    return options_.user_keyer->Key(user_id);
   }
 
   const ScoringServiceOptions options_;

@@ -643,7 +643,7 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
     ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, scorer->Score(request));
     EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER) << "the raw id did not reach its key";
     EXPECT_NEAR(r.scores(0).probability(), coupond::testing::ReferenceProbability(raw_model, u, 1), 1e-5);
-    request.set_user_id(keyer.Key(raw_model.user_ids[u]));  // a key passes through
+    request.set_user_id(*keyer.Key(raw_model.user_ids[u]));  // a key passes through
     ASSERT_OK_AND_ASSIGN(v1::ScoreResponse by_key, scorer->Score(request));
     EXPECT_EQ(by_key.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER);
   }
@@ -701,7 +701,7 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
     ASSERT_OK_AND_ASSIGN(std::vector<storage::CampaignRecord> records, store->LatestCampaigns());
     ASSERT_EQ(records.size(), 1u);
     ASSERT_OK_AND_ASSIGN(v1::StoredCampaign stored, api::DecodeStoredCampaign("spring", records[0].payload));
-    EXPECT_EQ(stored.campaign().coupons(0).eligible_user_ids(0), keyer.Key(raw_model.user_ids[0]));
+    EXPECT_EQ(stored.campaign().coupons(0).eligible_user_ids(0), *keyer.Key(raw_model.user_ids[0]));
   }
   // Every raw id, in every key and value of both databases, read through RocksDB; the
   // keys themselves are there (the scan is not vacuous).
@@ -712,7 +712,7 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
     EXPECT_THAT(FindInEveryRocksDbEntry(root, raw_ids, &entries), ::testing::IsEmpty());
     EXPECT_GT(entries, 0u) << root;
     size_t with_key = 0;
-    EXPECT_THAT(FindInEveryRocksDbEntry(root, {keyer.Key(raw_model.user_ids[0])}, &with_key),
+    EXPECT_THAT(FindInEveryRocksDbEntry(root, {*keyer.Key(raw_model.user_ids[0])}, &with_key),
                 ::testing::Not(::testing::IsEmpty()))
         << root << " does not hold user 0's key: the scan reads nothing";
   }
@@ -755,8 +755,8 @@ TEST(CollectorIntegrationTest, KeyedAndRawIdsGiveTheSameAnswersWithEligibilityLi
     ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("keyed")));
     ASSERT_OK(store->Publish(keyed_model).status());
     v1::Campaign keyed = EligibilityListCampaign("spring", raw_model.user_ids);
-    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed), 24u);
-    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed), 0u) << "keys pass through";
+    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed).value(), 24u);
+    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed).value(), 0u) << "keys pass through";
     ASSERT_OK(store_campaign(*store, keyed));
     ASSERT_OK(store_campaign(*store, EligibilityListCampaign("legacy", raw_model.user_ids)));
   }
