@@ -32,6 +32,18 @@ core::CampaignSpec CampaignFromProto(const v1::Campaign& campaign, int64_t now_u
   return spec;
 }
 
+absl::StatusOr<size_t> KeyEligibleUserIds(const core::UserKeyer& keyer, v1::Campaign* campaign) {
+  size_t raw = 0;
+  for (v1::CampaignCoupon& c : *campaign->mutable_coupons()) {
+    for (std::string& id : *c.mutable_eligible_user_ids()) {
+      if (core::IsUserKey(id)) continue;
+      COUPOND_ASSIGN_OR_RETURN(id, keyer.Key(id));
+      ++raw;
+    }
+  }
+  return raw;
+}
+
 absl::StatusOr<core::Population> PopulationFromProto(const v1::AssignRequest& request) {
   core::Population population;
   switch (request.population_case()) {

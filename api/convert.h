@@ -17,6 +17,7 @@
 #include "core/campaign.h"
 #include "core/experiment.h"
 #include "core/exploration.h"
+#include "core/user_key.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 
 namespace coupond::api {
@@ -60,6 +61,14 @@ absl::StatusOr<std::string> EncodeStoredCampaign(const v1::Campaign& campaign,
 // DataLoss when it does not parse, InvalidArgument when a check fails.
 absl::StatusOr<v1::StoredCampaign> DecodeStoredCampaign(absl::string_view campaign_id,
                                                         absl::string_view payload);
+
+// Replaces every eligible_user_ids entry of `campaign` with its key (keys pass through
+// unchanged, core/user_key.h). Every writer of a stored campaign calls it before
+// EncodeStoredCampaign when the operator keys user ids, so that no raw id is at rest, and
+// the server calls it at load (for records written without the secret) so that the lists
+// match the keyed ids it serves. Returns how many entries were raw (0: already keyed);
+// an error of UserKeyer::Key, with `campaign` partly keyed.
+absl::StatusOr<size_t> KeyEligibleUserIds(const core::UserKeyer& keyer, v1::Campaign* campaign);
 
 // Solver options from the request (0 fields take the solver's defaults).
 core::AssignmentOptions SolverOptionsFromProto(const v1::AssignSolverOptions& options,

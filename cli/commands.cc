@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -92,8 +93,10 @@ void PrintSummary(const v1::AssignSummary& s) {
 }
 
 // Solves in-process against the newest version of a model store (no server needed).
+// With `keyer` (null: raw ids), ids are keyed as coupond keys them (the population and the
+// eligibility lists), and an explicit population is answered with the caller's own ids.
 int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
-                    std::ofstream& csv, v1::AssignSummary* summary) {
+                    const core::UserKeyer* keyer, std::ofstream& csv, v1::AssignSummary* summary) {
   auto store = storage::ModelStore::OpenForRead(flags.store);
   if (!store.ok()) return Fail(store.status());
   auto latest = (*store)->LatestVersion();
@@ -102,9 +105,20 @@ int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
   if (!snapshot.ok()) return Fail(snapshot.status());
   auto population = api::PopulationFromProto(request);
   if (!population.ok()) return Fail(population.status());
-  auto plan = core::CampaignPlan::Create(
-      *snapshot, api::CampaignFromProto(request.campaign(), absl::ToUnixSeconds(absl::Now())),
-      *std::move(population));
+  core::CampaignSpec spec = api::CampaignFromProto(request.campaign(), absl::ToUnixSeconds(absl::Now()));
+  if (keyer != nullptr) {
+    absl::Status keyed = absl::OkStatus();
+    auto key = [&](std::string& id) {
+      absl::StatusOr<std::string> k = keyer->Key(id);
+      if (k.ok()) id = *std::move(k); else keyed.Update(k.status());
+    };
+    for (std::string& id : population->user_ids) key(id);
+    for (core::CampaignCouponSpec& c : spec.coupons) {
+      for (std::string& id : c.eligible_user_ids) key(id);
+    }
+    if (!keyed.ok()) return Fail(keyed);
+  }
+  auto plan = core::CampaignPlan::Create(*snapshot, spec, *std::move(population));
   if (!plan.ok()) return Fail(plan.status());
   const core::AssignmentOptions options = api::SolverOptionsFromProto(
       request.solver(), (*plan)->spec().max_coupons_per_user, /*threads=*/0);
@@ -113,8 +127,13 @@ int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
   if (!result.ok()) return Fail(result.status());
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   for (const core::AssignedCoupon& a : result->assignments) {
-    csv << (*plan)->user_id(a.user) << ',' << (*plan)->coupons()[a.coupon].id << ','
-        << absl::StrFormat("%.9g", a.probability) << '\n';
+    if (keyer != nullptr && request.has_users()) {
+      csv << request.users().user_ids(static_cast<int>(a.user));
+    } else {
+      csv << (*plan)->user_id(a.user);
+    }
+    csv << ',' << (*plan)->coupons()[a.coupon].id << ',' << absl::StrFormat("%.9g", a.probability)
+        << '\n';
   }
   *summary = api::SummaryToProto(*result, **plan, seconds);
   if (flags.compare_baselines) {
@@ -144,6 +163,12 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
   }
   v1::AssignRequest request;
   if (absl::Status s = ReadJson(flags.campaign, &request); !s.ok()) return Fail(s);
+  std::optional<core::UserKeyer> keyer;
+  if (!flags.user_id_key_file.empty()) {
+    auto read = ReadUserKeyer(flags.user_id_key_file);
+    if (!read.ok()) return Fail(read.status());
+    keyer.emplace(*std::move(read));
+  }
   if (!flags.publish_to.empty()) {
     // Refuse before the solve, not after it: a campaign to store needs a storable id.
     if (absl::Status s = storage::ValidateCampaignId(request.campaign().campaign_id()); !s.ok()) {
@@ -155,7 +180,9 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
   csv << "user_id,coupon_id,probability\n";
   v1::AssignSummary summary;
   if (!flags.store.empty()) {
-    if (int rc = AssignInProcess(request, flags, csv, &summary); rc != 0) return rc;
+    if (int rc = AssignInProcess(request, flags, keyer ? &*keyer : nullptr, csv, &summary); rc != 0) {
+      return rc;
+    }
   } else {
     auto client = client::CoupondClient::Create(online.client);
     if (!client.ok()) return Fail(client.status());
@@ -181,7 +208,12 @@ int Assign(const OnlineFlags& online, const AssignFlags& flags) {
     std::printf("assignment written to %s\n", flags.out.c_str());
   }
   if (!flags.publish_to.empty()) {
-    auto payload = api::EncodeStoredCampaign(request.campaign(), summary.prices());
+    // The stored lists hold keys when the operator keys ids: no raw id at rest.
+    v1::Campaign campaign = request.campaign();
+    if (keyer) {
+      if (auto keyed = api::KeyEligibleUserIds(*keyer, &campaign); !keyed.ok()) return Fail(keyed.status());
+    }
+    auto payload = api::EncodeStoredCampaign(campaign, summary.prices());
     if (!payload.ok()) return Fail(payload.status());
     auto store = storage::ModelStore::OpenForWrite(flags.publish_to);
     if (!store.ok()) return Fail(store.status());

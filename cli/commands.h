@@ -43,6 +43,9 @@ struct AssignFlags {
   bool compare_baselines = false;
   absl::Duration timeout = absl::Minutes(10);
   std::string publish_to;  // store the campaign with its prices in this model store
+  // Key user ids (core/user_key.h) as coupond does: in-process solves and the stored
+  // campaign's eligibility lists. "" for raw ids.
+  std::string user_id_key_file;
 };
 
 struct DecideFlags {

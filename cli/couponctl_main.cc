@@ -105,7 +105,7 @@ ABSL_FLAG(double, order_value, 0, "report-outcome: value of the redeeming order.
 ABSL_FLAG(int64_t, when, 0, "report-outcome: when the outcome happened, Unix seconds (0: now).");
 ABSL_FLAG(std::string, decisions_out, "", "export: write the decision log CSV here (for ope).");
 ABSL_FLAG(std::string, logs_out, "", "export: write canonical logs (exposures.csv, redemptions.csv) into this directory (for pipeline).");
-ABSL_FLAG(std::string, user_id_key_file, "", "publish, ingest, train, evaluate, pipeline: key user ids with the secret in this file (core/user_key.h); give coupond the same file.");
+ABSL_FLAG(std::string, user_id_key_file, "", "publish, ingest, train, evaluate, pipeline, assign (--store, --publish_to): key user ids with the secret in this file (core/user_key.h); give coupond the same file.");
 ABSL_FLAG(bool, append, false, "export: append to the logs already in --logs_out (in their column order).");
 ABSL_FLAG(int64_t, days_from, 0, "export: number days from this Unix time (0: the epoch).");
 ABSL_FLAG(int, traffic, 1000, "simulate-traffic: how many decisions to drive.");
@@ -239,6 +239,7 @@ int main(int argc, char** argv) {
     f.compare_baselines = absl::GetFlag(FLAGS_compare_baselines);
     f.timeout = absl::GetFlag(FLAGS_assign_timeout);
     f.publish_to = absl::GetFlag(FLAGS_publish_to);
+    f.user_id_key_file = absl::GetFlag(FLAGS_user_id_key_file);
     return cmd::Assign(online, f);
   }
   if (command == "decide") {

@@ -1,8 +1,6 @@
 #include "core/user_key.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -38,18 +36,15 @@ bool IsUserKey(absl::string_view id) {
   return true;
 }
 
-std::string UserKeyer::Key(absl::string_view user_id) const {
+absl::StatusOr<std::string> UserKeyer::Key(absl::string_view user_id) const {
   if (IsUserKey(user_id)) return std::string(user_id);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   const unsigned char* mac =
       HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
            reinterpret_cast<const unsigned char*>(user_id.data()), user_id.size(), digest, &length);
-  // HMAC fails only when libcrypto cannot allocate its context. A key derived from anything
-  // else would break pseudonymity or merge users, so there is no fallback: stop here.
   if (mac == nullptr || length < kKeyBytes) {
-    std::fprintf(stderr, "coupond: HMAC-SHA256 failed (out of memory in libcrypto); aborting\n");
-    std::abort();
+    return absl::InternalError("user id key: HMAC-SHA256 failed (out of memory in libcrypto)");
   }
   return absl::StrCat(kKeyPrefix,
                       absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), kKeyBytes)));
@@ -58,7 +53,7 @@ std::string UserKeyer::Key(absl::string_view user_id) const {
 absl::Status PseudonymiseUsers(const UserKeyer& keyer, ModelData* model) {
   absl::flat_hash_map<std::string, size_t> seen;
   for (size_t u = 0; u < model->user_ids.size(); ++u) {
-    std::string key = keyer.Key(model->user_ids[u]);
+    COUPOND_ASSIGN_OR_RETURN(std::string key, keyer.Key(model->user_ids[u]));
     auto [it, inserted] = seen.emplace(key, u);
     if (!inserted) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -33,8 +33,11 @@ class UserKeyer {
   // and is read from a file at the process edge (edge::ReadSecretFile), never here.
   static absl::StatusOr<UserKeyer> Create(std::string secret);
 
-  // The key of `user_id`; a key ("k1:" + 32 hex digits) is returned unchanged.
-  std::string Key(absl::string_view user_id) const;
+  // The key of `user_id`; a key ("k1:" + 32 hex digits) is returned unchanged. Internal
+  // when libcrypto's HMAC fails (it fails only when it cannot allocate its context): there
+  // is no fallback, since a key derived any other way would break pseudonymity or merge
+  // users, so callers fail their request or job.
+  absl::StatusOr<std::string> Key(absl::string_view user_id) const;
 
  private:
   explicit UserKeyer(std::string secret) : secret_(std::move(secret)) {}

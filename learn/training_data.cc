@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace coupond::learn {
 namespace {
@@ -75,7 +76,7 @@ absl::Status PseudonymiseUsers(const core::UserKeyer& keyer, TrainingData* data)
   std::vector<uint32_t> remap(data->user_ids.size());
   std::vector<std::vector<uint32_t>> features;
   for (size_t u = 0; u < data->user_ids.size(); ++u) {
-    std::string key = keyer.Key(data->user_ids[u]);
+    COUPOND_ASSIGN_OR_RETURN(std::string key, keyer.Key(data->user_ids[u]));
     auto [it, inserted] = index.emplace(key, static_cast<uint32_t>(ids.size()));
     if (inserted) {
       ids.push_back(std::move(key));

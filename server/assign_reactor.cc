@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "edge/raw_call.h"
 #include "spdlog/spdlog.h"
 
@@ -50,9 +51,13 @@ absl::Status AssignReactor::PlanAndSolve() {
   core::CampaignSpec spec = api::CampaignFromProto(request_.campaign(), options_.now_unix_seconds);
   if (options_.user_keyer != nullptr) {
     // Keyed here, on the solve thread: 10 million HMACs take seconds.
-    for (std::string& id : population->user_ids) id = options_.user_keyer->Key(id);
+    for (std::string& id : population->user_ids) {
+      COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
+    }
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) id = options_.user_keyer->Key(id);
+      for (std::string& id : c.eligible_user_ids) {
+        COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
+      }
     }
   }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =

@@ -112,6 +112,7 @@ int Run() {
       return 1;
     }
     options.service.user_keyer = std::make_shared<const coupond::core::UserKeyer>(*std::move(keyer));
+    options.model.user_keyer = options.service.user_keyer;  // stored campaigns' lists
   }
   options.collector_db = absl::GetFlag(FLAGS_collector_db);
   options.collector.sync = absl::GetFlag(FLAGS_collector_sync);

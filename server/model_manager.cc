@@ -236,6 +236,18 @@ absl::Status ModelManager::NextCampaignBook(std::shared_ptr<const CampaignBook>*
     const bool reported = failed != failed_campaigns_.end() && failed->second == record.sequence;
     absl::StatusOr<v1::StoredCampaign> stored =
         api::DecodeStoredCampaign(record.campaign_id, record.payload);
+    if (stored.ok() && options_.user_keyer != nullptr) {
+      const absl::StatusOr<size_t> raw =
+          api::KeyEligibleUserIds(*options_.user_keyer, stored->mutable_campaign());
+      if (!raw.ok()) {
+        stored = raw.status();
+      } else if (*raw > 0) {
+        spdlog::warn("campaign '{}' record {} holds {} raw user ids in its eligibility lists "
+                     "(keyed for serving; publish it again with --user_id_key_file so that "
+                     "none is at rest)",
+                     record.campaign_id, record.sequence, *raw);
+      }
+    }
     absl::StatusOr<api::DecisionPolicy> policy =
         stored.ok() ? api::DecisionPolicyFromProto(stored->campaign())
                     : absl::StatusOr<api::DecisionPolicy>(stored.status());

@@ -29,6 +29,7 @@
 #include "api/convert.h"
 #include "core/scorer.h"
 #include "core/snapshot.h"
+#include "core/user_key.h"
 #include "coupond/v1/coupon_scoring.pb.h"
 #include "server/memory_check.h"
 #include "storage/model_store.h"
@@ -90,6 +91,11 @@ struct ModelManagerOptions {
   // idle CPU instead of delaying request threads; the pointer swaps stay at the caller's
   // priority. 0: at the caller's priority, on its thread. Default 10.
   int poll_thread_nice = 10;
+  // The operator's user id keyer (--user_id_key_file), or null (default) when ids are raw.
+  // When set, the eligibility lists of every stored campaign are keyed at load (keys pass
+  // through), so that they match the keyed ids Decide looks up; a record that still holds
+  // raw ids (written without the secret) is served and logged as a warning.
+  std::shared_ptr<const core::UserKeyer> user_keyer;
 };
 
 // What the manager has loaded and refused, for status reports (Admin.GetServerStatus,

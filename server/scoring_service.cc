@@ -86,7 +86,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
   for (const auto& [name, value] : request.user_attributes()) {
     attributes.push_back(core::UserAttribute{name, value});
   }
-  const std::string user_key = UserKey(request.user_id());
+  COUPOND_ASSIGN_OR_RETURN(const std::string user_key, UserKey(request.user_id()));
   core::ScoreQuery query;
   query.user_id = user_key;
   query.user_attributes = attributes;
@@ -177,15 +177,25 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
   response->set_prices_model_version(prices->model_version());
 
   const int64_t now = absl::ToUnixSeconds(absl::Now());
-  const std::string user_key = UserKey(request.user_id());
+  COUPOND_ASSIGN_OR_RETURN(const std::string user_key, UserKey(request.user_id()));
   core::Population one;
   one.user_ids.push_back(user_key);
   if (!request.user_attributes().empty()) {
     one.user_attributes.emplace_back(request.user_attributes().begin(),
                                      request.user_attributes().end());
   }
+  core::CampaignSpec spec = api::CampaignFromProto(*campaign, now);
+  if (options_.user_keyer != nullptr && stored == nullptr) {
+    // An inline campaign's eligibility lists hold the caller's ids, as Assign's do; a stored
+    // campaign's were keyed when it was loaded (ModelManagerOptions::user_keyer).
+    for (core::CampaignCouponSpec& c : spec.coupons) {
+      for (std::string& id : c.eligible_user_ids) {
+        COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
+      }
+    }
+  }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
-      core::CampaignPlan::Create(model, api::CampaignFromProto(*campaign, now), std::move(one));
+      core::CampaignPlan::Create(model, spec, std::move(one));
   if (!plan.ok()) {
     // A stored campaign was checked when it was published; what can still fail is its fit
     // to the current model (e.g. a coupon the new version no longer has). That is the

@@ -35,8 +35,11 @@ struct ScoringServiceOptions {
   // Largest request body parsed, in bytes; larger ones are RESOURCE_EXHAUSTED. Default 4 MiB.
   size_t max_request_bytes = edge::kDefaultMaxRequestBytes;
   // When set, every incoming user id is replaced by its key (core/user_key.h) before it is
-  // looked up, hashed into an experiment arm or logged: the model store must then have been
-  // published with the same secret. Ids that already are keys pass through. Default null.
+  // looked up, hashed into an experiment arm or logged, and so is every id of an inline
+  // campaign's eligibility lists (Assign, Decide): the model store (and its stored
+  // campaigns, keyed at load by ModelManagerOptions::user_keyer, the same keyer) must then
+  // have been published with the same secret. Ids that already are keys pass through.
+  // Default null.
   std::shared_ptr<const core::UserKeyer> user_keyer;
 };
 
@@ -92,8 +95,9 @@ class ScoringService final : public RawCouponScoringService {
  private:
   const ModelManager* const models_;
   // The id the model knows the user by: its key when ids are keyed, else the id itself.
-  std::string UserKey(const std::string& user_id) const {
-    return options_.user_keyer == nullptr ? user_id : options_.user_keyer->Key(user_id);
+  absl::StatusOr<std::string> UserKey(const std::string& user_id) const {
+    if (options_.user_keyer == nullptr) return user_id;
+    return options_.user_keyer->Key(user_id);
   }
 
   const ScoringServiceOptions options_;

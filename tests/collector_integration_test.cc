@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +28,9 @@
 #include "client/collector_client.h"
 #include "client/coupond_client.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
@@ -42,6 +45,7 @@ using ::coupond::testing::ChildProcess;
 using ::coupond::testing::TempDir;
 using ::coupond::testing::TinyModel;
 using ::coupond::testing::WaitForPortFile;
+using ::coupond::testing::RunCommand;
 
 std::unique_ptr<ChildProcess> StartCoupond(const std::string& store, const std::string& port_file,
                                          const std::string& collector_flag) {
@@ -518,34 +522,115 @@ TEST(CollectorIntegrationTest, KillingAScorerReplicaUnderLoadLosesNoAcknowledged
               static_cast<unsigned long long>(stats.unmatched_outcomes()), failovers.load());
 }
 
-// With --user_id_key_file, raw ids exist only in requests: the store (published with the
-// same secret), the decision log and the outcomes hold keys, and no file of either database
-// contains a raw id; callers still use their raw ids.
+// A greedy campaign whose coupons c1..c3 are each restricted to a list of `users` (eight
+// each, from `users[0]`), c4 to no one: every listed user is eligible for two coupons, the
+// others for c4 only. Up to two coupons per user, so that a Decide gives a listed user both.
+v1::Campaign EligibilityListCampaign(const std::string& campaign_id,
+                                     const std::vector<std::string>& users) {
+  v1::Campaign c;
+  c.set_campaign_id(campaign_id);
+  c.set_budget(1e6);
+  c.set_max_coupons_per_user(2);
+  for (int j = 0; j < 4; ++j) {
+    v1::CampaignCoupon* coupon = c.add_coupons();
+    coupon->set_coupon_id(absl::StrCat("c", j + 1));
+    if (j == 3) continue;
+    for (size_t u = static_cast<size_t>(8 * j); u < std::min(users.size(), size_t{8} * (j + 1)); ++u) {
+      coupon->add_eligible_user_ids(users[u]);
+    }
+  }
+  return c;
+}
+
+// Every key and value of every column family of the RocksDB database at `path`, read
+// through RocksDB (so decompressed, unlike the files' bytes), that contains one of
+// `needles`: one line per finding, or one naming the error. *entries: how many were read.
+std::vector<std::string> FindInEveryRocksDbEntry(const std::string& path,
+                                                 const std::vector<std::string>& needles,
+                                                 size_t* entries) {
+  *entries = 0;
+  std::vector<std::string> families;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &families);
+  if (!s.ok()) return {absl::StrCat(path, ": ", s.ToString())};
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& f : families) descriptors.emplace_back(f, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, descriptors, &handles, &raw);
+  if (!s.ok()) return {absl::StrCat(path, ": ", s.ToString())};
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::vector<std::string> found;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handle));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++*entries;
+      for (const std::string& needle : needles) {
+        if (it->key().ToString().find(needle) != std::string::npos ||
+            it->value().ToString().find(needle) != std::string::npos) {
+          found.push_back(absl::StrCat(path, " [", handle->GetName(), "] ", it->key().ToString(),
+                                       ": holds '", needle, "'"));
+        }
+      }
+    }
+    if (!it->status().ok()) found.push_back(absl::StrCat(path, ": ", it->status().ToString()));
+  }
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (rocksdb::Status d = db->DestroyColumnFamilyHandle(handle); !d.ok()) {
+      found.push_back(absl::StrCat(path, ": ", d.ToString()));
+    }
+  }
+  return found;
+}
+
+// With --user_id_key_file, raw ids exist only in requests: the store (model published with
+// the same secret, campaign with eligibility lists stored by couponctl with the secret), the
+// decision log and the outcomes hold keys, and no key or value of either database (nor any
+// byte of their files) contains a raw id; callers still use their raw ids.
 TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
   TempDir dir;
   const std::string secret = "operator-secret-of-32-bytes-long";
   { std::ofstream(dir.Sub("key")) << secret << "\n"; }
   ASSERT_OK_AND_ASSIGN(core::UserKeyer keyer, core::UserKeyer::Create(secret));
-  core::ModelData model = TinyModel(20, 6, 8);
+  core::ModelData model = TinyModel(30, 6, 8);
   for (size_t u = 0; u < model.user_ids.size(); ++u) model.user_ids[u] = absl::StrCat("shopper", u, "@example.com");
   const core::ModelData raw_model = model;
   ASSERT_OK(core::PseudonymiseUsers(keyer, &model));
   {
     ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("store")));
     ASSERT_OK(store->Publish(model).status());
-    v1::Campaign campaign = ExperimentCampaign();
-    campaign.clear_experiment();
-    campaign.clear_exploration();
-    ASSERT_OK_AND_ASSIGN(std::string payload, api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
-    ASSERT_OK(store->PublishCampaign("spring", payload).status());
+  }
+  // The campaign is stored as an operator stores it: couponctl assign --publish_to, from a
+  // request that lists raw ids, with the key file.
+  {
+    v1::AssignRequest request;
+    *request.mutable_campaign() = EligibilityListCampaign("spring", raw_model.user_ids);
+    for (const std::string& id : raw_model.user_ids) request.mutable_users()->add_user_ids(id);
+    std::string json;
+    ASSERT_TRUE(google::protobuf::util::MessageToJsonString(request, &json).ok());
+    std::ofstream(dir.Sub("campaign.json")) << json;
+    std::string out;
+    ASSERT_EQ(RunCommand({COUPONCTL_BINARY, "assign", "--campaign=" + dir.Sub("campaign.json"),
+                          "--store=" + dir.Sub("store"), "--out=" + dir.Sub("assignment.csv"),
+                          "--publish_to=" + dir.Sub("store"), "--user_id_key_file=" + dir.Sub("key")},
+                         dir.Sub("couponctl.out"), &out),
+              0)
+        << out;
+    // The in-process solve keyed the ids too: every user found in the (keyed) model,
+    // answered with the caller's raw ids, every user given a coupon (c4 is open to all).
+    EXPECT_THAT(out, ::testing::HasSubstr("(unknown to the model: 0)"));
+    const std::string csv = coupond::testing::ReadFileOrEmpty(dir.Sub("assignment.csv"));
+    for (const std::string& id : raw_model.user_ids) EXPECT_THAT(csv, ::testing::HasSubstr(id + ","));
+    EXPECT_THAT(csv, ::testing::HasSubstr(raw_model.user_ids[0] + ",c1,"));
   }
   auto server = std::make_unique<ChildProcess>(std::vector<std::string>{
       COUPOND_SERVER_BINARY, "--store=" + dir.Sub("store"), "--listen=127.0.0.1:0",
-      "--port_file=" + dir.Sub("port"), "--poll_interval=100ms", "--log_level=warn",
-      "--collector_db=" + dir.Sub("collector"), "--user_id_key_file=" + dir.Sub("key")});
+      "--port_file=" + dir.Sub("port"), "--poll_interval=100ms", "--shutdown_grace=2s",
+      "--log_level=warn", "--collector_db=" + dir.Sub("collector"),
+      "--user_id_key_file=" + dir.Sub("key")});
   const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
+  ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
   ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));
   ASSERT_TRUE(Eventually([&] {
     auto list = scorer->ListCampaigns();
@@ -558,35 +643,81 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
     ASSERT_OK_AND_ASSIGN(v1::ScoreResponse r, scorer->Score(request));
     EXPECT_EQ(r.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER) << "the raw id did not reach its key";
     EXPECT_NEAR(r.scores(0).probability(), coupond::testing::ReferenceProbability(raw_model, u, 1), 1e-5);
-    request.set_user_id(keyer.Key(raw_model.user_ids[u]));  // a key passes through
+    request.set_user_id(*keyer.Key(raw_model.user_ids[u]));  // a key passes through
     ASSERT_OK_AND_ASSIGN(v1::ScoreResponse by_key, scorer->Score(request));
     EXPECT_EQ(by_key.user_resolution(), v1::USER_RESOLUTION_KNOWN_USER);
+  }
+  // Decisions and their outcomes: each listed user gets its listed coupon (the stored
+  // keyed list matches the keyed requesting user), and every outcome is stored.
+  int decided = 0;
+  for (int u : {0, 9, 17, 25}) {
     v1::DecideRequest decide;
     decide.set_user_id(raw_model.user_ids[u]);
     decide.set_campaign_id("spring");
-    ASSERT_OK(scorer->Decide(decide).status());
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse r, scorer->Decide(decide));
+    std::set<std::string> chosen;
+    for (const v1::CouponDecision& c : r.chosen()) chosen.insert(c.coupon_id());
+    const std::set<std::string> expected =
+        u < 24 ? std::set<std::string>{absl::StrCat("c", u / 8 + 1), "c4"} : std::set<std::string>{"c4"};
+    EXPECT_EQ(chosen, expected) << "user " << u;
+    v1::ReportOutcomeRequest outcome;
+    outcome.set_decision_id(r.decision_id());
+    outcome.set_redeemed(true);
+    outcome.set_order_value(12.5);
+    ASSERT_OK(collector->ReportOutcome(outcome).status());
+    ++decided;
   }
   v1::AssignRequest assign;
-  *assign.mutable_campaign() = ExperimentCampaign();
-  for (int u : {2, 5}) assign.mutable_users()->add_user_ids(raw_model.user_ids[u]);
+  *assign.mutable_campaign() = EligibilityListCampaign("inline", raw_model.user_ids);
+  for (int u : {2, 5, 26}) assign.mutable_users()->add_user_ids(raw_model.user_ids[u]);
   std::set<std::string> answered;
   ASSERT_OK(scorer->Assign(assign, absl::Seconds(30), [&](const v1::AssignResponse& m) {
     for (const v1::Assignment& a : m.assignments()) answered.insert(a.user_id());
     return absl::OkStatus();
   }).status());
+  EXPECT_EQ(answered.size(), 3u);
   for (const std::string& id : answered) EXPECT_THAT(id, ::testing::EndsWith("@example.com"));
+  // Until the logger has delivered every decision (outcomes may have arrived first).
+  ASSERT_TRUE(Eventually([&] {
+    auto stats = collector->GetStats();
+    return stats.ok() && stats->decisions() == static_cast<uint64_t>(decided) &&
+           stats->outcomes() == static_cast<uint64_t>(decided);
+  }));
   EXPECT_EQ(server->StopWith(SIGTERM, absl::Seconds(20)), 0);
 
-  ASSERT_OK_AND_ASSIGN(auto collector, collector::CollectorStore::OpenForRead(dir.Sub("collector")));
-  int decisions = 0;
-  ASSERT_OK(collector->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest*) {
-    ++decisions;
-    EXPECT_TRUE(core::IsUserKey(d.user_key())) << d.user_key();
-    return absl::OkStatus();
-  }));
-  EXPECT_EQ(decisions, 2);
-  // No raw id in any file at rest (RocksDB compresses blocks; these stores are tiny and
-  // their keys are written uncompressed in index blocks, so a raw id would show).
+  {
+    ASSERT_OK_AND_ASSIGN(auto collector_db, collector::CollectorStore::OpenForRead(dir.Sub("collector")));
+    int decisions = 0;
+    ASSERT_OK(collector_db->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest* o) {
+      ++decisions;
+      EXPECT_TRUE(core::IsUserKey(d.user_key())) << d.user_key();
+      EXPECT_NE(o, nullptr) << d.decision_id();
+      return absl::OkStatus();
+    }));
+    EXPECT_EQ(decisions, decided);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForRead(dir.Sub("store")));
+    ASSERT_OK_AND_ASSIGN(std::vector<storage::CampaignRecord> records, store->LatestCampaigns());
+    ASSERT_EQ(records.size(), 1u);
+    ASSERT_OK_AND_ASSIGN(v1::StoredCampaign stored, api::DecodeStoredCampaign("spring", records[0].payload));
+    EXPECT_EQ(stored.campaign().coupons(0).eligible_user_ids(0), *keyer.Key(raw_model.user_ids[0]));
+  }
+  // Every raw id, in every key and value of both databases, read through RocksDB; the
+  // keys themselves are there (the scan is not vacuous).
+  std::vector<std::string> raw_ids = raw_model.user_ids;
+  raw_ids.push_back("@example.com");
+  for (const std::string& root : {dir.Sub("store"), dir.Sub("collector")}) {
+    size_t entries = 0;
+    EXPECT_THAT(FindInEveryRocksDbEntry(root, raw_ids, &entries), ::testing::IsEmpty());
+    EXPECT_GT(entries, 0u) << root;
+    size_t with_key = 0;
+    EXPECT_THAT(FindInEveryRocksDbEntry(root, {*keyer.Key(raw_model.user_ids[0])}, &with_key),
+                ::testing::Not(::testing::IsEmpty()))
+        << root << " does not hold user 0's key: the scan reads nothing";
+  }
+  // And no file's bytes (RocksDB compresses blocks; these stores are tiny and their keys
+  // are written uncompressed in index blocks, so a raw id would show).
   for (const std::string& root : {dir.Sub("store"), dir.Sub("collector")}) {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
       if (!entry.is_regular_file()) continue;
@@ -596,6 +727,114 @@ TEST(CollectorIntegrationTest, KeyedUserIdsLeaveNoRawIdAtRest) {
       EXPECT_EQ(bytes.str().find("@example.com"), std::string::npos) << entry.path();
     }
   }
+}
+
+// Assign and Decide answer the same with and without a key file, on campaigns with
+// eligibility lists: a stored campaign (lists keyed when stored, as couponctl stores them
+// with the key file; and a record written without the secret, which the server keys at
+// load) and an inline one (lists of raw ids in the request).
+TEST(CollectorIntegrationTest, KeyedAndRawIdsGiveTheSameAnswersWithEligibilityLists) {
+  TempDir dir;
+  const std::string secret = "operator-secret-of-32-bytes-long";
+  { std::ofstream(dir.Sub("key")) << secret << "\n"; }
+  ASSERT_OK_AND_ASSIGN(core::UserKeyer keyer, core::UserKeyer::Create(secret));
+  core::ModelData raw_model = TinyModel(30, 6, 8);
+  for (size_t u = 0; u < raw_model.user_ids.size(); ++u) raw_model.user_ids[u] = absl::StrCat("member-", u);
+  core::ModelData keyed_model = raw_model;
+  ASSERT_OK(core::PseudonymiseUsers(keyer, &keyed_model));
+  auto store_campaign = [](storage::ModelStore& store, const v1::Campaign& campaign) {
+    absl::StatusOr<std::string> payload = api::EncodeStoredCampaign(campaign, v1::CampaignPrices());
+    return payload.ok() ? store.PublishCampaign(campaign.campaign_id(), *payload).status() : payload.status();
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("raw")));
+    ASSERT_OK(store->Publish(raw_model).status());
+    ASSERT_OK(store_campaign(*store, EligibilityListCampaign("spring", raw_model.user_ids)));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("keyed")));
+    ASSERT_OK(store->Publish(keyed_model).status());
+    v1::Campaign keyed = EligibilityListCampaign("spring", raw_model.user_ids);
+    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed).value(), 24u);
+    EXPECT_EQ(api::KeyEligibleUserIds(keyer, &keyed).value(), 0u) << "keys pass through";
+    ASSERT_OK(store_campaign(*store, keyed));
+    ASSERT_OK(store_campaign(*store, EligibilityListCampaign("legacy", raw_model.user_ids)));
+  }
+  auto start = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args = {COUPOND_SERVER_BINARY, "--store=" + dir.Sub(name),
+                                     "--listen=127.0.0.1:0", "--port_file=" + dir.Sub(name + ".port"),
+                                     "--poll_interval=100ms", "--shutdown_grace=2s", "--log_level=error"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<ChildProcess>(args);
+  };
+  auto raw_server = start("raw", {});
+  auto keyed_server = start("keyed", {"--user_id_key_file=" + dir.Sub("key")});
+  const int raw_port = WaitForPortFile(dir.Sub("raw.port"), absl::Seconds(30));
+  const int keyed_port = WaitForPortFile(dir.Sub("keyed.port"), absl::Seconds(30));
+  ASSERT_GT(raw_port, 0);
+  ASSERT_GT(keyed_port, 0);
+  ASSERT_OK_AND_ASSIGN(auto raw, client::CoupondClient::Create(At(raw_port)));
+  ASSERT_OK_AND_ASSIGN(auto keyed, client::CoupondClient::Create(At(keyed_port)));
+  ASSERT_OK(raw->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_OK(keyed->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_TRUE(Eventually([&] {
+    auto a = raw->ListCampaigns();
+    auto b = keyed->ListCampaigns();
+    return a.ok() && b.ok() && a->campaigns_size() == 1 && b->campaigns_size() == 2;
+  }));
+
+  // A decision as comparable text: the chosen coupons with their probabilities.
+  auto describe = [](const v1::DecideResponse& r) {
+    std::string s;
+    for (const v1::CouponDecision& c : r.chosen()) absl::StrAppend(&s, c.coupon_id(), "@", c.probability(), " ");
+    return s;
+  };
+  v1::AssignRequest inline_campaign;
+  *inline_campaign.mutable_campaign() = EligibilityListCampaign("inline", raw_model.user_ids);
+  int restricted_given = 0;
+  for (size_t u = 0; u < raw_model.user_ids.size(); ++u) {
+    v1::DecideRequest request;
+    request.set_user_id(raw_model.user_ids[u]);
+    request.set_campaign_id("spring");
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse want, raw->Decide(request));
+    for (const v1::CouponDecision& c : want.chosen()) restricted_given += c.coupon_id() != "c4";
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse got, keyed->Decide(request));
+    EXPECT_EQ(describe(got), describe(want)) << "stored campaign, user " << u;
+    request.set_campaign_id("legacy");
+    ASSERT_OK_AND_ASSIGN(got, keyed->Decide(request));
+    EXPECT_EQ(describe(got), describe(want)) << "record with raw lists, user " << u;
+    v1::DecideRequest inline_request;
+    inline_request.set_user_id(raw_model.user_ids[u]);
+    *inline_request.mutable_campaign() = inline_campaign.campaign();
+    inline_request.mutable_prices()->set_campaign_id("inline");
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse inline_want, raw->Decide(inline_request));
+    ASSERT_OK_AND_ASSIGN(v1::DecideResponse inline_got, keyed->Decide(inline_request));
+    EXPECT_EQ(describe(inline_got), describe(inline_want)) << "inline campaign, user " << u;
+    EXPECT_EQ(describe(inline_want), describe(want)) << "user " << u;
+  }
+  // Every listed user was given its listed coupon: the comparison is not of empty answers.
+  EXPECT_EQ(restricted_given, 24);
+
+  for (size_t u = 0; u < raw_model.user_ids.size(); ++u) {
+    inline_campaign.mutable_users()->add_user_ids(raw_model.user_ids[u]);
+  }
+  auto assignments = [&](client::CoupondClient& server) {
+    std::vector<std::string> rows;
+    absl::Status s = server.Assign(inline_campaign, absl::Seconds(30), [&](const v1::AssignResponse& m) {
+      for (const v1::Assignment& a : m.assignments()) {
+        rows.push_back(absl::StrCat(a.user_id(), ",", a.coupon_id(), ",", a.probability()));
+      }
+      return absl::OkStatus();
+    }).status();
+    EXPECT_OK(s);
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  };
+  const std::vector<std::string> want = assignments(*raw);
+  EXPECT_EQ(want.size(), 30u + 24u);  // c4 for everyone, and each listed user's own coupon
+  EXPECT_EQ(assignments(*keyed), want);
+  EXPECT_EQ(raw_server->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  EXPECT_EQ(keyed_server->StopWith(SIGTERM, absl::Seconds(20)), 0);
 }
 
 }  // namespace

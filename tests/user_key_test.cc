@@ -25,20 +25,20 @@ TEST(UserKeyTest, IsTheTruncatedHmacSha256OfTheId) {
   //   printf 'u0000042' | openssl dgst -sha256 -hmac 'coupond-test-secret-32-bytes!!!!'
   auto keyer = UserKeyer::Create("coupond-test-secret-32-bytes!!!!");
   ASSERT_THAT(keyer.status(), IsOk());
-  const std::string key = keyer->Key("u0000042");
+  const std::string key = *keyer->Key("u0000042");
   EXPECT_EQ(key.substr(0, 3), "k1:");
   EXPECT_EQ(key.size(), 35u);
   EXPECT_EQ(key, "k1:13132ea769724c5430ea88225e8817fe");
   EXPECT_TRUE(IsUserKey(key));
-  EXPECT_EQ(keyer->Key(key), key);  // a key passes through
-  EXPECT_NE(keyer->Key("u0000043"), key);
+  EXPECT_EQ(*keyer->Key(key), key);  // a key passes through
+  EXPECT_NE(*keyer->Key("u0000043"), key);
   auto other = UserKeyer::Create("another-secret-of-enough-bytes!!");
   ASSERT_THAT(other.status(), IsOk());
-  EXPECT_NE(other->Key("u0000042"), key);  // keyed: another secret, another key
+  EXPECT_NE(*other->Key("u0000042"), key);  // keyed: another secret, another key
   EXPECT_FALSE(IsUserKey("k1:0123"));
   EXPECT_FALSE(IsUserKey("k1:0123456789ABCDEF0123456789abcdef"));  // upper case is not ours
   EXPECT_TRUE(IsUserKey("k1:0123456789abcdef0123456789abcdef"));
-  EXPECT_EQ(keyer->Key("").size(), 35u);  // the empty id has a key too
+  EXPECT_EQ(keyer->Key("")->size(), 35u);  // the empty id has a key too
 }
 
 TEST(UserKeyTest, ShortSecretsAndMissingFilesAreRefused) {
@@ -55,14 +55,14 @@ TEST(UserKeyTest, ShortSecretsAndMissingFilesAreRefused) {
   auto from_file = UserKeyer::Create(*secret);
   ASSERT_THAT(from_file.status(), IsOk());
   auto direct = UserKeyer::Create("coupond-test-secret-32-bytes!!!!");
-  EXPECT_EQ(from_file->Key("x"), direct->Key("x"));  // the trailing newline is not part of it
+  EXPECT_EQ(*from_file->Key("x"), *direct->Key("x"));  // the trailing newline is not part of it
 }
 
 TEST(UserKeyTest, TrainingDataMergesAUserPresentRawAndKeyed) {
   auto keyer = UserKeyer::Create("coupond-test-secret-32-bytes!!!!");
   ASSERT_THAT(keyer.status(), IsOk());
   learn::TrainingData data;
-  data.user_ids = {"alice", keyer->Key("alice"), "bob"};
+  data.user_ids = {"alice", *keyer->Key("alice"), "bob"};
   data.coupon_ids = {"c1"};
   data.campaign_ids = {"k"};
   data.user_features.names = {"age=30", "city=x"};
@@ -78,8 +78,8 @@ TEST(UserKeyTest, TrainingDataMergesAUserPresentRawAndKeyed) {
   }
   ASSERT_THAT(PseudonymiseUsers(*keyer, &data), IsOk());
   ASSERT_EQ(data.user_ids.size(), 2u);
-  EXPECT_EQ(data.user_ids[0], keyer->Key("alice"));
-  EXPECT_EQ(data.user_ids[1], keyer->Key("bob"));
+  EXPECT_EQ(data.user_ids[0], *keyer->Key("alice"));
+  EXPECT_EQ(data.user_ids[1], *keyer->Key("bob"));
   EXPECT_EQ(data.examples[0].user, 0u);
   EXPECT_EQ(data.examples[1].user, 0u);
   EXPECT_EQ(data.examples[2].user, 1u);
@@ -94,8 +94,8 @@ TEST(UserKeyTest, AModelWithAUserPresentRawAndKeyedIsRefused) {
   ModelData model;
   model.user_ids = {"alice", "bob"};
   ASSERT_THAT(PseudonymiseUsers(*keyer, &model), IsOk());
-  EXPECT_EQ(model.user_ids[0], keyer->Key("alice"));
-  model.user_ids = {"alice", keyer->Key("alice")};
+  EXPECT_EQ(model.user_ids[0], *keyer->Key("alice"));
+  model.user_ids = {"alice", *keyer->Key("alice")};
   EXPECT_THAT(PseudonymiseUsers(*keyer, &model),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("user_ids[1]: has the same key as user_ids[0]")));
 }
