@@ -16,7 +16,8 @@ set(coupond_test_costs
   LmfTrainerTest.ColdCouponsAreScoredThroughTheirAttributes 8
   LmfTrainerTest.MultithreadedReachesComparableAuc 7
   AssignmentTest.ProportionalScoresAtScaleReachTheBudgetBound 6
-  ScoreTopKTest.MatchesReferenceForAllAndListedRowsOnEveryTarget 6)
+  ScoreTopKTest.MatchesReferenceForAllAndListedRowsOnEveryTarget 6
+  CollectorIntegrationTest.ThousandCandidateDecisionsAllReachCollectordWithDefaultLimits 5)
 list(LENGTH coupond_test_costs n)
 math(EXPR last "${n} - 1")
 foreach(i RANGE 0 ${last} 2)
