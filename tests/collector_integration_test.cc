@@ -97,27 +97,43 @@ bool Eventually(F done) {
   return false;
 }
 
-TEST(CollectorIntegrationTest, EmbeddedCollectorLogsDecisionsWithArmsAndStoresOutcomes) {
-  TempDir dir;
-  const core::ModelData model = TinyModel(300, 6, 8);
+// A coupond with the embedded collector (in dir/collector) over a store holding `model` and
+// one stored campaign, serving, with the campaign loaded; both clients dial it.
+struct EmbeddedCoupond {
+  std::unique_ptr<ChildProcess> server;
+  std::unique_ptr<client::CoupondClient> scorer;
+  std::unique_ptr<client::CollectorClient> collector;
+};
+
+void StartEmbeddedWithCampaign(const TempDir& dir, const core::ModelData& model,
+                               const v1::Campaign& campaign, EmbeddedCoupond* out) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("store")));
     ASSERT_OK(store->Publish(model).status());
     ASSERT_OK_AND_ASSIGN(std::string payload,
-                         api::EncodeStoredCampaign(ExperimentCampaign(), v1::CampaignPrices()));
-    ASSERT_OK(store->PublishCampaign("spring", payload).status());
+                         api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
+    ASSERT_OK(store->PublishCampaign(campaign.campaign_id(), payload).status());
   }
-  auto server = StartCoupond(dir.Sub("store"), dir.Sub("port"), "--collector_db=" + dir.Sub("collector"));
-  ASSERT_TRUE(server->spawned());
+  out->server = StartCoupond(dir.Sub("store"), dir.Sub("port"), "--collector_db=" + dir.Sub("collector"));
+  ASSERT_TRUE(out->server->spawned());
   const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0);
-  ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
-  ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
-  ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));
+  ASSERT_OK_AND_ASSIGN(out->scorer, client::CoupondClient::Create(At(port)));
+  ASSERT_OK_AND_ASSIGN(out->collector, client::CollectorClient::Create(At(port)));
+  ASSERT_OK(out->scorer->WaitUntilServing(absl::Seconds(30)));
   ASSERT_TRUE(Eventually([&] {
-    auto list = scorer->ListCampaigns();
+    auto list = out->scorer->ListCampaigns();
     return list.ok() && list->campaigns_size() == 1;
   }));
+}
+
+TEST(CollectorIntegrationTest, EmbeddedCollectorLogsDecisionsWithArmsAndStoresOutcomes) {
+  TempDir dir;
+  const core::ModelData model = TinyModel(300, 6, 8);
+  EmbeddedCoupond coupond;
+  ASSERT_NO_FATAL_FAILURE(StartEmbeddedWithCampaign(dir, model, ExperimentCampaign(), &coupond));
+  auto& scorer = coupond.scorer;
+  auto& collector = coupond.collector;
 
   std::map<std::string, int> arms;
   std::vector<std::string> decision_ids;
@@ -178,7 +194,7 @@ TEST(CollectorIntegrationTest, EmbeddedCollectorLogsDecisionsWithArmsAndStoresOu
   EXPECT_EQ(stats.unmatched_outcomes(), 1u);
   EXPECT_EQ(stats.duplicate_outcomes(), 1u);
   EXPECT_EQ(stats.conflicting_outcomes(), 1u);
-  EXPECT_EQ(server->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  EXPECT_EQ(coupond.server->StopWith(SIGTERM, absl::Seconds(20)), 0);
 }
 
 // Decisions the test logs itself, so that outcomes have something to attach to.
@@ -300,24 +316,10 @@ TEST(CollectorIntegrationTest, EveryCouponOfASlateIsLoggedAsItsOwnSlot) {
   campaign.set_budget(1000);
   campaign.set_max_coupons_per_user(3);
   for (const char* id : {"c1", "c2", "c3", "c4", "c5"}) campaign.add_coupons()->set_coupon_id(id);
-  {
-    ASSERT_OK_AND_ASSIGN(auto store, storage::ModelStore::OpenForWrite(dir.Sub("store")));
-    ASSERT_OK(store->Publish(model).status());
-    ASSERT_OK_AND_ASSIGN(std::string payload,
-                         api::EncodeStoredCampaign(campaign, v1::CampaignPrices()));
-    ASSERT_OK(store->PublishCampaign("three", payload).status());
-  }
-  auto server = StartCoupond(dir.Sub("store"), dir.Sub("port"), "--collector_db=" + dir.Sub("collector"));
-  ASSERT_TRUE(server->spawned());
-  const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
-  ASSERT_GT(port, 0);
-  ASSERT_OK_AND_ASSIGN(auto scorer, client::CoupondClient::Create(At(port)));
-  ASSERT_OK_AND_ASSIGN(auto collector, client::CollectorClient::Create(At(port)));
-  ASSERT_OK(scorer->WaitUntilServing(absl::Seconds(30)));
-  ASSERT_TRUE(Eventually([&] {
-    auto list = scorer->ListCampaigns();
-    return list.ok() && list->campaigns_size() == 1;
-  }));
+  EmbeddedCoupond coupond;
+  ASSERT_NO_FATAL_FAILURE(StartEmbeddedWithCampaign(dir, model, campaign, &coupond));
+  auto& scorer = coupond.scorer;
+  auto& collector = coupond.collector;
   std::map<std::string, std::vector<std::string>> given;  // decision id -> coupons
   for (const std::string& user : model.user_ids) {
     v1::DecideRequest request;
@@ -331,7 +333,7 @@ TEST(CollectorIntegrationTest, EveryCouponOfASlateIsLoggedAsItsOwnSlot) {
     auto stats = collector->GetStats();
     return stats.ok() && stats->decisions() == given.size();
   }));
-  EXPECT_EQ(server->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  EXPECT_EQ(coupond.server->StopWith(SIGTERM, absl::Seconds(20)), 0);
   ASSERT_OK_AND_ASSIGN(auto store, collector::CollectorStore::OpenForRead(dir.Sub("collector")));
   size_t seen = 0;
   ASSERT_OK(store->ForEachDecision([&](const v1::DecisionRecord& d, const v1::ReportOutcomeRequest*) {
