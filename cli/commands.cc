@@ -107,14 +107,9 @@ int AssignInProcess(const v1::AssignRequest& request, const AssignFlags& flags,
   if (!population.ok()) return Fail(population.status());
   core::CampaignSpec spec = api::CampaignFromProto(request.campaign(), absl::ToUnixSeconds(absl::Now()));
   if (keyer != nullptr) {
-    absl::Status keyed = absl::OkStatus();
-    auto key = [&](std::string& id) {
-      absl::StatusOr<std::string> k = keyer->Key(id);
-      if (k.ok()) id = *std::move(k); else keyed.Update(k.status());
-    };
-    for (std::string& id : population->user_ids) key(id);
+    absl::Status keyed = keyer->KeyAll(&population->user_ids);
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) key(id);
+      if (keyed.ok()) keyed = keyer->KeyAll(&c.eligible_user_ids);
     }
     if (!keyed.ok()) return Fail(keyed);
   }

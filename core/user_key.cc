@@ -50,6 +50,15 @@ absl::StatusOr<std::string> UserKeyer::Key(absl::string_view user_id) const {
                       absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), kKeyBytes)));
 }
 
+absl::Status UserKeyer::KeyAll(std::vector<std::string>* ids) const {
+  for (std::string& id : *ids) {
+    absl::StatusOr<std::string> key = Key(id);
+    if (!key.ok()) return key.status();
+    id = *std::move(key);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PseudonymiseUsers(const UserKeyer& keyer, ModelData* model) {
   absl::flat_hash_map<std::string, size_t> seen;
   for (size_t u = 0; u < model->user_ids.size(); ++u) {

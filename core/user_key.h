@@ -19,6 +19,7 @@
 // incoming id before looking it up and before logging the decision).
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -38,6 +39,10 @@ class UserKeyer {
   // is no fallback, since a key derived any other way would break pseudonymity or merge
   // users, so callers fail their request or job.
   absl::StatusOr<std::string> Key(absl::string_view user_id) const;
+
+  // Replaces every id of `ids` with its key (keys unchanged). On error (as Key) `ids` may be
+  // partly keyed; callers fail their request or job.
+  absl::Status KeyAll(std::vector<std::string>* ids) const;
 
  private:
   explicit UserKeyer(std::string secret) : secret_(std::move(secret)) {}

@@ -51,13 +51,9 @@ absl::Status AssignReactor::PlanAndSolve() {
   core::CampaignSpec spec = api::CampaignFromProto(request_.campaign(), options_.now_unix_seconds);
   if (options_.user_keyer != nullptr) {
     // Keyed here, on the solve thread: 10 million HMACs take seconds.
-    for (std::string& id : population->user_ids) {
-      COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
-    }
+    COUPOND_RETURN_IF_ERROR(options_.user_keyer->KeyAll(&population->user_ids));
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) {
-        COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
-      }
+      COUPOND_RETURN_IF_ERROR(options_.user_keyer->KeyAll(&c.eligible_user_ids));
     }
   }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =

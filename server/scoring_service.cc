@@ -189,9 +189,7 @@ absl::Status ScoringService::DoDecide(const v1::DecideRequest& request,
     // An inline campaign's eligibility lists hold the caller's ids, as Assign's do; a stored
     // campaign's were keyed when it was loaded (ModelManagerOptions::user_keyer).
     for (core::CampaignCouponSpec& c : spec.coupons) {
-      for (std::string& id : c.eligible_user_ids) {
-        COUPOND_ASSIGN_OR_RETURN(id, options_.user_keyer->Key(id));
-      }
+      COUPOND_RETURN_IF_ERROR(options_.user_keyer->KeyAll(&c.eligible_user_ids));
     }
   }
   absl::StatusOr<std::unique_ptr<core::CampaignPlan>> plan =
