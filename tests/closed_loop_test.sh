@@ -28,7 +28,7 @@ wait_for() {
   done
 }
 
-"${couponctl}" simulate --out "${work}/logs" --num_users 600 --num_coupons 40 --dimension 4 \
+"${couponctl}" simulate --out "${work}/logs" --num_users 300 --num_coupons 40 --dimension 4 \
   --days 12 --coupons_per_day 8 --seed 5 > /dev/null
 "${couponctl}" pipeline --logs "${work}/logs" --store "${work}/store" --report "${work}/r1.md" \
   --seed 1 --threads 2 > "${work}/p1.txt" 2> /dev/null || fail "first pipeline"

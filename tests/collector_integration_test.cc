@@ -248,7 +248,7 @@ TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithD
   const int port = WaitForPortFile(dir.Sub("port"), absl::Seconds(30));
   ASSERT_GT(port, 0);
   const std::string target = absl::StrCat("127.0.0.1:", port);
-  constexpr int kDecisions = 400;
+  constexpr int kDecisions = 250;
   std::set<std::string> sent;
   collector::DecisionLogger::Counters counters;
   {
@@ -260,12 +260,15 @@ TEST(CollectorIntegrationTest, ThousandCandidateDecisionsAllReachCollectordWithD
             collector::DecisionLoggerOptions()));
     const v1::DecisionRecord one = WideRecord("x", 1000);
     ASSERT_GT(one.ByteSizeLong() * 500, size_t{4} << 20);  // the old batch would not fit
+    // and today's batches split the run at least twice.
+    ASSERT_GT(one.ByteSizeLong() * kDecisions,
+              2 * collector::DecisionLoggerOptions().max_batch_bytes);
     for (int i = 0; i < kDecisions; ++i) {
       v1::DecisionRecord r = one;
       r.set_decision_id(absl::StrCat("d", i));
       sent.insert(r.decision_id());
       ASSERT_TRUE(logger->Log(std::move(r)));
-      if (i == 100 || i == 300) {
+      if (i == 100 || i == 200) {
         v1::DecisionRecord huge = WideRecord(absl::StrCat("huge", i), 120'000);
         ASSERT_GT(huge.ByteSizeLong(), size_t{4} << 20);
         sent.insert(huge.decision_id());
