@@ -88,6 +88,13 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForWrite(const std::
   // Versions never overlap (see model_store.h): nothing to compact, and no file deletion
   // that could race with a reader's open.
   options.disable_auto_compactions = true;
+  // Every writer open starts a new info LOG and keeps the old one (default: 1,000 of
+  // them, one per couponctl run); keep a few, so that the directory stays bounded.
+  options.keep_log_file_num = 5;
+  // A MANIFEST grows by one record per publish and per prune while a writer stays open
+  // (a pipeline, a test), and every reader open replays it whole: start a fresh one
+  // (RocksDB writes a compact summary first) once it passes 1 MiB, not the default 1 GiB.
+  options.max_manifest_file_size = uint64_t{1} << 20;
   rocksdb::DB* raw = nullptr;
   COUPOND_RETURN_IF_ERROR(
       common::FromRocksDb(rocksdb::DB::Open(options, path, &raw), absl::StrCat("model store '", path,
@@ -106,8 +113,8 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForRead(const std::s
                                             "first: couponctl publish)"));
   }
   rocksdb::Options options;
-  // Open every table file now: a file the writer removes later (it never compacts, but a
-  // future clean-up of old versions will) then stays readable through its descriptor.
+  // Open every table file now: a file the writer deletes later (ModelStore::Prune) then
+  // stays readable through its descriptor for as long as this store stays open.
   options.max_open_files = -1;
   rocksdb::DB* raw = nullptr;
   // A writer changing its MANIFEST while we read it can fail an open transiently; the store
