@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/status_matchers.h"
@@ -256,6 +257,43 @@ TEST(RetentionTest, ChangeTokenMovesOnEveryWriteAndNotOnReads) {
   auto t3 = ModelStore::ChangeToken(dir.path());
   ASSERT_OK(t3.status());
   EXPECT_NE(*t3, *t2);
+}
+
+TEST(RetentionTest, ATableFileStraddlingAPrunedRangeIsRewrittenWithoutItsRows) {
+  TempDir dir;
+  {
+    auto writer = ModelStore::OpenForWrite(dir.path());
+    ASSERT_OK(writer.status());
+    PublishVersions(writer->get(), 3);
+  }
+  // A stray row inside version 1's range and one outside every range, written by another
+  // tool: the next open flushes them into one table file that straddles the pruned range,
+  // so deleting whole files cannot remove the stray row.
+  const std::string stray = "v/00000000000000000001/zz-stray";
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), stray, "x").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "x/outside", "kept").ok());
+    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+    ASSERT_TRUE(db->Close().ok());
+  }
+  auto writer = ModelStore::OpenForWrite(dir.path());
+  ASSERT_OK(writer.status());
+  auto result = (*writer)->Prune(Keep(2));
+  ASSERT_OK(result.status());
+  EXPECT_THAT(result->deleted_versions, ElementsAre(1));
+  EXPECT_THAT(StoredVersions(**writer), ElementsAre(2, 3));
+  writer->reset();
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), stray, &value).IsNotFound());
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), "x/outside", &value).ok());
+  EXPECT_EQ(value, "kept");
 }
 
 TEST(RetentionTest, ReadOnlyStoreCannotPrune) {
