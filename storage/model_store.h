@@ -127,6 +127,15 @@ inline constexpr size_t kMaxCampaignIdBytes = 128;
 // InvalidArgument naming campaign_id otherwise.
 absl::Status ValidateCampaignId(absl::string_view campaign_id);
 
+// Limits of the store's files besides its tables, set by the writer (OpenForWrite): info LOG
+// files kept (the current one included) and the size at which it starts a new one, and the
+// size at which it starts a new MANIFEST. With retention, the store's size on disk is then
+// bounded by its kept tables plus about (kKeptLogFiles + 1) * kMaxLogFileBytes +
+// 2 * kMaxManifestBytes.
+inline constexpr size_t kKeptLogFiles = 3;
+inline constexpr size_t kMaxLogFileBytes = size_t{256} << 10;
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 10;
+
 // The fewest versions Prune keeps: the newest, which servers load, and the one before it,
 // which a server that refused the newest (failed verification, or too big for its memory)
 // goes on serving and which an operator rolls back to.

@@ -26,12 +26,6 @@
 namespace coupond::storage {
 namespace {
 
-// The smallest key above every key starting with `prefix` (prefixes here end in '/').
-std::string RetentionUpperBound(std::string prefix) {
-  prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
-}
-
 // A key range [begin, end) whose table files Prune deletes.
 struct DoomedRange {
   std::string begin;
