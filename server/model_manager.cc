@@ -55,17 +55,15 @@ class StoreModelSource final : public ModelSource {
   // the next call, never a missed change.
   absl::StatusOr<const storage::ModelStore*> Fresh() {
     absl::StatusOr<std::string> token = storage::ModelStore::ChangeToken(path_);
-    if (!token.ok()) {
-      // No store (any more): report it as OpenForRead would; keep the open handle, whose
-      // versions stay readable, for a store that comes back.
-      if (store_ == nullptr) return storage::ModelStore::OpenForRead(path_).status();
-      return token.status();
-    }
-    if (store_ == nullptr || *token != token_) {
+    // No store (any more): a handle already open stays (its versions stay readable) and
+    // the error is reported; without one, OpenForRead below says why in its own words.
+    if (!token.ok() && store_ != nullptr) return token.status();
+    if (store_ == nullptr || !token.ok() || *token != token_) {
       COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> reopened,
                                storage::ModelStore::OpenForRead(path_));
       store_ = std::move(reopened);  // closes the previous handle and its files
-      token_ = *std::move(token);
+      // A store that appeared after the token was read gets one spare reopen next time.
+      token_ = token.ok() ? *std::move(token) : std::string();
       const storage::StoreFiles files = store_->LiveFiles();
       ++stats_.opens;
       stats_.store_files = files.files;
