@@ -419,9 +419,15 @@ int Generate(const GenerateFlags& flags) {
 }
 
 int Publish(const std::string& store_path, const std::string& factors, uint64_t version,
-            const std::string& user_id_key_file) {
+            const std::string& user_id_key_file, const RetentionFlags& retention) {
   if (store_path.empty()) return Usage("publish: --store is required");
   if (factors.empty()) return Usage("publish: --factors is required");
+  std::optional<storage::PruneOptions> prune;
+  if (retention.keep != 0) {
+    absl::StatusOr<storage::PruneOptions> options = MakePruneOptions(retention, "--keep_versions");
+    if (!options.ok()) return Usage(std::string(options.status().message()).c_str());
+    prune = *options;
+  }
   auto model = pipeline::ReadFactorFiles(factors);
   if (!model.ok()) return Fail(model.status());
   if (!user_id_key_file.empty()) {
@@ -440,6 +446,9 @@ int Publish(const std::string& store_path, const std::string& factors, uint64_t 
               static_cast<unsigned long long>(info->num_users),
               static_cast<unsigned long long>(info->num_coupons), info->dimension,
               static_cast<unsigned long long>(info->checksum));
+  if (prune.has_value()) {
+    if (absl::Status s = PruneAndReport(store->get(), *prune); !s.ok()) return Fail(s);
+  }
   return 0;
 }
 

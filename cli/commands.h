@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "cli/store_commands.h"
 #include "client/coupond_client.h"
 #include "learn/synthetic.h"
 
@@ -68,8 +69,10 @@ int ModelInfo(const OnlineFlags& online);
 int Health(const OnlineFlags& online, absl::Duration wait);
 int Generate(const GenerateFlags& flags);
 // `user_id_key_file`: key the user ids (core/user_key.h) before publishing; "" for raw ids.
+// `retention.keep` (--keep_versions) > 0: then prune the store to that many versions
+// (cli/store_commands.h); the flags are checked before anything is published.
 int Publish(const std::string& store, const std::string& factors, uint64_t version,
-            const std::string& user_id_key_file);
+            const std::string& user_id_key_file, const RetentionFlags& retention);
 int Versions(const std::string& store);
 
 }  // namespace coupond::couponctl

@@ -18,6 +18,7 @@
 #include "cli/feedback_commands.h"
 #include "cli/ope_commands.h"
 #include "cli/pipeline_commands.h"
+#include "cli/store_commands.h"
 
 ABSL_FLAG(std::string, server, "localhost:8980", "coupond address (score, model-info, health).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each RPC.");
@@ -34,7 +35,7 @@ ABSL_FLAG(uint32_t, top_k, 0,
           "neither --coupons nor --campaign_id).");
 ABSL_FLAG(int64_t, as_of, 0, "score: judge coupon validity at this Unix time (0: now).");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(), "health: wait up to this long for SERVING.");
-ABSL_FLAG(std::string, store, "", "publish, versions, train, evaluate, pipeline, pace, campaigns: the model store directory; assign: solve in-process against it.");
+ABSL_FLAG(std::string, store, "", "publish, versions, prune, train, evaluate, pipeline, pace, campaigns: the model store directory; assign: solve in-process against it.");
 ABSL_FLAG(std::string, factors, "", "publish: directory of factor files to publish.");
 ABSL_FLAG(uint64_t, version, 0, "publish: version number (0: newest + 1); evaluate: the version to evaluate (0: newest).");
 ABSL_FLAG(std::string, out, "", "generate: directory for the factor files; simulate: directory for the logs; assign: the assignment CSV; ab-report: the report (default stdout).");
@@ -113,6 +114,16 @@ ABSL_FLAG(int64_t, start, 0, "pace: campaign start, Unix seconds.");
 ABSL_FLAG(int64_t, end, 0, "pace: campaign end, Unix seconds.");
 ABSL_FLAG(double, gain, 1.0, "pace: controller gain (see core/pacing.h).");
 ABSL_FLAG(bool, dry_run, false, "pace: print the new price without publishing it.");
+ABSL_FLAG(int64_t, keep, 0, "prune: versions to keep, newest first (required; at least 2).");
+ABSL_FLAG(int64_t, keep_versions, 0,
+          "publish, train, pipeline: after publishing, prune the store to this many versions, "
+          "newest first (at least 2; 0: no pruning, the default). See prune.");
+ABSL_FLAG(int64_t, keep_campaign_records, 0,
+          "prune, and publish/train/pipeline with --keep_versions: records kept per campaign, "
+          "newest first (0: as many as versions kept).");
+ABSL_FLAG(absl::Duration, min_age, absl::Minutes(10),
+          "prune, and publish/train/pipeline with --keep_versions: delete no version or campaign "
+          "record superseded more recently than this (must exceed the servers' --poll_interval).");
 
 namespace {
 
@@ -149,6 +160,10 @@ constexpr char kUsage[] =
     "  publish     --store DIR --factors DIR [--version V]\n"
     "              publish factor files as a new model version (atomic bulk ingest)\n"
     "  versions    --store DIR         the versions in a model store\n"
+    "  prune       --store DIR --keep N [--keep_campaign_records M] [--min_age 10m]\n"
+    "              delete all but the newest N versions (N >= 2) and M records per campaign, and\n"
+    "              their files; nothing superseded less than --min_age ago (docs/store-format.md).\n"
+    "              publish, train and pipeline do the same after publishing with --keep_versions N\n"
     "\n"
     "offline pipeline (behaviour logs -> trained, evaluated, published model):\n"
     "  ingest      (--logs DIR | --dunnhumby DIR) [--quarantine FILE]   clean the logs, print the report\n"
@@ -268,9 +283,18 @@ int main(int argc, char** argv) {
     f.options.now_unix_seconds = absl::GetFlag(FLAGS_now);
     return cmd::Generate(f);
   }
+  cmd::RetentionFlags retention;
+  retention.keep = absl::GetFlag(FLAGS_keep_versions);
+  retention.keep_campaign_records = absl::GetFlag(FLAGS_keep_campaign_records);
+  retention.min_age = absl::GetFlag(FLAGS_min_age);
   if (command == "publish") {
     return cmd::Publish(absl::GetFlag(FLAGS_store), absl::GetFlag(FLAGS_factors),
-                        absl::GetFlag(FLAGS_version), absl::GetFlag(FLAGS_user_id_key_file));
+                        absl::GetFlag(FLAGS_version), absl::GetFlag(FLAGS_user_id_key_file),
+                        retention);
+  }
+  if (command == "prune") {
+    retention.keep = absl::GetFlag(FLAGS_keep);
+    return cmd::Prune(absl::GetFlag(FLAGS_store), retention);
   }
   if (command == "versions") return cmd::Versions(absl::GetFlag(FLAGS_store));
   if (command == "ingest" || command == "train" || command == "evaluate" || command == "pipeline") {
@@ -292,6 +316,7 @@ int main(int argc, char** argv) {
     f.multi_value_columns = absl::GetFlag(FLAGS_multi_value_columns);
     f.test_fraction = absl::GetFlag(FLAGS_test_fraction);
     f.validation_fraction = absl::GetFlag(FLAGS_validation_fraction);
+    f.retention = retention;
     if (command == "ingest") return cmd::Ingest(f);
     if (command == "train") return cmd::Train(f);
     if (command == "evaluate") return cmd::EvaluateModel(f);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,19 @@ pipeline::PipelineProgress StderrProgress() {
   return p;
 }
 
+// The automatic pruning after a publish (--keep_versions), checked before any work:
+// nullopt when off; InvalidArgument naming the flag when out of range.
+absl::StatusOr<std::optional<storage::PruneOptions>> AutomaticPrune(const PipelineFlags& flags) {
+  if (flags.retention.keep == 0) return std::optional<storage::PruneOptions>();
+  if (flags.store.empty()) {
+    return absl::InvalidArgumentError("--keep_versions: needs --store (the store to prune)");
+  }
+  absl::StatusOr<storage::PruneOptions> options =
+      MakePruneOptions(flags.retention, "--keep_versions");
+  if (!options.ok()) return options.status();
+  return std::optional<storage::PruneOptions>(*options);
+}
+
 void PrintResult(const pipeline::PipelineResult& r) {
   if (!r.grid.empty()) {
     const learn::LmfTrainerOptions& c = r.chosen_options;
@@ -187,9 +201,14 @@ int Train(const PipelineFlags& flags) {
   pipeline::PipelineOptions o;
   if (!MakeOptions(flags, &o)) return 2;
   o.store_path = flags.store;
+  absl::StatusOr<std::optional<storage::PruneOptions>> prune = AutomaticPrune(flags);
+  if (!prune.ok()) return Usage(std::string(prune.status().message()).c_str());
   auto r = pipeline::RunPipeline(o, StderrProgress());
   if (!r.ok()) return Fail(r.status());
   PrintResult(*r);
+  if (prune->has_value() && r->published.has_value()) {
+    if (absl::Status s = PruneStoreAt(flags.store, **prune); !s.ok()) return Fail(s);
+  }
   return 0;
 }
 
@@ -209,12 +228,17 @@ int Pipeline(const PipelineFlags& flags) {
   pipeline::PipelineOptions o;
   if (!MakeOptions(flags, &o)) return 2;
   o.store_path = flags.store;
+  absl::StatusOr<std::optional<storage::PruneOptions>> prune = AutomaticPrune(flags);
+  if (!prune.ok()) return Usage(std::string(prune.status().message()).c_str());
   auto r = pipeline::RunPipeline(o, StderrProgress());
   if (!r.ok()) return Fail(r.status());
   if (absl::Status s = pipeline::WriteReport(*r, flags.report); !s.ok()) return Fail(s);
   std::printf("%s\n", r->load_summary.c_str());
   PrintResult(*r);
   std::printf("report: %s\n", flags.report.c_str());
+  if (prune->has_value() && r->published.has_value()) {
+    if (absl::Status s = PruneStoreAt(flags.store, **prune); !s.ok()) return Fail(s);
+  }
   return 0;
 }
 

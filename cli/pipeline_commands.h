@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/store_commands.h"
 #include "pipeline/simulate.h"
 
 namespace coupond::couponctl {
@@ -29,6 +30,9 @@ struct PipelineFlags {
   // cross-validation over the training period, folds by (user, coupon) pair.
   int cv_folds = 0;
   std::string user_id_key_file;  // key user ids (core/user_key.h) before training/evaluating
+  // train, pipeline with --store: retention.keep (--keep_versions) > 0 prunes the store to
+  // that many versions after publishing (cli/store_commands.h). Default 0: no pruning.
+  RetentionFlags retention;
 
   // --logs only (pipeline::IngestOptions); with --dunnhumby they must keep their defaults.
   // What the time columns hold: "day_number" (default), "iso_date" or "unix_seconds"

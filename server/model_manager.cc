@@ -27,27 +27,56 @@ class StoreModelSource final : public ModelSource {
       : path_(std::move(path)), expected_dimension_(expected_dimension) {}
 
   absl::StatusOr<core::ModelVersionInfo> Latest() override {
-    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    COUPOND_ASSIGN_OR_RETURN(const storage::ModelStore* store, Fresh());
     return store->LatestVersion();
   }
 
   absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Load(uint64_t version) override {
-    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    // The handle Latest() just refreshed: the version it named is in it, and stays
+    // readable even if a prune deletes its file meanwhile (the reader holds the file open).
+    if (store_ == nullptr) COUPOND_RETURN_IF_ERROR(Fresh().status());
     storage::ReadOptions options;
     options.expected_dimension = expected_dimension_;
-    return store->LoadSnapshot(version, options);
+    return store_->LoadSnapshot(version, options);
   }
 
   absl::StatusOr<std::vector<storage::CampaignRecord>> LatestCampaigns() override {
-    COUPOND_ASSIGN_OR_RETURN(auto store, storage::ModelStore::OpenForRead(path_));
+    COUPOND_ASSIGN_OR_RETURN(const storage::ModelStore* store, Fresh());
     return store->LatestCampaigns();
   }
 
   std::string Describe() const override { return absl::StrCat("model store '", path_, "'"); }
 
+  Stats stats() const override { return stats_; }
+
  private:
+  // The open store, reopened first when the store changed since it was opened. The token
+  // is read before the open, so a change racing with the open costs one spare reopen at
+  // the next call, never a missed change.
+  absl::StatusOr<const storage::ModelStore*> Fresh() {
+    absl::StatusOr<std::string> token = storage::ModelStore::ChangeToken(path_);
+    // No store (any more): a handle already open stays (its versions stay readable) and
+    // the error is reported; without one, OpenForRead below says why in its own words.
+    if (!token.ok() && store_ != nullptr) return token.status();
+    if (store_ == nullptr || !token.ok() || *token != token_) {
+      COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> reopened,
+                               storage::ModelStore::OpenForRead(path_));
+      store_ = std::move(reopened);  // closes the previous handle and its files
+      // A store that appeared after the token was read gets one spare reopen next time.
+      token_ = token.ok() ? *std::move(token) : std::string();
+      const storage::StoreFiles files = store_->LiveFiles();
+      ++stats_.opens;
+      stats_.store_files = files.files;
+      stats_.store_bytes = files.bytes;
+    }
+    return store_.get();
+  }
+
   const std::string path_;
   const uint32_t expected_dimension_;
+  std::unique_ptr<storage::ModelStore> store_;
+  std::string token_;
+  Stats stats_;
 };
 
 // Adds `increment` to the calling thread's nice value (Linux schedules threads by their own
@@ -119,12 +148,22 @@ absl::Status ModelManager::PollOnce() {
 }
 
 absl::Status ModelManager::Poll(bool* rejected) {
+  const absl::Time start = absl::Now();
   absl::Status model = PollModel(/*retry_rejected=*/false, rejected);
   absl::Status campaigns = PollCampaigns();
   absl::Status result = model.ok() ? campaigns : model;
+  const absl::Time end = absl::Now();
+  ModelSource::Stats source;
+  {
+    absl::MutexLock lock(&poll_mu_);
+    source = source_->stats();
+  }
   absl::MutexLock lock(&status_mu_);
-  status_.last_poll_time = absl::Now();
+  status_.last_poll_time = end;
+  status_.last_poll_duration = end - start;
+  ++status_.polls;
   status_.last_poll_error = std::string(result.message());
+  status_.source = source;
   return result;
 }
 

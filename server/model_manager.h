@@ -51,6 +51,16 @@ class ModelSource {
   }
   // For log lines, e.g. the store's path.
   virtual std::string Describe() const = 0;
+
+  // What the source holds open, for metrics. Default: nothing known (all zero).
+  struct Stats {
+    // Times the source opened its store (the first open, then one per change seen).
+    uint64_t opens = 0;
+    // Live table files of the store as last opened, and their bytes.
+    uint64_t store_files = 0;
+    uint64_t store_bytes = 0;
+  };
+  virtual Stats stats() const { return {}; }
 };
 
 // A stored campaign as the server serves it: parsed and checked once, at load.
@@ -74,9 +84,14 @@ std::vector<absl::string_view> CampaignCouponIds(const v1::Campaign& campaign);
 // The loaded campaigns by id; immutable once published.
 using CampaignBook = std::map<std::string, std::shared_ptr<const LoadedCampaign>, std::less<>>;
 
-// A ModelSource over a RocksDB model store directory. Opens the store read-only for each
-// call, so it sees versions published by another process (couponctl publish) after it
-// started, and never holds RocksDB's lock.
+// A ModelSource over a RocksDB model store directory. Keeps one read-only handle open (it
+// never holds RocksDB's lock, so couponctl can publish and prune beside it) and reopens it
+// only when ModelStore::ChangeToken says the store changed: a poll that finds nothing new
+// costs one small read and one stat, whatever the store's history. Versions published by
+// another process after the server started are seen at the first poll after they commit.
+// (Not a RocksDB secondary instance: every couponctl run reopens the writer and so starts a
+// new MANIFEST, and a secondary's catch-up across such switches is fragile in RocksDB 7.8;
+// see docs/store-format.md.)
 std::unique_ptr<ModelSource> NewStoreModelSource(std::string store_path,
                                                  uint32_t expected_dimension = 0);
 
@@ -116,9 +131,14 @@ struct ModelLoadStatus {
   absl::Time rejected_time = absl::InfinitePast();
   // The memory budget of the most recent load attempt (unset before the first).
   MemoryBudget memory;
-  // The latest PollOnce: when, and its error ("" when it succeeded).
+  // The latest PollOnce: when, how long it took (model and campaigns, a load included),
+  // and its error ("" when it succeeded); polls counts every PollOnce.
   absl::Time last_poll_time = absl::InfinitePast();
+  absl::Duration last_poll_duration = absl::ZeroDuration();
+  uint64_t polls = 0;
   std::string last_poll_error;
+  // The source's open handle as of the latest poll (ModelSource::Stats).
+  ModelSource::Stats source;
 };
 
 // The outcome of ModelManager::ReloadNow.

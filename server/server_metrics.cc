@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -29,6 +31,19 @@ double ResidentBytes() {
   const int n = std::fscanf(f, "%lu %lu", &size, &resident);
   std::fclose(f);
   return n == 2 ? static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) : 0.0;
+}
+
+// Entries of /proc/self/fd, less the one the listing itself holds; 0 when unreadable.
+double OpenFds() {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/self/fd", ec);
+  if (ec) return 0;
+  double n = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return 0;
+    ++n;
+  }
+  return n > 0 ? n - 1 : 0;
 }
 
 }  // namespace
@@ -89,6 +104,21 @@ absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelM
          return state.last_poll_time != absl::InfinitePast() && state.last_poll_error.empty() ? 1.0
                                                                                             : 0.0;
        }},
+      {Type::kGauge, "coupond_model_last_poll_duration_seconds",
+       "How long the latest poll of the model store took (the model and the campaigns, a "
+       "load included), in seconds.",
+       [models] { return absl::ToDoubleSeconds(models->LoadStatus().last_poll_duration); }},
+      {Type::kCounter, "coupond_model_store_opens_total",
+       "Times the server opened the model store: once, then once per change it saw (a "
+       "publish, a prune); a poll that finds nothing new does not open it.",
+       [models] { return static_cast<double>(models->LoadStatus().source.opens); }},
+      {Type::kGauge, "coupond_model_store_files",
+       "Live table files of the model store as the server last opened it (each held open).",
+       [models] { return static_cast<double>(models->LoadStatus().source.store_files); }},
+      {Type::kGauge, "coupond_model_store_bytes",
+       "Bytes of the model store's live table files as the server last opened it.",
+       [models] { return static_cast<double>(models->LoadStatus().source.store_bytes); }},
+      {Type::kGauge, "process_open_fds", "Open file descriptors of the process.", OpenFds},
       {Type::kGauge, "process_resident_memory_bytes", "Resident memory size in bytes.",
        ResidentBytes},
   };

@@ -88,6 +88,17 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForWrite(const std::
   // Versions never overlap (see model_store.h): nothing to compact, and no file deletion
   // that could race with a reader's open.
   options.disable_auto_compactions = true;
+  // The store's files besides its tables stay bounded (docs/store-format.md), whatever the
+  // history. Info LOG: every writer open starts a new one and keeps the old (default: 1,000
+  // of them, one per couponctl run), and one writer's LOG grows a few hundred bytes per
+  // publish or prune without limit: roll it at 256 KiB and keep 3.
+  options.keep_log_file_num = kKeptLogFiles;
+  options.max_log_file_size = kMaxLogFileBytes;
+  // A MANIFEST grows by one record (~150 bytes) per publish and per prune while a writer
+  // stays open (a pipeline, a test), and every reader open replays it whole, so reopening
+  // would cost more with every publish: start a fresh one (RocksDB writes a compact summary
+  // of the live files first) once it passes 64 KiB, not the default 1 GiB.
+  options.max_manifest_file_size = kMaxManifestBytes;
   rocksdb::DB* raw = nullptr;
   COUPOND_RETURN_IF_ERROR(
       common::FromRocksDb(rocksdb::DB::Open(options, path, &raw), absl::StrCat("model store '", path,
@@ -106,8 +117,8 @@ absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::OpenForRead(const std::s
                                             "first: couponctl publish)"));
   }
   rocksdb::Options options;
-  // Open every table file now: a file the writer removes later (it never compacts, but a
-  // future clean-up of old versions will) then stays readable through its descriptor.
+  // Open every table file now: a file the writer deletes later (ModelStore::Prune) then
+  // stays readable through its descriptor for as long as this store stays open.
   options.max_open_files = -1;
   rocksdb::DB* raw = nullptr;
   // A writer changing its MANIFEST while we read it can fail an open transiently; the store

@@ -47,6 +47,12 @@
 // compaction. Readers take the newest record of each campaign; older records stay as an
 // audit trail of the prices that were served.
 //
+// Retention (ModelStore::Prune): every version and every campaign record is one table file,
+// so deleting old ones is deleting whole files (DeleteFilesInRange over their key ranges;
+// see docs/store-format.md for the rule that keeps what servers may still need). Readers
+// open table files when they open the store (max_open_files = -1), so a file deleted under
+// an open reader stays readable through its descriptor until that reader closes.
+//
 // The checksum is XXH3-64 over every data key and value of the version in key order; a read
 // recomputes it. Reads verify everything a manifest promises (counts, dimension, value
 // sizes, finite numbers, segment indices in range, checksum) and return DataLoss naming
@@ -121,6 +127,59 @@ inline constexpr size_t kMaxCampaignIdBytes = 128;
 // InvalidArgument naming campaign_id otherwise.
 absl::Status ValidateCampaignId(absl::string_view campaign_id);
 
+// Limits of the store's files besides its tables, set by the writer (OpenForWrite): info LOG
+// files kept (the current one included) and the size at which it starts a new one, and the
+// size at which it starts a new MANIFEST. With retention, the store's size on disk is then
+// bounded by its kept tables plus about (kKeptLogFiles + 1) * kMaxLogFileBytes +
+// 2 * kMaxManifestBytes.
+inline constexpr size_t kKeptLogFiles = 3;
+inline constexpr size_t kMaxLogFileBytes = size_t{256} << 10;
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 10;
+
+// The fewest versions Prune keeps: the newest, which servers load, and the one before it,
+// which a server that refused the newest (failed verification, or too big for its memory)
+// goes on serving and which an operator rolls back to.
+inline constexpr uint32_t kMinKeepVersions = 2;
+
+struct PruneOptions {
+  // Versions to keep, newest first. At least kMinKeepVersions; Prune refuses fewer
+  // (InvalidArgument naming keep_versions). Default 5.
+  uint32_t keep_versions = 5;
+  // Records to keep per campaign, newest first (servers read only the newest; older ones
+  // are the audit trail of prices served). At least 1 (InvalidArgument naming
+  // keep_campaign_records otherwise). Default 5.
+  uint32_t keep_campaign_records = 5;
+  // A version (campaign record) is deleted only when the next newer version (record of the
+  // same campaign) was created (published) at least this long ago, so that every server
+  // polling more often than this has already seen the newer one. Must exceed the servers'
+  // --poll_interval; negative is refused (InvalidArgument naming min_superseded_age).
+  // Default 10 minutes.
+  int64_t min_superseded_age_seconds = 600;
+  // "Now" for the age rule, seconds since the Unix epoch; 0 (default): the current time.
+  int64_t now_unix_seconds = 0;
+};
+
+struct PruneResult {
+  // The versions deleted, oldest first, and the versions still stored.
+  std::vector<uint64_t> deleted_versions;
+  uint64_t kept_versions = 0;
+  // Campaign records deleted, over every campaign.
+  uint64_t deleted_campaign_records = 0;
+  // Versions and records that the count rule would delete but the age rule kept.
+  uint64_t held_by_age = 0;
+  // The store's live table files before and after, and their bytes.
+  uint64_t files_before = 0;
+  uint64_t files_after = 0;
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+};
+
+// The store's live table files.
+struct StoreFiles {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
 struct ReadOptions {
   // When non-zero, a version of another dimension is rejected (FailedPrecondition).
   // Default 0: any dimension.
@@ -182,6 +241,23 @@ class ModelStore {
   absl::StatusOr<std::vector<CampaignRecord>> LatestCampaigns() const;
   // Every record of one campaign, oldest first; empty when the campaign is not stored.
   absl::StatusOr<std::vector<CampaignRecord>> CampaignHistory(absl::string_view campaign_id) const;
+
+  // Deletes the versions and campaign records the retention rule allows (PruneOptions),
+  // and their table files, so the disk space comes back at once. Readers already open keep
+  // reading deleted files through their descriptors; the newest version and the newest
+  // record of each campaign are never deleted. Requires a store opened for write.
+  absl::StatusOr<PruneResult> Prune(const PruneOptions& options);
+
+  // The live table files and their total size (RocksDB's metadata, no directory scan).
+  StoreFiles LiveFiles() const;
+
+  // A token that changes whenever what a reader opening the store would see changes: the
+  // name of the MANIFEST that CURRENT points to, and that file's size and modification
+  // time (every ingest and every deletion appends to it; a writer that opens the store
+  // starts a new one). Costs one small read and one stat. NotFound without a store at
+  // `path`. A reader takes the token before opening, so a change during its open shows up
+  // as a changed token at the next check (one spare reopen), never as a missed one.
+  static absl::StatusOr<std::string> ChangeToken(const std::string& path);
 
   const std::string& path() const { return path_; }
 

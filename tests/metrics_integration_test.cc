@@ -183,6 +183,13 @@ TEST_F(MetricsIntegrationTest, CountsCallsByMethodAndCodeAndLogsEachCall) {
   EXPECT_NEAR(Value(scrape, "coupond_model_last_load_timestamp_seconds"), now, 120);
   EXPECT_GE(Value(scrape, "coupond_model_last_load_duration_seconds"), 0);
   EXPECT_EQ(Value(scrape, "coupond_model_last_poll_ok"), 1);
+  // The store as the server holds it: one version, one table file, opened at least once
+  // (once more per change seen); its descriptors are among the process's.
+  EXPECT_GE(Value(scrape, "coupond_model_store_opens_total"), 1);
+  EXPECT_EQ(Value(scrape, "coupond_model_store_files"), 1);
+  EXPECT_GT(Value(scrape, "coupond_model_store_bytes"), 0);
+  EXPECT_GT(Value(scrape, "process_open_fds"), Value(scrape, "coupond_model_store_files"));
+  EXPECT_GE(Value(scrape, "coupond_model_last_poll_duration_seconds"), 0);
   // No decision logger, no collector: their metrics are absent, not zero.
   EXPECT_EQ(Value(scrape, "coupond_decision_log_dropped_total"), -1);
   EXPECT_EQ(Value(scrape, "coupond_collector_decisions_total"), -1);

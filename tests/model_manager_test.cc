@@ -99,6 +99,43 @@ TEST_F(ModelManagerTest, DamagedVersionIsRefusedAndTheOldOneKeepsServing) {
   EXPECT_EQ(manager->Current()->info().version, 3u);
 }
 
+// The store source keeps one handle and reopens it only when the store changed: idle polls
+// open nothing, a publish or a prune causes one reopen, and the open table files follow
+// what retention left.
+TEST_F(ModelManagerTest, TheStoreIsReopenedOnlyWhenItChanged) {
+  auto manager = NewManager();
+  Publish(2);
+  Publish(3);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->LoadStatus().source.opens, 1u);
+  EXPECT_EQ(manager->LoadStatus().source.store_files, 2u);
+  for (int i = 0; i < 5; ++i) ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->LoadStatus().source.opens, 1u);
+  EXPECT_EQ(manager->LoadStatus().polls, 6u);
+
+  Publish(4);
+  Publish(5);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Current()->info().version, 4u);
+  EXPECT_EQ(manager->LoadStatus().source.opens, 2u);
+  EXPECT_EQ(manager->LoadStatus().source.store_files, 4u);
+  {
+    auto store = storage::ModelStore::OpenForWrite(store_.path());
+    ASSERT_OK(store.status());
+    storage::PruneOptions prune;
+    prune.keep_versions = 2;
+    prune.min_superseded_age_seconds = 0;
+    ASSERT_OK((*store)->Prune(prune).status());
+  }
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->Current()->info().version, 4u);  // unchanged by the prune
+  EXPECT_EQ(manager->LoadStatus().source.opens, 3u);
+  EXPECT_EQ(manager->LoadStatus().source.store_files, 2u);
+  ASSERT_OK(manager->PollOnce());
+  EXPECT_EQ(manager->LoadStatus().source.opens, 3u);
+  EXPECT_GT(manager->LoadStatus().last_poll_duration, absl::ZeroDuration());
+}
+
 TEST_F(ModelManagerTest, PollingThreadPicksUpAVersionPublishedLater) {
   auto manager = NewManager(absl::Milliseconds(20));
   absl::Notification loaded;

@@ -12,6 +12,7 @@ set(coupond_test_costs
   AssignmentTest.SampledSearchNearLpOptimum 11
   AssignmentTest.NearLpOptimumWithBindingBudgetAndStock 11
   KernelTest.DotBlockMatchesReferenceOnEveryTarget 8
+  StoreLifecycleTest.FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeFlat 15
   ServerIntegrationTest.ReloadsFiftyVersionsUnderTrafficWithoutAFailedRequest 8
   LmfTrainerTest.ColdCouponsAreScoredThroughTheirAttributes 8
   LmfTrainerTest.MultithreadedReachesComparableAuc 7

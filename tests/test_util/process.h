@@ -59,6 +59,8 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   bool spawned() const { return spawned_; }
+  // The child's process id (0 when it was not spawned).
+  pid_t pid() const { return pid_; }
   bool running() const { return spawned_ && !exited_; }
 
   // Waits up to `timeout` for the exit status (128 + signal when killed); -1 on timeout.
