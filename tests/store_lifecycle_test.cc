@@ -221,7 +221,11 @@ TEST(StoreLifecycleTest, FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeF
               fds_first_max, fds_last_max, tables_first_max, tables_last_max, other_max,
               other_bound, 1e3 * first, 1e3 * last, first > 0 ? last / first : 0.0);
   EXPECT_GT(first, 0);
-  EXPECT_LE(last, 1.5 * first) << "poll time grew with the store's history";
+  // The 1.5x is shown by bench/store_poll_bench (medians and the ratio, measured
+  // quietly: bench/RESULTS-store.md). Here, next to the other tests of a loaded CI run, the
+  // bound only has to catch what history without retention does to a poll (9-14x there),
+  // not scheduling noise.
+  EXPECT_LE(last, 3.0 * first) << "poll time grew with the store's history";
   EXPECT_EQ(server.StopWith(SIGTERM, absl::Seconds(10)), 0);
 }
 
