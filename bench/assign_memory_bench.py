@@ -4,7 +4,8 @@
 Starts the real coupond on a loopback port (a synthetic model published with couponctl:
 20,000 users, 300 coupons, d = 32, about 4 MB), runs --assigns Assign calls one after the
 other, each planning a campaign of --coupons coupons over an explicit list of --users user
-ids (the model's users, then unknown ids scored with the population prior), then waits
+ids (the model's users, then unknown ids scored with the population prior; with
+--all_users, every user of the model instead), then waits
 --idle_seconds. It reads VmRSS and VmHWM from /proc/<pid>/status and prints:
 
   before     RSS once the model is loaded and serving
@@ -48,6 +49,8 @@ def parse_args():
     p.add_argument("--assigns", type=int, default=20, help="Assign calls, one after the other")
     p.add_argument("--coupons", type=int, default=30, help="coupons in the campaign")
     p.add_argument("--model_users", type=int, default=20_000, help="users of the published model")
+    p.add_argument("--all_users", action="store_true",
+                   help="plan every user of the model (all_users) instead of an explicit list of --users")
     p.add_argument("--idle_seconds", type=float, default=5.0, help="idle wait before the last RSS")
     p.add_argument("--max_ratio", type=float, default=1.5, help="exit 1 when idle/first is above")
     p.add_argument("--server_env", action="append", default=[], metavar="KEY=VALUE")
@@ -126,7 +129,8 @@ def main():
         target = f"127.0.0.1:{wait_for(port, 60, 'coupond port file')}"
         # The first `model_users` ids are the model's (u0000001...), the rest unknown users.
         user_ids = [f"u{i:07d}" for i in range(1, args.users + 1)]
-        campaign = {"campaign_id": "memory", "budget": args.users * 0.05,
+        planned = args.model_users if args.all_users else args.users
+        campaign = {"campaign_id": "memory", "budget": planned * 0.05,
                     "coupons": [{"coupon_id": f"c{j:05d}"} for j in range(1, args.coupons + 1)]}
         # A 300,000-id request is about 3 MB: raise the client's send limit (the server's
         # --max_message_bytes is 4 MiB).
@@ -141,7 +145,8 @@ def main():
                 start = time.monotonic()
                 assigned = 0
                 summary = None
-                for message in client.assign(campaign, user_ids=user_ids, timeout=600):
+                for message in client.assign(campaign, user_ids=None if args.all_users else user_ids,
+                                             timeout=600):
                     assigned += len(message.assignments)
                     if message.HasField("summary"):
                         summary = message.summary
@@ -157,7 +162,8 @@ def main():
             idle = status_kib(pid, "VmRSS")
             peak = status_kib(pid, "VmHWM")
         ratio = idle / after[0]
-        print(f"users per Assign {args.users}, coupons {args.coupons}, assigns {args.assigns}, "
+        print(f"users per Assign {args.model_users if args.all_users else args.users}"
+              f"{' (all_users)' if args.all_users else ''}, coupons {args.coupons}, assigns {args.assigns}, "
               f"server env {' '.join(args.server_env) or '-'}, flags {' '.join(args.server_flag) or '-'}")
         print(f"RSS MiB: before {mib(before):.1f}  first {mib(after[0]):.1f}  peak {mib(peak):.1f}  "
               f"last {mib(after[-1]):.1f}  idle {mib(idle):.1f}  (after {args.idle_seconds:g} s)")
