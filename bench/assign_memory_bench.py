@@ -5,8 +5,8 @@ Starts the real coupond on a loopback port (a synthetic model published with cou
 20,000 users, 300 coupons, d = 32, about 4 MB), runs --assigns Assign calls one after the
 other, each planning a campaign of --coupons coupons over an explicit list of --users user
 ids (the model's users, then unknown ids scored with the population prior; with
---all_users, every user of the model instead), then waits
---idle_seconds. It reads VmRSS and VmHWM from /proc/<pid>/status and prints:
+--all_users, every user of the model instead), then waits --idle_seconds. It reads
+VmRSS and VmHWM from /proc/<pid>/status and prints:
 
   before     RSS once the model is loaded and serving
   first      RSS 0.3 s after the first Assign has streamed its last message
