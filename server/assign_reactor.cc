@@ -159,7 +159,9 @@ void AssignReactor::OnCancel() {
 }
 
 void AssignReactor::OnDone() {
-  const bool release = options_.release_memory_after;
+  // Only after a call that was worked on: one refused before any work allocated little,
+  // and a flood of refusals must not become a flood of trims.
+  const bool release = options_.release_memory_after && jobs_ != nullptr;
   delete this;  // frees the request, the plan and the result: the call's working set
   // On a thread of its own: after a 300,000-user call it takes 10-30 ms (the pages are
   // handed back one range at a time), too long to hold a gRPC callback thread.
