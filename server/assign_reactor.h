@@ -55,6 +55,10 @@ class AssignReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     // Most users the resolved population may hold (all_users: the model's users, or its
     // segments' members); more is RESOURCE_EXHAUSTED before the solve.
     size_t max_population = SIZE_MAX;
+    // After the call, give the heap's free pages back to the kernel
+    // (ReleaseFreeHeapMemory, server/heap_memory.h): a large Assign allocates ~100 MiB
+    // on threads of its own, and glibc keeps what they freed in its arenas. Default true.
+    bool release_memory_after = true;
   };
   AssignReactor(std::string request_id, v1::AssignRequest request,
                 std::shared_ptr<const core::ModelSnapshot> model, const Options& options,

@@ -14,6 +14,7 @@
 #include "edge/port_file.h"
 #include "edge/raw_call.h"
 #include "edge/secret_files.h"
+#include "server/heap_memory.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -28,6 +29,13 @@ ABSL_FLAG(uint32_t, expected_dimension, 0, "Refuse model versions of another lat
 ABSL_FLAG(uint32_t, max_candidates, 10000, "Most coupon ids one Score request may name.");
 ABSL_FLAG(int, max_concurrent_assigns, 2, "Assign calls solved at the same time; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, assign_threads, 0, "Solver threads per Assign call (0: one per hardware thread).");
+ABSL_FLAG(bool, release_memory_after_assign, true,
+          "After each Assign call, return the heap's free memory to the kernel (glibc malloc_trim), "
+          "so that RSS falls back when large calls end.");
+ABSL_FLAG(uint64_t, malloc_mmap_threshold, uint64_t{1} << 20,
+          "Heap blocks of at least this many bytes get their own mapping, returned to the kernel "
+          "when freed (glibc M_MMAP_THRESHOLD, at most 32 MiB; 0: glibc's dynamic default, which "
+          "keeps large calls' memory in its arenas).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "On SIGTERM, how long in-flight calls may finish before they are cancelled.");
 ABSL_FLAG(std::string, collector_db, "",
@@ -86,6 +94,12 @@ int Run() {
   const spdlog::level::level_enum level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
   spdlog::set_level(level);
   coupond::edge::RouteProtobufLogsToSpdlog();
+  // First, so that the blocks allocated from here on follow it.
+  if (absl::Status s = coupond::server::ConfigureHeap(absl::GetFlag(FLAGS_malloc_mmap_threshold));
+      !s.ok()) {
+    spdlog::critical("cannot start: {}", s.ToString());
+    return 1;
+  }
 
   // Block the stop signals before any thread exists, so that every thread (gRPC's
   // included) inherits the mask and only sigwait below receives them.
@@ -102,6 +116,7 @@ int Run() {
   options.service.limits.max_candidates = absl::GetFlag(FLAGS_max_candidates);
   options.service.max_concurrent_assigns = absl::GetFlag(FLAGS_max_concurrent_assigns);
   options.service.assign_threads = absl::GetFlag(FLAGS_assign_threads);
+  options.service.release_memory_after_assign = absl::GetFlag(FLAGS_release_memory_after_assign);
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   if (const std::string key_file = absl::GetFlag(FLAGS_user_id_key_file); !key_file.empty()) {
     auto secret = coupond::edge::ReadSecretFile(key_file, "user id key file");

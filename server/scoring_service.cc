@@ -389,6 +389,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ScoringService::Assign(
   options.now_unix_seconds = absl::ToUnixSeconds(absl::Now());
   options.user_keyer = options_.user_keyer;
   options.max_population = options_.limits.max_population;
+  options.release_memory_after = options_.release_memory_after_assign;
   return new AssignReactor(request_id, std::move(request), std::move(model), options,
                            &assign_jobs_);
 }

@@ -32,6 +32,9 @@ struct ScoringServiceOptions {
   int assign_threads = 0;
   // Assignments per streamed Assign message when the request does not say. Default 10,000.
   uint32_t assign_chunk_size = 10000;
+  // Return the heap's free memory to the kernel after each Assign call (see
+  // AssignReactor::Options::release_memory_after). Default true.
+  bool release_memory_after_assign = true;
   // Largest request body parsed, in bytes; larger ones are RESOURCE_EXHAUSTED. Default 4 MiB.
   size_t max_request_bytes = edge::kDefaultMaxRequestBytes;
   // When set, every incoming user id is replaced by its key (core/user_key.h) before it is

@@ -143,6 +143,10 @@ absl::Status RegisterServerMetrics(edge::MetricsRegistry* registry, const ModelM
                       "Serialized bytes of the decision records waiting in the logger's queue "
                       "(bounded by --decision_queue_bytes).",
                       [decisions] { return static_cast<double>(decisions->counters().queued_bytes); }});
+    gauges.push_back({Type::kGauge, "coupond_decision_log_max_queued_bytes",
+                      "The most serialized bytes the logger's queue has held since the start "
+                      "(never above --decision_queue_bytes).",
+                      [decisions] { return static_cast<double>(decisions->counters().max_queued_bytes); }});
     gauges.push_back({Type::kCounter, "coupond_decision_log_write_failures_total",
                       "Batch writes to the collector that failed, transient (retried) or not "
                       "(the batch dropped, cause permanent_error).",
