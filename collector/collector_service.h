@@ -4,10 +4,11 @@
 // The gRPC edge of coupond.v1.Collector over a CollectorStore. Handlers parse the request
 // (every method is served raw, edge/raw_call.h: a body that is not a valid request is
 // INVALID_ARGUMENT naming the type and field, one over max_request_bytes RESOURCE_EXHAUSTED),
-// validate, call the store and convert its status once. They write to RocksDB on gRPC's
-// callback threads: a synced write is a WAL append plus one fsync (see collector_store.h),
-// which blocks that callback thread for the fsync's duration; a dedicated thread pool would
-// keep it free.
+// validate, call the store and convert its status once. The writes (LogDecisions,
+// ReportOutcome) never wait on gRPC's callback threads, which in coupond also serve Score:
+// each handler hands its write to the store's group-commit writer (CollectorStore's *Async
+// forms) and returns; the writer thread finishes the call once the write is committed
+// (a WAL append plus one fsync per group, see collector_store.h).
 //
 // Writes (LogDecisions, ReportOutcome) become training data (`couponctl export` appends
 // them to the logs), so with a write token they are taken only from callers that present it
