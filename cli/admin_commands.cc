@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cli/cli_util.h"
+#include "edge/secret_files.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace coupond::couponctl {
@@ -34,6 +35,12 @@ absl::Status ApplySecurityFlags(const SecurityFlags& flags, client::ClientOption
     absl::StatusOr<std::string> token = client::ReadAdminToken(flags.admin_token_file);
     if (!token.ok()) return token.status();
     options->admin_token = *std::move(token);
+  }
+  if (!flags.collector_token_file.empty()) {
+    absl::StatusOr<std::string> token =
+        edge::ReadTokenFile(flags.collector_token_file, "collector token file");
+    if (!token.ok()) return token.status();
+    options->collector_token = *std::move(token);
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,7 @@
 #ifndef COUPOND_CLI_ADMIN_COMMANDS_H_
 #define COUPOND_CLI_ADMIN_COMMANDS_H_
 
-// couponctl's connection security (TLS, the admin token) and the Admin commands, reload
+// couponctl's connection security (TLS, the admin and collector tokens) and the Admin commands, reload
 // and status. Commands return the process exit status: 0 success, 1 failure (the reason
 // on stderr), 2 usage error.
 
@@ -18,10 +18,15 @@ struct SecurityFlags {
   std::string tls_key;
   std::string tls_server_name;  // name to check the server's certificate against
   std::string admin_token_file;
+  // The collector's token (report-outcome, simulate-traffic, collector-stats): sent on
+  // Collector calls only.
+  std::string collector_token_file;
 };
 
-// Fills `options` from the flags: TLS when any tls flag is given, the admin token when
-// admin_token_file is. Errors name the flag.
+// Fills `options` from the flags: TLS when any tls flag is given (for every connection
+// couponctl makes: --server and --collector), the admin token when admin_token_file is,
+// the collector token (edge::ReadTokenFile's rules) when collector_token_file is. Errors
+// name the flag or file.
 absl::Status ApplySecurityFlags(const SecurityFlags& flags, client::ClientOptions* options);
 
 // couponctl reload: Admin.ReloadModel. Exit 0 when the store's newest version is served

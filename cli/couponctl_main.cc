@@ -27,6 +27,7 @@ ABSL_FLAG(std::string, tls_cert, "", "Connect with TLS and present this PEM clie
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, tls_server_name, "", "Connect with TLS; check the server's certificate against this name instead of --server's host.");
 ABSL_FLAG(std::string, admin_token_file, "", "reload, status: file holding the server's admin token.");
+ABSL_FLAG(std::string, collector_token_file, "", "report-outcome, simulate-traffic, collector-stats: file holding the collector's token (its --collector_token_file); --tls_* flags apply to --collector too.");
 ABSL_FLAG(bool, json, false, "Print responses as JSON (score, model-info).");
 ABSL_FLAG(std::string, user, "", "score: the user id.");
 ABSL_FLAG(std::vector<std::string>, coupons, {}, "score: comma-separated candidate coupon ids (default: every active coupon).");
@@ -187,7 +188,7 @@ constexpr char kUsage[] =
     "              rates, means, lifts vs control with CIs and (Holm-adjusted) p-values; CUPED with a covariate\n"
     "  sample-size (--baseline_rate P --relative_lift R | --absolute_lift D | --sd S --delta D)\n"
     "              [--alpha A] [--power W] [--arms K]   units per arm to detect the lift\n"
-    "feedback loop (the collector):\n"
+    "feedback loop (the collector; a collector with a token: --collector_token_file F, TLS: --tls_ca F):\n"
     "  report-outcome --decision_id D [--redeemed] [--order_value V] [--when T] [--collector HOST:PORT]\n"
     "              store a decision's outcome durably (idempotent)\n"
     "  collector-stats [--collector HOST:PORT]   decisions, outcomes, unmatched and duplicate reports\n"
@@ -229,6 +230,7 @@ int main(int argc, char** argv) {
   security.tls_key = absl::GetFlag(FLAGS_tls_key);
   security.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  security.collector_token_file = absl::GetFlag(FLAGS_collector_token_file);
   if (absl::Status s = cmd::ApplySecurityFlags(security, &online.client); !s.ok()) {
     return cmd::Fail(s);
   }

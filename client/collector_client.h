@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "client/coupond_client.h"
 #include "coupond/v1/collector.grpc.pb.h"
+#include "grpcpp/client_context.h"
 
 namespace coupond::client {
 
@@ -25,6 +26,9 @@ class CollectorClient {
  private:
   CollectorClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
       : options_(options), stub_(v1::Collector::NewStub(std::move(channel))) {}
+
+  // Sets the call's deadline and, with options_.collector_token, its authorization.
+  void Prepare(grpc::ClientContext* context) const;
 
   const ClientOptions options_;
   std::unique_ptr<v1::Collector::Stub> stub_;

@@ -45,6 +45,10 @@ struct ClientOptions {
   // Sent as "authorization: Bearer <token>" on Admin calls (and only on those). Empty
   // (default): Admin calls go without it and get UNAUTHENTICATED.
   std::string admin_token;
+  // Sent as "authorization: Bearer <token>" on coupond.v1.Collector calls (and only on
+  // those): a collector run with --collector_token_file refuses writes without it. Empty
+  // (default): Collector calls go without it.
+  std::string collector_token;
 };
 
 // The channel a client of `options` talks over (shared by CoupondClient and

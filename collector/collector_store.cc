@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/numeric_bounds.h"
 #include "common/rocksdb_status.h"
 #include "common/status_macros.h"
@@ -145,9 +147,18 @@ CollectorStore::CollectorStore(std::string path, std::unique_ptr<rocksdb::DB> db
       db_(std::move(db)),
       options_(options),
       writable_(writable),
-      stats_(std::move(stats)) {}
+      stats_(std::move(stats)) {
+  if (writable_) writer_thread_ = std::thread([this] { WriteLoop(); });
+}
 
 CollectorStore::~CollectorStore() {
+  if (writer_thread_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    writer_thread_.join();  // after it has written (and answered) everything queued
+  }
   // Every acknowledged write is already in the WAL; closing flushes nothing we rely on.
   db_->Close().PermitUncheckedError();
 }
@@ -204,58 +215,76 @@ absl::StatusOr<std::unique_ptr<CollectorStore>> CollectorStore::OpenForRead(cons
       new CollectorStore(path, std::move(db), CollectorOptions(), /*writable=*/false, std::move(stats)));
 }
 
-// One caller's write, queued for the next group commit.
+// One write, queued for the next group commit.
 struct CollectorStore::Writer {
   // Stages the write into `batch` (reading through it, so it sees the group's earlier
-  // writes) and updates `stats`. A non-OK return is a storage error: the caller's staged
+  // writes) and updates `stats`. A non-OK return is a storage error: the write's staged
   // changes are rolled back and the error is its answer. Business outcomes (a duplicate, a
   // conflicting outcome) are the writer's own output, set by `stage`.
   std::function<absl::Status(rocksdb::WriteBatchWithIndex& batch,
                              v1::GetCollectorStatsResponse& stats)>
       stage;
-  absl::Status status;  // the storage outcome: staging, or the group's write
-  bool done = false;
+  // Runs on the writer thread once `status` is final (staging, or the group's write). May
+  // free the Writer.
+  std::function<void(absl::Status status)> done;
 };
 
-absl::Status CollectorStore::Commit(Writer* writer) {
-  absl::ReleasableMutexLock lock(&mu_);
+void CollectorStore::Enqueue(Writer* writer) {
+  absl::MutexLock lock(&mu_);
   queue_.push_back(writer);
-  // Wait until a leader has written this writer's group, or until no group is being
-  // written: then this writer leads the next one.
-  const auto ready = [this, writer]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return writer->done || !writing_;
-  };
-  mu_.Await(absl::Condition(&ready));
-  if (writer->done) return writer->status;
+}
 
-  // Lead: take every queued writer (just this one without group commit), stage them in
-  // arrival order into one batch, write it with one WAL sync, then answer them all.
-  std::vector<Writer*> group;
-  if (options_.group_commit) {
-    group.assign(queue_.begin(), queue_.end());
-    queue_.clear();
-  } else {
-    group.push_back(writer);
-    queue_.erase(std::find(queue_.begin(), queue_.end(), writer));
+void CollectorStore::WriteLoop() {
+  for (;;) {
+    std::vector<Writer*> group;
+    v1::GetCollectorStatsResponse stats;
+    {
+      absl::MutexLock lock(&mu_);
+      const auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, and everything queued is answered
+      // Every queued write (just the first without group commit), in arrival order.
+      if (options_.group_commit) {
+        group.assign(queue_.begin(), queue_.end());
+        queue_.clear();
+      } else {
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      stats = stats_;
+    }
+    if (options_.commit_delay_for_testing > absl::ZeroDuration()) {
+      absl::SleepFor(options_.commit_delay_for_testing);
+    }
+    std::vector<absl::Status> statuses = WriteGroup(group, &stats);
+    // Answered outside the lock: a `done` may finish a gRPC call, or free its Writer.
+    for (size_t i = 0; i < group.size(); ++i) {
+      // Moved out first: the call frees the Writer, which must not own the running function.
+      std::function<void(absl::Status)> done = std::move(group[i]->done);
+      done(std::move(statuses[i]));
+    }
   }
-  writing_ = true;
-  v1::GetCollectorStatsResponse stats = stats_;
-  lock.Release();
+}
 
-  // Only the leader touches the database here, so what it reads is every earlier group's
-  // result plus this group's staged writes.
+std::vector<absl::Status> CollectorStore::WriteGroup(const std::vector<Writer*>& group,
+                                                     v1::GetCollectorStatsResponse* stats) {
+  // Only the writer thread touches the database for writing, so what it reads is every
+  // earlier group's result plus this group's staged writes.
+  std::vector<absl::Status> statuses(group.size());
   rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
   size_t staged = 0;
   absl::Status written = absl::OkStatus();
-  for (Writer* w : group) {
+  for (size_t i = 0; i < group.size(); ++i) {
     batch.SetSavePoint();
-    const v1::GetCollectorStatsResponse before = stats;
-    w->status = w->stage(batch, stats);
-    if (w->status.ok()) {
+    const v1::GetCollectorStatsResponse before = *stats;
+    statuses[i] = group[i]->stage(batch, *stats);
+    if (statuses[i].ok()) {
       ++staged;
       continue;
     }
-    stats = before;
+    *stats = before;
     // Cannot fail after SetSavePoint; if it did, the batch would hold a failed write's
     // rows, so nothing of it may be written.
     if (absl::Status rolled_back = common::FromRocksDb(batch.RollbackToSavePoint(), "WriteBatch rollback");
@@ -264,25 +293,24 @@ absl::Status CollectorStore::Commit(Writer* writer) {
     }
   }
   if (staged > 0 && written.ok()) {
-    written = common::FromRocksDb(batch.Put(kStatsKey, Serialize(stats)), "WriteBatch::Put");
+    written = common::FromRocksDb(batch.Put(kStatsKey, Serialize(*stats)), "WriteBatch::Put");
     if (written.ok()) {
       rocksdb::WriteOptions write;
       write.sync = options_.sync;
       written = common::FromRocksDb(db_->Write(write, batch.GetWriteBatch()), "collector: writing");
     }
   }
-
-  absl::MutexLock relock(&mu_);
-  if (written.ok()) {
-    stats_ = std::move(stats);
-    if (staged > 0) ++commits_;
+  {
+    absl::MutexLock lock(&mu_);
+    if (written.ok()) {
+      stats_ = *stats;
+      if (staged > 0) ++commits_;
+    }
   }
-  for (Writer* w : group) {
-    if (w->status.ok() && !written.ok()) w->status = written;  // nothing of the group stored
-    w->done = true;
+  for (absl::Status& status : statuses) {
+    if (status.ok() && !written.ok()) status = written;  // nothing of the group stored
   }
-  writing_ = false;
-  return writer->status;
+  return statuses;
 }
 
 uint64_t CollectorStore::commits() const {
@@ -290,16 +318,53 @@ uint64_t CollectorStore::commits() const {
   return commits_;
 }
 
+namespace {
+
+// Runs an asynchronous store call and waits for its answer (the synchronous API).
+template <typename T, typename Start>
+absl::StatusOr<T> WaitForStoreAnswer(Start&& start) {
+  absl::Notification answered;
+  absl::StatusOr<T> result = absl::UnknownError("no answer");
+  start([&](absl::StatusOr<T> answer) {
+    result = std::move(answer);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
     const google::protobuf::RepeatedPtrField<v1::DecisionRecord>& records) {
-  if (!writable_) return absl::FailedPreconditionError("collector opened read-only");
+  return WaitForStoreAnswer<v1::LogDecisionsResponse>(
+      [&](DecisionsDone done) { StoreDecisionsAsync(records, std::move(done)); });
+}
+
+absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
+    const v1::ReportOutcomeRequest& outcome, int64_t now_unix_seconds) {
+  return WaitForStoreAnswer<v1::OutcomeDisposition>([&](OutcomeDone done) {
+    RecordOutcomeAsync(outcome, now_unix_seconds, std::move(done));
+  });
+}
+
+void CollectorStore::StoreDecisionsAsync(
+    const google::protobuf::RepeatedPtrField<v1::DecisionRecord>& records, DecisionsDone done) {
+  if (!writable_) return done(absl::FailedPreconditionError("collector opened read-only"));
   for (int i = 0; i < records.size(); ++i) {
-    COUPOND_RETURN_IF_ERROR(ValidateDecisionRecord(records[i], absl::StrCat("decisions[", i, "].")));
+    if (absl::Status s = ValidateDecisionRecord(records[i], absl::StrCat("decisions[", i, "]."));
+        !s.ok()) {
+      return done(std::move(s));
+    }
   }
-  v1::LogDecisionsResponse response;
-  Writer writer;
-  writer.stage = [this, &records, &response](rocksdb::WriteBatchWithIndex& batch,
-                                             v1::GetCollectorStatsResponse& stats) -> absl::Status {
+  // Owned by the queue until its `done` has run.
+  struct Op : Writer {
+    v1::LogDecisionsResponse response;
+  };
+  auto* op = new Op();
+  op->stage = [this, &records, op](rocksdb::WriteBatchWithIndex& batch,
+                                   v1::GetCollectorStatsResponse& stats) -> absl::Status {
+    v1::LogDecisionsResponse& response = op->response;
     response.Clear();
     for (const v1::DecisionRecord& record : records) {
       const std::string key = kDecisionPrefix + record.decision_id();
@@ -334,23 +399,37 @@ absl::StatusOr<v1::LogDecisionsResponse> CollectorStore::StoreDecisions(
     stats.set_unmatched_outcomes(stats.unmatched_outcomes() - response.matched_outcomes());
     return absl::OkStatus();
   };
-  COUPOND_RETURN_IF_ERROR(Commit(&writer));
-  return response;
+  op->done = [op, done = std::move(done)](absl::Status status) mutable {
+    v1::LogDecisionsResponse response = std::move(op->response);
+    delete op;
+    if (status.ok()) {
+      done(std::move(response));
+    } else {
+      done(std::move(status));
+    }
+  };
+  Enqueue(op);
 }
 
-absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
-    const v1::ReportOutcomeRequest& outcome, int64_t now_unix_seconds) {
-  if (!writable_) return absl::FailedPreconditionError("collector opened read-only");
-  COUPOND_RETURN_IF_ERROR(ValidateOutcome(outcome));
-  const v1::ReportOutcomeRequest stored = Stored(outcome, now_unix_seconds);
-  const std::string& id = outcome.decision_id();
-
-  v1::OutcomeDisposition disposition = v1::OUTCOME_DISPOSITION_RECORDED;
-  absl::Status conflict;  // AlreadyExists: the answer, though the counter is still written
-  Writer writer;
-  writer.stage = [&](rocksdb::WriteBatchWithIndex& batch,
-                     v1::GetCollectorStatsResponse& stats) -> absl::Status {
-    disposition = v1::OUTCOME_DISPOSITION_RECORDED;
+void CollectorStore::RecordOutcomeAsync(const v1::ReportOutcomeRequest& outcome,
+                                        int64_t now_unix_seconds, OutcomeDone done) {
+  if (!writable_) return done(absl::FailedPreconditionError("collector opened read-only"));
+  if (absl::Status s = ValidateOutcome(outcome); !s.ok()) return done(std::move(s));
+  // Owned by the queue until its `done` has run; holds its own copy of the outcome, so the
+  // caller's request may go at once.
+  struct Op : Writer {
+    v1::ReportOutcomeRequest stored;
+    v1::OutcomeDisposition disposition = v1::OUTCOME_DISPOSITION_RECORDED;
+    absl::Status conflict;  // AlreadyExists: the answer, though the counter is still written
+  };
+  auto* op = new Op();
+  op->stored = Stored(outcome, now_unix_seconds);
+  op->stage = [this, op](rocksdb::WriteBatchWithIndex& batch,
+                         v1::GetCollectorStatsResponse& stats) -> absl::Status {
+    const v1::ReportOutcomeRequest& stored = op->stored;
+    const std::string& id = stored.decision_id();
+    op->disposition = v1::OUTCOME_DISPOSITION_RECORDED;
+    op->conflict = absl::OkStatus();
     // An outcome already stored for this decision (matched or not), or staged earlier in
     // this group?
     for (const char* prefix : {kOutcomePrefix, kUnmatchedPrefix}) {
@@ -367,15 +446,15 @@ absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
       if (!SameContent(previous, stored)) {
         // Counted durably, like everything else the stats report.
         stats.set_conflicting_outcomes(stats.conflicting_outcomes() + 1);
-        conflict = absl::AlreadyExistsError(absl::StrCat(
+        op->conflict = absl::AlreadyExistsError(absl::StrCat(
             "decision_id: '", id, "' already has a different outcome (redeemed=",
             previous.redeemed() ? "true" : "false", ", order_value=", previous.order_value(), ")"));
         return absl::OkStatus();
       }
-      disposition = v1::OUTCOME_DISPOSITION_DUPLICATE;
+      op->disposition = v1::OUTCOME_DISPOSITION_DUPLICATE;
       stats.set_duplicate_outcomes(stats.duplicate_outcomes() + 1);
     }
-    if (disposition != v1::OUTCOME_DISPOSITION_RECORDED) return absl::OkStatus();
+    if (op->disposition != v1::OUTCOME_DISPOSITION_RECORDED) return absl::OkStatus();
     std::string decision;
     const rocksdb::Status s =
         batch.GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), kDecisionPrefix + id, &decision);
@@ -387,15 +466,23 @@ absl::StatusOr<v1::OutcomeDisposition> CollectorStore::RecordOutcome(
       COUPOND_RETURN_IF_ERROR(
           common::FromRocksDb(batch.Put(kUnmatchedPrefix + id, Serialize(stored)), "WriteBatch::Put"));
       stats.set_unmatched_outcomes(stats.unmatched_outcomes() + 1);
-      disposition = v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION;
+      op->disposition = v1::OUTCOME_DISPOSITION_UNKNOWN_DECISION;
     } else {
       return common::FromRocksDb(s, "collector: reading a decision");
     }
     return absl::OkStatus();
   };
-  COUPOND_RETURN_IF_ERROR(Commit(&writer));
-  if (!conflict.ok()) return conflict;
-  return disposition;
+  op->done = [op, done = std::move(done)](absl::Status status) mutable {
+    if (status.ok() && !op->conflict.ok()) status = op->conflict;
+    const v1::OutcomeDisposition disposition = op->disposition;
+    delete op;
+    if (status.ok()) {
+      done(disposition);
+    } else {
+      done(std::move(status));
+    }
+  };
+  Enqueue(op);
 }
 
 v1::GetCollectorStatsResponse CollectorStore::Stats() const {

@@ -20,9 +20,9 @@
 #include "edge/port_file.h"
 #include "edge/raw_call.h"
 #include "edge/rpc_metrics.h"
+#include "edge/tls.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -31,6 +31,14 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:8981", "Address to serve on, host:port (
 ABSL_FLAG(bool, sync, true,
           "fsync the write-ahead log before acknowledging a write (survives power loss; false: "
           "survives a killed process only).");
+// The production edge, with the same flags and code as coupond's (edge/tls.h, edge/secret_files.h).
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; with --tls_key, serve TLS only.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s): require every client to present a certificate they signed (mutual TLS).");
+ABSL_FLAG(std::string, collector_token_file, "",
+          "File holding the bearer token every write (LogDecisions, ReportOutcome) must carry; "
+          "without it writes are taken from anyone who reaches the port (a warning says so).");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus GET /metrics and GET /healthz over plain HTTP on host:port, e.g. "
@@ -43,7 +51,8 @@ ABSL_FLAG(std::string, log_level, "info",
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the coupond collector: durable decision log and outcomes.\n"
-      "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true] [--metrics_listen 0.0.0.0:9091]");
+      "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true] [--metrics_listen 0.0.0.0:9091]\n"
+      "             [--tls_cert F --tls_key F [--tls_client_ca F]] [--collector_token_file F]");
   absl::ParseCommandLine(argc, argv);
   const std::string db = absl::GetFlag(FLAGS_db);
   if (db.empty()) {
@@ -58,6 +67,25 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  coupond::edge::ServerTlsOptions tls;
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  auto credentials = coupond::edge::MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    spdlog::critical("cannot start: {}", credentials.status().ToString());
+    return 1;
+  }
+  coupond::collector::CollectorServiceOptions service_options;
+  if (auto token = coupond::collector::ReadCollectorWriteToken(
+          absl::GetFlag(FLAGS_collector_token_file), tls.enabled());
+      token.ok()) {
+    service_options.write_token = *std::move(token);
+  } else {
+    spdlog::critical("cannot start: {}", token.status().ToString());
+    return 1;
+  }
+
   coupond::collector::CollectorOptions options;
   options.sync = absl::GetFlag(FLAGS_sync);
   auto store = coupond::collector::CollectorStore::Open(db, options);
@@ -65,7 +93,8 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot open the collector database: {}", store.status().ToString());
     return 1;
   }
-  coupond::collector::CollectorService service(store->get());
+  const bool token_required = !service_options.write_token.empty();
+  coupond::collector::CollectorService service(store->get(), std::move(service_options));
   // Metrics: the store's counters and every call (declared before the server, which holds
   // the interceptor, so destroyed after it).
   coupond::edge::MetricsRegistry metrics;
@@ -83,7 +112,7 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
   // The service refuses bodies over edge::kDefaultMaxRequestBytes itself (counted, with a
   // message); gRPC's own limit above that only bounds what one call may buffer.
   builder.SetMaxReceiveMessageSize(coupond::edge::GrpcReceiveLimit(coupond::edge::kDefaultMaxRequestBytes));
@@ -93,7 +122,9 @@ int main(int argc, char** argv) {
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    spdlog::critical("cannot listen on '{}'", absl::GetFlag(FLAGS_listen));
+    spdlog::critical("cannot listen on '{}' (in use, or invalid{}: see gRPC's log above)",
+                     absl::GetFlag(FLAGS_listen),
+                     tls.enabled() ? "; or the TLS key does not fit the certificate" : "");
     return 1;
   }
   std::unique_ptr<coupond::edge::MetricsHttpServer> metrics_http;
@@ -125,7 +156,9 @@ int main(int argc, char** argv) {
     }
   }
   const auto stats = (*store)->Stats();
-  spdlog::info("collectord listening on port {} ({}; {} decisions, {} outcomes, {} unmatched)", port,
+  spdlog::info("collectord listening on port {} ({}, {}, {}; {} decisions, {} outcomes, {} unmatched)",
+               port, coupond::edge::DescribeTls(tls),
+               token_required ? "token required for writes" : "writes open",
                options.sync ? "synced writes" : "unsynced writes", stats.decisions(), stats.outcomes(),
                stats.unmatched_outcomes());
   int signal_number = 0;

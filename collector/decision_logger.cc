@@ -29,13 +29,16 @@ class StoreSink final : public DecisionSink {
 
 class GrpcSink final : public DecisionSink {
  public:
-  GrpcSink(std::shared_ptr<grpc::Channel> channel, std::string target, absl::Duration timeout)
+  GrpcSink(std::shared_ptr<grpc::Channel> channel, std::string target, absl::Duration timeout,
+           std::string token)
       : stub_(v1::Collector::NewStub(std::move(channel))),
         target_(std::move(target)),
-        timeout_(timeout) {}
+        timeout_(timeout),
+        authorization_(token.empty() ? "" : absl::StrCat("Bearer ", token)) {}
   absl::Status Write(const v1::LogDecisionsRequest& batch) override {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+    if (!authorization_.empty()) context.AddMetadata("authorization", authorization_);
     v1::LogDecisionsResponse response;
     const grpc::Status s = stub_->LogDecisions(&context, batch, &response);
     if (s.ok()) return absl::OkStatus();
@@ -47,6 +50,7 @@ class GrpcSink final : public DecisionSink {
   std::unique_ptr<v1::Collector::Stub> stub_;
   const std::string target_;
   const absl::Duration timeout_;
+  const std::string authorization_;  // "Bearer <token>", or "" to send none
 };
 
 }  // namespace
@@ -56,8 +60,9 @@ std::unique_ptr<DecisionSink> NewStoreSink(CollectorStore* store) {
 }
 
 std::unique_ptr<DecisionSink> NewGrpcSink(std::shared_ptr<grpc::Channel> channel, std::string target,
-                                          absl::Duration timeout) {
-  return std::make_unique<GrpcSink>(std::move(channel), std::move(target), timeout);
+                                          absl::Duration timeout, std::string token) {
+  return std::make_unique<GrpcSink>(std::move(channel), std::move(target), timeout,
+                                    std::move(token));
 }
 
 namespace {

@@ -57,9 +57,13 @@ class DecisionSink {
 
 // The collector in this process. `store` must outlive the sink.
 std::unique_ptr<DecisionSink> NewStoreSink(CollectorStore* store);
-// A collector over gRPC; each batch has `timeout` to be acknowledged.
+// A collector over gRPC; each batch has `timeout` to be acknowledged. `token` non-empty:
+// every batch carries "authorization: Bearer <token>" (a collector run with
+// --collector_token_file refuses writes without it, UNAUTHENTICATED, which the logger does
+// not retry). The channel's credentials decide plaintext or TLS (edge::MakeChannel).
 std::unique_ptr<DecisionSink> NewGrpcSink(std::shared_ptr<grpc::Channel> channel,
-                                          std::string target, absl::Duration timeout);
+                                          std::string target, absl::Duration timeout,
+                                          std::string token = "");
 
 // collectord's default receive limit (edge::kDefaultMaxRequestBytes, 4 MiB) less 256 KiB
 // of headroom, so that a collector whose limit is a little lower still takes every batch.

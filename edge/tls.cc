@@ -5,6 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace coupond::edge {
 namespace {
@@ -12,7 +15,8 @@ namespace {
 // Certificates and keys are a few KiB; anything this large is not one.
 constexpr size_t kMaxPemBytes = 1 << 20;
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what, const char* marker) {
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what,
+                                    const char* marker) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(what, " '", path, "': cannot open"));
   std::stringstream text;
@@ -66,6 +70,43 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 std::string DescribeTls(const ServerTlsOptions& options) {
   if (!options.enabled()) return "plaintext";
   return options.client_ca_file.empty() ? "TLS" : "mutual TLS (client certificates required)";
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target,
+                                                           const ChannelTlsOptions& options,
+                                                           absl::string_view flag_prefix) {
+  if (target.empty()) return absl::InvalidArgumentError("target: empty");
+  if (!options.enabled()) return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  const std::string ca_flag = absl::StrCat(flag_prefix, "tls_ca");
+  const std::string cert_flag = absl::StrCat(flag_prefix, "tls_cert");
+  const std::string key_flag = absl::StrCat(flag_prefix, "tls_key");
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        options.cert_file.empty() ? absl::StrCat(cert_flag, ": required with ", key_flag)
+                                  : absl::StrCat(key_flag, ": required with ", cert_flag));
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) {
+    auto ca = ReadPem(options.ca_file, ca_flag, "-----BEGIN CERTIFICATE-----");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (!options.cert_file.empty()) {
+    auto cert = ReadPem(options.cert_file, cert_flag, "-----BEGIN CERTIFICATE-----");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(options.key_file, key_flag, "PRIVATE KEY-----");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  grpc::ChannelArguments args;
+  if (!options.server_name.empty()) args.SetSslTargetNameOverride(options.server_name);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
+}
+
+std::string DescribeTls(const ChannelTlsOptions& options) {
+  if (!options.enabled()) return "plaintext";
+  return options.cert_file.empty() ? "TLS" : "mutual TLS (with a client certificate)";
 }
 
 }  // namespace coupond::edge

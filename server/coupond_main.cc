@@ -42,6 +42,20 @@ ABSL_FLAG(std::string, collector_db, "",
           "Run the collector in this process on this RocksDB directory: decisions are logged to "
           "it and coupond.v1.Collector (ReportOutcome) is served on --listen.");
 ABSL_FLAG(std::string, collector, "", "Log decisions to the collectord at host:port (instead of --collector_db).");
+ABSL_FLAG(std::string, collector_token_file, "",
+          "File holding the collector's bearer token. With --collector_db: the embedded "
+          "coupond.v1.Collector refuses writes (LogDecisions, ReportOutcome) without it; with "
+          "--collector: decisions are sent with it. Empty: no token (embedded writes are open).");
+ABSL_FLAG(std::string, collector_tls_ca, "",
+          "--collector: dial the collectord with TLS; PEM CA certificate(s) its certificate "
+          "must verify against.");
+ABSL_FLAG(std::string, collector_tls_cert, "",
+          "--collector: dial with TLS and present this PEM client certificate (a collectord "
+          "with --tls_client_ca); with --collector_tls_key.");
+ABSL_FLAG(std::string, collector_tls_key, "", "PEM private key of --collector_tls_cert.");
+ABSL_FLAG(std::string, collector_tls_server_name, "",
+          "--collector: dial with TLS; check the collectord's certificate against this name "
+          "instead of --collector's host.");
 ABSL_FLAG(bool, collector_sync, true,
           "--collector_db: fsync the write-ahead log before acknowledging (survives power loss; "
           "false: survives a killed process only).");
@@ -134,6 +148,11 @@ int Run() {
   options.collector_address = absl::GetFlag(FLAGS_collector);
   options.decision_log.queue_bytes = absl::GetFlag(FLAGS_decision_queue_bytes);
   options.decision_log.max_batch_bytes = absl::GetFlag(FLAGS_decision_batch_bytes);
+  options.collector_token_file = absl::GetFlag(FLAGS_collector_token_file);
+  options.collector_tls.ca_file = absl::GetFlag(FLAGS_collector_tls_ca);
+  options.collector_tls.cert_file = absl::GetFlag(FLAGS_collector_tls_cert);
+  options.collector_tls.key_file = absl::GetFlag(FLAGS_collector_tls_key);
+  options.collector_tls.server_name = absl::GetFlag(FLAGS_collector_tls_server_name);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
@@ -180,7 +199,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"
-      "          [--collector_db DIR | --collector HOST:PORT] [--metrics_listen 0.0.0.0:9090]\n"
+      "          [--collector_db DIR | --collector HOST:PORT [--collector_tls_ca F]]\n"
+      "          [--collector_token_file F] [--metrics_listen 0.0.0.0:9090]\n"
       "          [--tls_cert F --tls_key F [--tls_client_ca F]] [--admin_token_file F]\n"
       "Serves coupond.v1.CouponScoring, grpc.health.v1.Health and server reflection (and\n"
       "coupond.v1.Collector with --collector_db, coupond.v1.Admin with --admin_token_file).");

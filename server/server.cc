@@ -8,10 +8,9 @@
 #include "common/status_macros.h"
 #include "core/kernel.h"
 #include "edge/raw_call.h"
-#include "grpcpp/create_channel.h"
+#include "edge/secret_files.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
@@ -39,20 +38,60 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
     return absl::InvalidArgumentError(
         "collector_db and collector_address: give one (embedded collector, or a remote one)");
   }
+  if (options.collector_db.empty() && options.collector_address.empty()) {
+    if (!options.collector_token_file.empty()) {
+      return absl::InvalidArgumentError(
+          "collector_token_file: needs collector_db (the embedded collector requires the "
+          "token) or collector_address (decisions are sent with it)");
+    }
+    if (options.collector_tls.enabled()) {
+      return absl::InvalidArgumentError(
+          "collector_tls_ca, collector_tls_cert, collector_tls_key, collector_tls_server_name: "
+          "need collector_address (how decisions are sent to a collectord)");
+    }
+  }
   if (!options.collector_db.empty()) {
+    if (options.collector_tls.enabled()) {
+      return absl::InvalidArgumentError(
+          "collector_tls_ca, collector_tls_cert, collector_tls_key, collector_tls_server_name: "
+          "only with collector_address; the embedded collector (collector_db) is served with "
+          "the server's own tls_cert and tls_key");
+    }
+    collector::CollectorServiceOptions service_options;
+    service_options.max_request_bytes = static_cast<size_t>(std::max(options.max_message_bytes, 1));
+    COUPOND_ASSIGN_OR_RETURN(
+        service_options.write_token,
+        collector::ReadCollectorWriteToken(options.collector_token_file, options.tls.enabled()));
     COUPOND_ASSIGN_OR_RETURN(s->collector_store_,
                              collector::CollectorStore::Open(options.collector_db, options.collector));
     s->collector_service_ = std::make_unique<collector::CollectorService>(
-        s->collector_store_.get(), static_cast<size_t>(std::max(options.max_message_bytes, 1)));
+        s->collector_store_.get(), std::move(service_options));
     COUPOND_ASSIGN_OR_RETURN(s->decision_logger_,
                              collector::DecisionLogger::Create(
                                  collector::NewStoreSink(s->collector_store_.get()), options.decision_log));
   } else if (!options.collector_address.empty()) {
-    auto channel = grpc::CreateChannel(options.collector_address, grpc::InsecureChannelCredentials());
+    std::string token;
+    if (!options.collector_token_file.empty()) {
+      COUPOND_ASSIGN_OR_RETURN(
+          token, edge::ReadTokenFile(options.collector_token_file, "collector token file"));
+      if (!options.collector_tls.enabled()) {
+        spdlog::warn(
+            "decisions go to {} with a token over plaintext: the token travels in the clear "
+            "(give --collector_tls_ca outside a trusted network)",
+            options.collector_address);
+      }
+    }
+    COUPOND_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> channel,
+        edge::MakeChannel(options.collector_address, options.collector_tls, "collector_"));
+    spdlog::info("decisions are logged to the collector at {} ({}, {})", options.collector_address,
+                 edge::DescribeTls(options.collector_tls),
+                 token.empty() ? "no token" : "with a token");
     COUPOND_ASSIGN_OR_RETURN(
         s->decision_logger_,
         collector::DecisionLogger::Create(
-            collector::NewGrpcSink(std::move(channel), options.collector_address, absl::Seconds(10)),
+            collector::NewGrpcSink(std::move(channel), options.collector_address,
+                                   absl::Seconds(10), std::move(token)),
             options.decision_log));
   }
   if (options.max_message_bytes <= 0) {

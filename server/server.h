@@ -47,6 +47,17 @@ struct ServerOptions {
   collector::CollectorOptions collector;
   std::string collector_address;
   collector::DecisionLoggerOptions decision_log;
+  // File holding the collector's bearer token (edge::ReadTokenFile's rules). With
+  // collector_db: the embedded coupond.v1.Collector refuses writes (LogDecisions,
+  // ReportOutcome) without it, UNAUTHENTICATED; with collector_address: every batch of
+  // decisions sent to the collectord carries it. Empty (default): the embedded collector
+  // takes writes from anyone who reaches the port (logged as a warning), and batches go
+  // without a token.
+  std::string collector_token_file;
+  // How the decision sink dials collector_address: TLS when any field is set (the
+  // collectord's --tls_cert/--tls_key), with a client certificate for one with
+  // --tls_client_ca. Default: plaintext. The embedded collector uses `tls` below.
+  edge::ChannelTlsOptions collector_tls;
 
   // --- The production edge (edge/tls.h, server/admin_service.h). ---
   // Transport security for every service on the port. Default: plaintext.

@@ -27,6 +27,7 @@
 #include "storage/keys.h"
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
+#include "tests/test_util/pki.h"
 #include "tests/test_util/process.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
@@ -483,20 +484,15 @@ TEST_F(ServingTest, AnAssignPastItsDeadlineStopsItsSolveAndFreesItsSlot) {
 // ---------------------------------------------------------------------------------------
 // TLS
 
-// A throw-away PKI, made once for the suite: a CA, a server certificate for the name
-// "coupond.test" (deliberately not 127.0.0.1, so that the name override is exercised), a
-// client certificate from the same CA, and a second CA with a client certificate of its own.
-struct Pki {
-  std::string ca, server_cert, server_key, client_cert, client_key;
-  std::string other_ca, other_client_cert, other_client_key;
-};
+// A throw-away PKI (tests/test_util/pki.h), made once for the suite.
+using Pki = ::coupond::testing::TestPki;
 
 class TlsTest : public ServingTest {
  protected:
   static void SetUpTestSuite() {
     dir_for_suite_ = new TempDir();
     pki_ = new Pki();
-    setup_error_ = new std::string(MakePki(dir_for_suite_->path(), pki_));
+    setup_error_ = new std::string(::coupond::testing::MakeTestPki(dir_for_suite_->path(), pki_));
   }
   static void TearDownTestSuite() {
     delete pki_;
@@ -506,69 +502,6 @@ class TlsTest : public ServingTest {
   void SetUp() override {
     ASSERT_EQ(*setup_error_, "") << "cannot make test certificates with openssl "
                                     "(scripts/install-deps.sh installs it)";
-  }
-
-  static std::string Run(const std::vector<std::string>& args, const std::string& dir) {
-    std::string output;
-    const int status = RunCommand(args, dir + "/openssl.log", &output);
-    if (status == 0) return "";
-    return absl::StrCat(args[0], " ", args[1], " exited with ", status, ": ", output);
-  }
-  static std::string MakeCa(const std::string& dir, const std::string& name) {
-    return Run({"openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                dir + "/" + name + ".key",
-                "-out",
-                dir + "/" + name + ".pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=" + name,
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign"},
-               dir);
-  }
-  static std::string MakeLeaf(const std::string& dir, const std::string& ca,
-                              const std::string& name, const std::string& extensions) {
-    const std::string base = dir + "/" + name;
-    std::ofstream(base + ".ext") << extensions;
-    std::string error =
-        Run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", base + ".key", "-out", base + ".csr", "-subj", "/CN=" + name},
-            dir);
-    if (!error.empty()) return error;
-    return Run({"openssl", "x509", "-req", "-in", base + ".csr", "-CA", dir + "/" + ca + ".pem",
-                "-CAkey", dir + "/" + ca + ".key", "-CAcreateserial", "-out", base + ".pem",
-                "-days", "2", "-extfile", base + ".ext"},
-               dir);
-  }
-  static std::string MakePki(const std::string& dir, Pki* pki) {
-    for (std::string error :
-         {MakeCa(dir, "ca"), MakeCa(dir, "other-ca"),
-          MakeLeaf(dir, "ca", "server",
-                   "subjectAltName=DNS:coupond.test\nextendedKeyUsage=serverAuth\n"),
-          MakeLeaf(dir, "ca", "client", "extendedKeyUsage=clientAuth\n"),
-          MakeLeaf(dir, "other-ca", "other-client", "extendedKeyUsage=clientAuth\n")}) {
-      if (!error.empty()) return error;
-    }
-    pki->ca = dir + "/ca.pem";
-    pki->server_cert = dir + "/server.pem";
-    pki->server_key = dir + "/server.key";
-    pki->client_cert = dir + "/client.pem";
-    pki->client_key = dir + "/client.key";
-    pki->other_ca = dir + "/other-ca.pem";
-    pki->other_client_cert = dir + "/other-client.pem";
-    pki->other_client_key = dir + "/other-client.key";
-    return "";
   }
 
   // A TLS client trusting `ca`, optionally with a client certificate.
