@@ -3,6 +3,9 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "edge/bearer_token.h"
@@ -12,17 +15,50 @@
 
 namespace coupond::collector {
 
-absl::StatusOr<std::string> ReadCollectorWriteToken(const std::string& token_file, bool tls) {
-  if (token_file.empty()) {
+bool IsLocalOnlyListenAddress(absl::string_view listen_address) {
+  if (absl::StartsWith(listen_address, "unix:") || absl::StartsWith(listen_address, "unix-abstract:")) {
+    return true;
+  }
+  absl::string_view host = listen_address;
+  if (absl::ConsumePrefix(&host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) return false;
+    host = host.substr(0, close);
+    return host == "::1";
+  }
+  const size_t colon = host.rfind(':');
+  if (colon != absl::string_view::npos) host = host.substr(0, colon);
+  return host == "localhost" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<std::string> ReadCollectorWriteToken(const CollectorWriteAuthOptions& options) {
+  if (options.token_file.empty()) {
+    if (IsLocalOnlyListenAddress(options.listen_address)) {
+      spdlog::info(
+          "coupond.v1.Collector takes writes without a token on {}: only this machine's "
+          "processes reach it",
+          options.listen_address);
+      return std::string();
+    }
+    if (!options.allow_unauthenticated) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "collector_token_file: required on ", options.listen_address,
+          ", which other machines can reach: without a token anyone who reaches the port "
+          "writes decisions and outcomes, which become training data. Give "
+          "--collector_token_file (and --tls_cert/--tls_key), listen on a loopback address, or "
+          "pass --collector_allow_unauthenticated_writes on a network you trust"));
+    }
     spdlog::warn(
-        "coupond.v1.Collector takes writes (LogDecisions, ReportOutcome) from anyone who "
-        "reaches the port: they become training data. Give --collector_token_file (and "
-        "--tls_cert/--tls_key) outside a trusted network");
+        "coupond.v1.Collector takes writes (LogDecisions, ReportOutcome) on {} from anyone who "
+        "reaches the port (--collector_allow_unauthenticated_writes): they become training "
+        "data",
+        options.listen_address);
     return std::string();
   }
+  const std::string& token_file = options.token_file;
   absl::StatusOr<std::string> token = edge::ReadTokenFile(token_file, "collector token file");
   if (!token.ok()) return token.status();
-  if (!tls) {
+  if (!options.tls) {
     spdlog::warn(
         "coupond.v1.Collector requires a token for writes on a plaintext port: the token "
         "travels in the clear (give --tls_cert and --tls_key outside a trusted network)");

@@ -44,12 +44,30 @@ struct CollectorServiceOptions {
   std::string write_token;
 };
 
-// The write token for CollectorServiceOptions::write_token from `token_file`
-// (--collector_token_file; edge::ReadTokenFile's rules, errors name the file): "" when
-// `token_file` is empty, with a warning that writes are open to anyone who reaches the port.
-// `tls`: whether the port serves TLS; without it a warning says the token travels in the
-// clear.
-absl::StatusOr<std::string> ReadCollectorWriteToken(const std::string& token_file, bool tls);
+// Where and how a collector's port takes writes, for ReadCollectorWriteToken.
+struct CollectorWriteAuthOptions {
+  // --collector_token_file: the file holding the write token; empty: none.
+  std::string token_file;
+  // Whether the port serves TLS; without it a token travels in the clear (a warning).
+  bool tls = false;
+  // The address the port listens on (host:port, [v6]:port or unix:path).
+  std::string listen_address;
+  // --collector_allow_unauthenticated_writes: take writes without a token on an address
+  // beyond loopback. Default false.
+  bool allow_unauthenticated = false;
+};
+
+// The write token for CollectorServiceOptions::write_token (edge::ReadTokenFile's rules,
+// errors name the file). Without a token file, writes are open to whoever reaches the port,
+// and they become training data, so that is allowed only where no one else can reach it: a
+// loopback address (127.0.0.0/8, ::1, localhost) or a unix socket, or when the operator says
+// so with allow_unauthenticated (a warning). Otherwise INVALID_ARGUMENT naming the flags.
+// Returns "" when no token is required.
+absl::StatusOr<std::string> ReadCollectorWriteToken(const CollectorWriteAuthOptions& options);
+
+// Whether `listen_address` (host:port, [v6]:port, unix:path) can be reached only from this
+// machine: loopback hosts and unix sockets. 0.0.0.0, [::] and every other host are not.
+bool IsLocalOnlyListenAddress(absl::string_view listen_address);
 
 // Collector with every method raw (the generated code has no alias for that).
 using RawCollectorService = v1::Collector::WithRawCallbackMethod_LogDecisions<

@@ -38,7 +38,11 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificate(s): require every client to present a certificate they signed (mutual TLS).");
 ABSL_FLAG(std::string, collector_token_file, "",
           "File holding the bearer token every write (LogDecisions, ReportOutcome) must carry; "
-          "without it writes are taken from anyone who reaches the port (a warning says so).");
+          "without it, collectord listens only on a loopback address unless "
+          "--collector_allow_unauthenticated_writes.");
+ABSL_FLAG(bool, collector_allow_unauthenticated_writes, false,
+          "Take writes without a token on an address other machines can reach (a network you "
+          "trust); without it, a --listen beyond loopback needs --collector_token_file.");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound port is written to this file once serving.");
 ABSL_FLAG(std::string, metrics_listen, "",
           "Serve Prometheus GET /metrics and GET /healthz over plain HTTP on host:port, e.g. "
@@ -77,9 +81,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   coupond::collector::CollectorServiceOptions service_options;
-  if (auto token = coupond::collector::ReadCollectorWriteToken(
-          absl::GetFlag(FLAGS_collector_token_file), tls.enabled());
-      token.ok()) {
+  coupond::collector::CollectorWriteAuthOptions auth;
+  auth.token_file = absl::GetFlag(FLAGS_collector_token_file);
+  auth.tls = tls.enabled();
+  auth.listen_address = absl::GetFlag(FLAGS_listen);
+  auth.allow_unauthenticated = absl::GetFlag(FLAGS_collector_allow_unauthenticated_writes);
+  if (auto token = coupond::collector::ReadCollectorWriteToken(auth); token.ok()) {
     service_options.write_token = *std::move(token);
   } else {
     spdlog::critical("cannot start: {}", token.status().ToString());

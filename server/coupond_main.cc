@@ -45,7 +45,11 @@ ABSL_FLAG(std::string, collector, "", "Log decisions to the collectord at host:p
 ABSL_FLAG(std::string, collector_token_file, "",
           "File holding the collector's bearer token. With --collector_db: the embedded "
           "coupond.v1.Collector refuses writes (LogDecisions, ReportOutcome) without it; with "
-          "--collector: decisions are sent with it. Empty: no token (embedded writes are open).");
+          "--collector: decisions are sent with it. Empty: no token; the embedded collector "
+          "then needs a loopback --listen or --collector_allow_unauthenticated_writes.");
+ABSL_FLAG(bool, collector_allow_unauthenticated_writes, false,
+          "--collector_db without --collector_token_file: take the embedded collector's writes "
+          "on a --listen other machines can reach (a network you trust).");
 ABSL_FLAG(std::string, collector_tls_ca, "",
           "--collector: dial the collectord with TLS; PEM CA certificate(s) its certificate "
           "must verify against.");
@@ -149,6 +153,8 @@ int Run() {
   options.decision_log.queue_bytes = absl::GetFlag(FLAGS_decision_queue_bytes);
   options.decision_log.max_batch_bytes = absl::GetFlag(FLAGS_decision_batch_bytes);
   options.collector_token_file = absl::GetFlag(FLAGS_collector_token_file);
+  options.collector_allow_unauthenticated_writes =
+      absl::GetFlag(FLAGS_collector_allow_unauthenticated_writes);
   options.collector_tls.ca_file = absl::GetFlag(FLAGS_collector_tls_ca);
   options.collector_tls.cert_file = absl::GetFlag(FLAGS_collector_tls_cert);
   options.collector_tls.key_file = absl::GetFlag(FLAGS_collector_tls_key);

@@ -59,9 +59,13 @@ absl::StatusOr<std::unique_ptr<CoupondServer>> CoupondServer::Start(
     }
     collector::CollectorServiceOptions service_options;
     service_options.max_request_bytes = static_cast<size_t>(std::max(options.max_message_bytes, 1));
-    COUPOND_ASSIGN_OR_RETURN(
-        service_options.write_token,
-        collector::ReadCollectorWriteToken(options.collector_token_file, options.tls.enabled()));
+    collector::CollectorWriteAuthOptions auth;
+    auth.token_file = options.collector_token_file;
+    auth.tls = options.tls.enabled();
+    auth.listen_address = options.listen_address;
+    auth.allow_unauthenticated = options.collector_allow_unauthenticated_writes;
+    COUPOND_ASSIGN_OR_RETURN(service_options.write_token,
+                             collector::ReadCollectorWriteToken(auth));
     COUPOND_ASSIGN_OR_RETURN(s->collector_store_,
                              collector::CollectorStore::Open(options.collector_db, options.collector));
     s->collector_service_ = std::make_unique<collector::CollectorService>(

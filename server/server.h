@@ -54,6 +54,10 @@ struct ServerOptions {
   // takes writes from anyone who reaches the port (logged as a warning), and batches go
   // without a token.
   std::string collector_token_file;
+  // With collector_db and no collector_token_file: take the embedded collector's writes on a
+  // listen_address beyond loopback anyway (a network the operator trusts). Default false:
+  // such a server refuses to start, naming collector_token_file.
+  bool collector_allow_unauthenticated_writes = false;
   // How the decision sink dials collector_address: TLS when any field is set (the
   // collectord's --tls_cert/--tls_key), with a client certificate for one with
   // --tls_client_ca. Default: plaintext. The embedded collector uses `tls` below.

@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "api/convert.h"
 #include "client/collector_client.h"
+#include "collector/collector_service.h"
 #include "client/coupond_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -367,12 +368,22 @@ TEST_F(CollectorAuthTest, BadTlsOrTokenSettingsStopCollectordAndCoupondWithAClea
                          Not(HasSubstr("too-short"))));
   EXPECT_EQ(run(with(collectord, {"--collector_token_file=" + dir_.Sub("absent")}), &log), 1) << log;
   EXPECT_THAT(log, HasSubstr("cannot open"));
-  // Without a token collectord serves, and says that its writes are open.
-  std::string target = StartCollectord({});
+  // Without a token, an address other machines can reach is refused (the embedded collector
+  // below too), unless the operator says the network is trusted.
+  EXPECT_EQ(run(with(collectord, {"--listen=0.0.0.0:0"}), &log), 1) << log;
+  EXPECT_THAT(log, AllOf(HasSubstr("collector_token_file: required on 0.0.0.0:0"),
+                         HasSubstr("--collector_allow_unauthenticated_writes")));
+  std::string target =
+      StartCollectord({"--listen=0.0.0.0:0", "--collector_allow_unauthenticated_writes"});
   ASSERT_NE(target, "");
-  EXPECT_THAT(Log("collectord"), AllOf(HasSubstr("takes writes (LogDecisions, ReportOutcome) from "
-                                                 "anyone"),
+  EXPECT_THAT(Log("collectord"), AllOf(HasSubstr("takes writes (LogDecisions, ReportOutcome) on "
+                                                 "0.0.0.0:0 from anyone"),
                                        HasSubstr("(plaintext, writes open")));
+  EXPECT_EQ(collectord_->StopWith(SIGTERM, absl::Seconds(20)), 0);
+  // On loopback only this machine's processes reach it: it serves without a token.
+  target = StartCollectord({});
+  ASSERT_NE(target, "");
+  EXPECT_THAT(Log("collectord"), HasSubstr("(plaintext, writes open"));
 
   const std::vector<std::string> coupond = {COUPOND_SERVER_BINARY, "--store=" + dir_.Sub("store"),
                                             "--listen=127.0.0.1:0"};
@@ -395,7 +406,24 @@ TEST_F(CollectorAuthTest, BadTlsOrTokenSettingsStopCollectordAndCoupondWithAClea
             1)
       << log;
   EXPECT_THAT(log, HasSubstr("only with collector_address"));
+  EXPECT_EQ(run({COUPOND_SERVER_BINARY, "--store=" + dir_.Sub("store"), "--listen=0.0.0.0:0",
+                 "--collector_db=" + dir_.Sub("embedded")},
+                &log),
+            1)
+      << log;
+  EXPECT_THAT(log, HasSubstr("collector_token_file: required on 0.0.0.0:0"));
   EXPECT_EQ(collectord_->StopWith(SIGTERM, absl::Seconds(20)), 0);
+}
+
+TEST(CollectorListenAddressTest, OnlyLoopbackAndUnixSocketsAreLocal) {
+  for (const char* local : {"127.0.0.1:8981", "127.1.2.3:0", "localhost:8981", "[::1]:8981",
+                            "unix:/run/collector.sock", "unix-abstract:collector"}) {
+    EXPECT_TRUE(collector::IsLocalOnlyListenAddress(local)) << local;
+  }
+  for (const char* open : {"0.0.0.0:8981", "[::]:8981", "10.0.0.7:8981", "collector:8981",
+                           ":8981", "", "[::1", "128.0.0.1:1", "localhost.example.com:1"}) {
+    EXPECT_FALSE(collector::IsLocalOnlyListenAddress(open)) << open;
+  }
 }
 
 }  // namespace
