@@ -27,6 +27,7 @@
 #include "storage/model_store.h"
 #include "tests/test_util/models.h"
 #include "tests/test_util/process.h"
+#include "tests/test_util/sanitizers.h"
 #include "tests/test_util/scrape.h"
 #include "tests/test_util/status_matchers.h"
 #include "tests/test_util/temp_dir.h"
@@ -80,7 +81,9 @@ double Median(std::vector<double> v) {
 }
 
 TEST(StoreLifecycleTest, FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeFlat) {
-  constexpr uint64_t kVersions = 500;
+  // 500 as the issue asks; 150 under the sanitizers, where each poll is several times slower
+  // (what they check, the memory safety of the poll and the prune, needs no more).
+  constexpr uint64_t kVersions = ::coupond::testing::kSanitizedBuild ? 150 : 500;
   constexpr uint32_t kKeep = 5;
   TempDir dir;
   const std::string store_path = dir.Sub("store");
@@ -199,7 +202,7 @@ TEST(StoreLifecycleTest, FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeF
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
 
-  ASSERT_GE(fds.size(), 150u);
+  ASSERT_GE(fds.size(), 110u);  // first 50 and last 50 apart
   const std::vector<double> first_fds(fds.begin(), fds.begin() + 50);
   const std::vector<double> last_fds(fds.end() - 50, fds.end());
   const double fds_first_max = *std::max_element(first_fds.begin(), first_fds.end());
@@ -219,7 +222,15 @@ TEST(StoreLifecycleTest, FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeF
                              2 * storage::kMaxManifestBytes + (64 << 10);  // + OPTIONS files
   EXPECT_LE(other_max, other_bound) << "the store's other files grew past their limits";
   // The first and the last quarter of the polls seen (the issue's 50 and 50 when 200 are).
+  // Not under the sanitizers: their slowdown leaves too few polls, and times that say
+  // nothing about the Release binary.
   const size_t quarter = std::min<size_t>(50, poll_seconds.size() / 4);
+  if (::coupond::testing::kSanitizedBuild) {
+    std::printf("%zu polls seen; poll times are not compared under the sanitizers\n",
+                poll_seconds.size());
+    EXPECT_EQ(server.StopWith(SIGTERM, absl::Seconds(10)), 0);
+    return;
+  }
   ASSERT_GE(quarter, 10u) << "too few polls seen (" << poll_seconds.size() << ") to compare";
   const std::vector<double> first_polls(poll_seconds.begin(), poll_seconds.begin() + quarter);
   const std::vector<double> last_polls(poll_seconds.end() - quarter, poll_seconds.end());
