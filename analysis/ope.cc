@@ -143,6 +143,85 @@ class OrderValueMean {
   double sum_ = 0.0;
 };
 
+// What OPE needs of a decision beyond ValidateLoggedDecision: a slate's logging probability
+// and its coupons. InvalidArgument naming the field.
+absl::Status CheckSlate(const LoggedDecision& d) {
+  if (d.max_slots > 1) {
+    if (!d.slate_propensity.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "slate_propensity: missing on a decision of max_slots ", d.max_slots,
+          " (the slate's logging probability is the importance weight's denominator)"));
+    }
+    if (!d.chosen_coupon_id.empty() && d.slots.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "slots: not recorded on a decision of max_slots ", d.max_slots, " that gave '",
+          d.chosen_coupon_id, "' (the slate given is unknown)"));
+    }
+  } else if (d.slate_propensity.has_value() &&
+             std::abs(*d.slate_propensity - d.propensity) > kPropensityTolerance) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("slate_propensity: ", *d.slate_propensity, " differs from propensity ",
+                     d.propensity, " on a decision of max_slots 1"));
+  }
+  return absl::OkStatus();
+}
+
+// Index of a coupon among the decision's candidates. REQUIRES: it is one (validated).
+size_t SlateCandidateIndex(const LoggedDecision& d, absl::string_view coupon_id) {
+  for (size_t j = 0; j < d.candidates.size(); ++j) {
+    if (d.candidates[j].coupon_id == coupon_id) return j;
+  }
+  return d.candidates.size();
+}
+
+// The greedy target's slate for a decision: what core::ChooseCoupons gives with
+// max_coupons_per_user = max_slots on the logged scores: the candidates with a positive
+// score, the max_slots largest, ties by candidate order (coupond logs candidates in the
+// campaign's coupon order, ChooseCoupons' tie order). By descending score.
+std::vector<size_t> GreedyTargetSlate(const LoggedDecision& d) {
+  std::vector<size_t> positive;
+  for (size_t j = 0; j < d.candidates.size(); ++j) {
+    if (d.candidates[j].score > 0) positive.push_back(j);
+  }
+  auto better = [&](size_t a, size_t b) {
+    const double sa = d.candidates[a].score, sb = d.candidates[b].score;
+    return sa > sb || (sa == sb && a < b);
+  };
+  const size_t k = std::min<size_t>(d.max_slots, positive.size());
+  std::partial_sort(positive.begin(), positive.begin() + static_cast<std::ptrdiff_t>(k),
+                    positive.end(), better);
+  positive.resize(k);
+  return positive;
+}
+
+// Whether two slates hold the same coupons (the reward is the set's, whatever the order).
+bool SameSet(std::vector<size_t> a, std::vector<size_t> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+// The target's mass on slates the logging policy never gives, as far as the log tells:
+//  - a decision of at most one coupon whose slate propensity is its action's candidate
+//    propensity was made by a one-coupon policy (exploration, a random arm, control, any
+//    max_slots 1 campaign, greedy giving at most one): its candidate propensities are the
+//    one-coupon slates' probabilities and every larger slate has probability 0, which
+//    `one_coupon_mass` computes for the target;
+//  - a certain slate (propensity 1, greedy) is the only one: 1 - pi(S_i);
+//  - otherwise (a stochastic policy giving several coupons) the log has the probability of
+//    the logged slate only: NaN, unknown (counted in decisions_with_unknown_support).
+template <typename OneCouponMass>
+double SlateUnsupported(const LoggedDecision& d, absl::Span<const size_t> logged,
+                        double mu_logged, double pi_logged, OneCouponMass one_coupon_mass) {
+  if (logged.size() <= 1) {
+    const double action_mu =
+        logged.empty() ? d.NothingPropensity() : d.candidates[logged[0]].propensity;
+    if (std::abs(action_mu - mu_logged) <= kPropensityTolerance) return one_coupon_mass();
+  }
+  if (mu_logged >= 1.0 - kPropensityTolerance) return 1.0 - pi_logged;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
 // Second pass: the per-decision terms of every estimator, accumulated.
 // REQUIRES: each decision passed ValidateLoggedDecision.
 class Accumulator {
@@ -164,15 +243,7 @@ class Accumulator {
       ++result_.skipped_other_arm;
       return absl::OkStatus();
     }
-    if (d.max_slots > 1 || d.slots.size() > 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "max_slots: ", d.max_slots, ", ", d.slots.size(),
-          " coupons given: a slate decision (its campaign gives up to ", d.max_slots,
-          " coupons per user). Off-policy evaluation refuses slates: the decision's one reward "
-          "is earned by the whole slate, and these estimators weigh one action per decision, "
-          "which would bias them. Evaluate campaigns with max_coupons_per_user = 1, or restrict "
-          "the log (--arm) to arms that give one coupon"));
-    }
+    COUPOND_RETURN_IF_ERROR(CheckSlate(d));
     if (d.truncated()) {
       ++result_.skipped_truncated;
       return absl::OkStatus();
@@ -186,23 +257,58 @@ class Accumulator {
       ++result_.zeroed_missing_outcome;
       reward = 0.0;
     }
-    COUPOND_ASSIGN_OR_RETURN(std::vector<double> pi, TargetProbabilities(d, options_.target));
     const size_t n = d.candidates.size();
     const size_t chosen = *d.ChosenAction();  // validated
     const double r = *reward;
+    if (d.max_slots > 1) ++result_.slate_decisions;
 
-    // Reward model and the target's expected reward under it; unsupported target mass.
-    const double nothing_propensity = d.NothingPropensity();
-    double direct = 0.0;
-    double unsupported = 0.0;
-    for (size_t a = 0; a <= n; ++a) {
-      const double mu = a < n ? d.candidates[a].propensity : nothing_propensity;
-      if (a < n) direct += pi[a] * RewardModel(d, a);
-      if (mu < kUnsupported) unsupported += pi[a];
+    // The logged slate as candidate indices (slots[0] is the chosen coupon, validated).
+    std::vector<size_t> logged;
+    if (d.slots.empty()) {
+      if (chosen < n) logged.push_back(chosen);
+    } else {
+      for (const LoggedSlot& slot : d.slots) {
+        logged.push_back(SlateCandidateIndex(d, slot.coupon_id));
+      }
     }
-    const double w = pi[chosen] / d.propensity;
-    const double rhat_chosen = chosen < n ? RewardModel(d, chosen) : 0.0;
-    const double dr = direct + w * (r - rhat_chosen);
+    // mu(S_i). One-coupon campaigns keep the chosen action's propensity (CheckSlate: the
+    // slate's equals it), so their results are exactly those of the one-action estimators.
+    const double mu_logged = d.max_slots > 1 ? *d.slate_propensity : d.propensity;
+
+    double pi_logged = 0.0;  // pi(S_i)
+    double direct = 0.0;     // sum_S pi(S) rhat(S)
+    double unsupported = 0.0;
+    if (IsGreedyTarget() && d.max_slots > 1) {
+      const std::vector<size_t> greedy_slate = GreedyTargetSlate(d);
+      // A deterministic slate target: pi(G) = 1 for its top-k slate G (possibly empty).
+      pi_logged = SameSet(greedy_slate, logged) ? 1.0 : 0.0;
+      direct = SlateRewardModel(d, greedy_slate);
+      unsupported = SlateUnsupported(d, logged, mu_logged, pi_logged, [&] {
+        // Target mass the one-coupon logging policy never puts: on G when |G| > 1, else on
+        // G's one action when its logged propensity is 0.
+        if (greedy_slate.size() > 1) return 1.0;
+        const double mu = greedy_slate.empty() ? d.NothingPropensity()
+                                               : d.candidates[greedy_slate[0]].propensity;
+        return mu < kUnsupported ? 1.0 : 0.0;
+      });
+    } else {
+      // A one-action target (at most one coupon whatever max_slots is): pi({a}) = pi(a),
+      // pi({}) = pi(nothing), pi(S) = 0 for |S| > 1.
+      COUPOND_ASSIGN_OR_RETURN(std::vector<double> pi, TargetProbabilities(d, options_.target));
+      double one_action_unsupported = 0.0;
+      const double nothing_propensity = d.NothingPropensity();
+      for (size_t a = 0; a <= n; ++a) {
+        const double mu = a < n ? d.candidates[a].propensity : nothing_propensity;
+        if (a < n) direct += pi[a] * RewardModel(d, a);
+        if (mu < kUnsupported) one_action_unsupported += pi[a];
+      }
+      if (logged.size() <= 1) pi_logged = logged.empty() ? pi[n] : pi[logged[0]];
+      unsupported = SlateUnsupported(d, logged, mu_logged, pi_logged,
+                                     [&] { return one_action_unsupported; });
+    }
+    const double w = pi_logged / mu_logged;
+    const double rhat_logged = SlateRewardModel(d, logged);
+    const double dr = direct + w * (r - rhat_logged);
 
     reward_.Add(r, 0.0);
     weighted_.Add(w * r, w);
@@ -210,6 +316,10 @@ class Accumulator {
     max_weight_ = std::max(max_weight_, w);
     sum_w_ += w;
     sum_w2_ += w * w;
+    if (std::isnan(unsupported)) {
+      ++result_.decisions_with_unknown_support;
+      unsupported = 0.0;  // not known: left out of unsupported_mass, counted above
+    }
     unsupported_sum_ += unsupported;
     if (unsupported > 0.0) ++result_.decisions_with_unsupported_mass;
     ++result_.used;
@@ -251,6 +361,23 @@ class Accumulator {
  private:
   double RewardModel(const LoggedDecision& d, size_t coupon) const {
     return d.candidates[coupon].probability * reward_scale_;
+  }
+
+  // rhat(S) = 1 - prod_{c in S} (1 - p_c) (times the order value scale): the chance that at
+  // least one coupon of the slate is redeemed if each is redeemed independently with its
+  // model p. A one-coupon slate is exactly p (not 1 - (1 - p), which rounds), so one-coupon
+  // logs keep their results bit for bit.
+  double SlateRewardModel(const LoggedDecision& d, absl::Span<const size_t> slate) const {
+    if (slate.empty()) return 0.0;
+    if (slate.size() == 1) return RewardModel(d, slate[0]);
+    double none = 1.0;
+    for (size_t c : slate) none *= 1.0 - d.candidates[c].probability;
+    return (1.0 - none) * reward_scale_;
+  }
+
+  bool IsGreedyTarget() const {
+    return options_.target.kind == TargetPolicy::Kind::kExploration &&
+           options_.target.exploration.kind == core::ExplorationPolicy::Kind::kGreedy;
   }
 
   const OpeOptions& options_;

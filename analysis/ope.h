@@ -7,7 +7,8 @@
 // Notation, per logged decision i: actions a = the candidates and "nothing"; mu_i(a) the
 // logging propensities (from the log), a_i the action taken, r_i its reward, pi_i(a) the
 // target policy's probabilities computed from the logged scores, w_i = pi_i(a_i) / mu_i(a_i)
-// the importance weight, rhat_i(a) a reward model. With n usable decisions:
+// the importance weight, rhat_i(a) a reward model (for slates, a_i is the set of coupons
+// given; see "Slates" below). With n usable decisions:
 //
 //   logging value  (1/n) sum r_i                          what the logging policy earned
 //   IPS            (1/n) sum w_i r_i                      unbiased when mu > 0 wherever pi > 0
@@ -38,12 +39,39 @@
 //
 // Duplicate decision ids are an error (a double-counted export would bias everything).
 //
-// Slates are refused: a decision of a campaign that may give several coupons (max_slots > 1)
-// is an error (FailedPrecondition naming the decision). Its one reward (redeemed, order
-// value) is earned by the whole slate, while these estimators weigh one action per
-// decision: weighting by the first slot's propensity, or evaluating a one-coupon target on
-// a slate, would be biased, and an unbiased slate estimator needs the target's probability
-// of every logged slate, which the one-action target policies here do not define.
+// Slates (decisions of a campaign with max_coupons_per_user = max_slots > 1) are evaluated
+// at the slate level: the action is the set S_i of coupons given (LoggedDecision::slots;
+// empty for nothing), its one reward (redeemed, order value) is the slate's, and
+//   w_i = pi_i(S_i) / mu_i(S_i),  mu_i(S_i) = slate_propensity (required when max_slots > 1;
+//                                 for max_slots = 1 the chosen action's propensity, so
+//                                 one-coupon logs give exactly the one-action estimates).
+// The target's slate probabilities: the one-action targets (epsilon_greedy, softmax,
+// uniform, none) give at most one coupon whatever max_slots is, so pi({a}) = pi(a),
+// pi({}) = pi(nothing) and pi(S) = 0 for |S| > 1. The greedy target with max_slots = k gives
+// the slate core::ChooseCoupons gives (the coupond greedy path): the (at most) k candidates
+// with the largest positive logged score, ties by candidate order (coupond logs candidates
+// in coupon order, ChooseCoupons' tie order); pi(S) = 1 iff S is that set (order ignored).
+// The log cannot tell what differs online from the logged scores: prices or a model
+// republished between the decision and the evaluation (the logged scores are those used),
+// or another writer's candidate order (ties); the evaluation is of "greedy on the logged
+// scores". The slate reward model is rhat(S) = 1 - prod_{c in S} (1 - p_c) (times the mean
+// order value for the order value reward): coupons redeemed independently, at least one
+// redemption counts as one; rhat({a}) = p_a, rhat({}) = 0. DR and DM use pi and rhat over
+// slates as above.
+//
+// Assumptions: the logged slate_propensity is the probability of the logged set (summed over
+// the orders it could be drawn in) under the policy that decided, and the reward depends on
+// the set only. Then IPS and DR are unbiased for the target wherever the logging policy gives
+// every slate the target may give a positive probability. Support, as far as the log tells:
+// a decision of at most one coupon whose slate propensity equals its action's candidate
+// propensity comes from a one-coupon policy (exploration and random arms, control, greedy
+// giving one), under which every slate of two or more coupons has probability 0; a certain
+// slate (propensity 1, greedy) is the only one; for a stochastic policy giving several
+// coupons the log holds the logged slate's probability only, and such decisions are counted
+// in decisions_with_unknown_support (mean_weight below 1 then hints at missing support). So a
+// greedy 3-coupon target on a log of one-coupon exploration has no support where greedy gives
+// 2 or more: IPS is biased low there, DR rests on the reward model alone there, and
+// unsupported_mass says how much.
 //
 // Truncated decisions (the logger cut their candidate list to fit the collector's message
 // limit; LoggedDecision::truncated) are left out and counted (skipped_truncated): the target
@@ -145,15 +173,22 @@ struct OpeResult {
   double max_weight = 0.0;
   // (sum w)^2 / sum w^2: how many decisions the estimate is effectively worth.
   double effective_sample_size = 0.0;
-  // Mean over decisions of the target probability on actions whose logging propensity is
-  // below 1e-9 (never taken), and the number of decisions with any such mass.
+  // Mean over decisions of the target probability on actions (slates) whose logging
+  // propensity is below 1e-9 (never taken), and the number of decisions with any such mass.
   double unsupported_mass = 0.0;
   size_t decisions_with_unsupported_mass = 0;
+  // Decisions made by a stochastic policy giving several coupons, whose unsupported target
+  // mass the log cannot tell (0 in unsupported_mass); see the header comment.
+  size_t decisions_with_unknown_support = 0;
+  // Decisions used of campaigns that may give several coupons (max_slots > 1).
+  size_t slate_decisions = 0;
 };
 
 // Evaluates options.target on `decisions`. InvalidArgument on invalid options, an invalid
-// decision ("decisions[i] ('id'): field: why"), a repeated decision_id; FailedPrecondition
-// on a slate decision (see above) and when fewer than 2 decisions remain (no interval).
+// decision ("decisions[i] ('id'): field: why"; for a slate decision also a missing
+// slate_propensity, missing slots, or a slate_propensity that differs from the propensity
+// when max_slots = 1), a repeated decision_id; FailedPrecondition when fewer than 2
+// decisions remain (no interval).
 absl::StatusOr<OpeResult> EvaluateOffPolicy(absl::Span<const LoggedDecision> decisions,
                                             const OpeOptions& options);
 

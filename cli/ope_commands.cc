@@ -57,6 +57,12 @@ int Ope(const OpeFlags& flags) {
   if (r->zeroed_missing_outcome > 0)
     std::printf(", %zu without an outcome counted as 0", r->zeroed_missing_outcome);
   std::printf("\n");
+  if (r->slate_decisions > 0) {
+    std::printf(
+        "  %zu of them from campaigns that may give several coupons (max_slots > 1): evaluated "
+        "as slates (weight pi(slate) / slate_propensity, reward model 1 - prod(1 - p))\n",
+        r->slate_decisions);
+  }
   std::printf("target policy: %s   reward: %s",
               analysis::FormatTargetPolicy(options.target).c_str(), flags.reward.c_str());
   if (options.reward == analysis::OpeReward::kOrderValue) {
@@ -80,6 +86,13 @@ int Ope(const OpeFlags& flags) {
         "warning: the target puts %.3g of its mass (on %zu decisions) on actions the logging "
         "policy never took; IPS and DR are biased low for them (restrict with --arm?)\n",
         r->unsupported_mass, r->decisions_with_unsupported_mass);
+  }
+  if (r->decisions_with_unknown_support > 0) {
+    std::printf(
+        "note: %zu decisions come from a stochastic policy giving several coupons; the log has "
+        "only the logged slate's probability, so unsupported target mass there is unknown (a "
+        "mean weight below 1 hints at it)\n",
+        r->decisions_with_unknown_support);
   }
   if (r->effective_sample_size < 0.1 * static_cast<double>(r->used)) {
     std::printf(
