@@ -113,6 +113,11 @@ struct PipelineOptions {
 
   // Share of examples in the test period (latest campaigns), in (0, 1). Default 0.2.
   double test_fraction = 0.2;
+  // When set, the test period is locked to the campaigns starting on or after this day
+  // (test_fraction is then not used): adding or removing later rows does not move it, and it
+  // may be empty (the model is then trained and published without test figures).
+  // Default nullopt: by test_fraction.
+  std::optional<int32_t> test_cutoff_day;
   // Share of the training period held out as the validation period, in (0, 1). Default 0.2.
   double validation_fraction = 0.2;
 
@@ -234,6 +239,14 @@ struct PipelineResult {
   int64_t fit_examples = 0, validation_examples = 0, validation_positives = 0;
   int64_t test_examples = 0, test_positives = 0;
   int32_t test_cutoff_day = 0, validation_cutoff_day = 0;
+  // What the cutoffs hid (nothing from after a cutoff reaches what is fitted before it):
+  // training-period positives redeemed on or after the test cutoff (negatives for every
+  // fit: profiles, segments, baselines, priors, the LMF), fit-period positives redeemed on
+  // or after the validation cutoff (negatives for selection), and training-campaign
+  // exposures dated on or after the test (validation) cutoff, left out of training
+  // (of selection's fit).
+  int64_t censored_train_positives = 0, censored_fit_positives = 0;
+  int64_t late_train_exposures = 0, late_fit_exposures = 0;
   // PipelineOptions::test_fraction and validation_fraction: the shares asked for. Periods
   // are whole campaigns, so the real shares differ (pipeline/periods.h).
   double requested_test_fraction = 0, requested_validation_fraction = 0;
@@ -308,6 +321,10 @@ struct LoadedData {
   std::string load_summary;
   std::optional<IngestReport> ingest;
   uint64_t checksum = 0;
+  // Coupon features as known on a day (a row per coupon of `data`), for sources whose
+  // features come from campaigns (dunnhumby: DunnhumbyCouponFeatures). Null when they are
+  // static coupon metadata (coupons.csv).
+  std::function<learn::SparseFeatures(int32_t before_day)> coupon_features_as_of;
 };
 absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& options);
 
