@@ -518,6 +518,13 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   const learn::TrainingData& train_data = views.train;
   const learn::TrainingData& select_data = views.select;
   const bool have_test = !s.test.test.empty();
+  if (CountPositives(select_data, s.validation.test) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "validation period (campaigns from day ", r.validation_cutoff_day,
+        "): no positive redeemed before the test cutoff (day ", r.test_cutoff_day, "; ",
+        r.validation_positives, " redeemed on or after it, unseen at the cutoff); early "
+        "stopping and selection need some"));
+  }
   Say(progress, absl::StrFormat(
                     "cutoffs: %d training-period redemptions on or after day %d and %d fit-period "
                     "ones on or after day %d are unseen (negatives) where fitted before them; "

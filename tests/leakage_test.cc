@@ -109,7 +109,8 @@ PipelineOptions Options(const LogPaths& logs) {
 
 template <typename T>
 bool BitIdentical(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
 
 // The metadata a trained model is made of: without the keys that describe the data read or
@@ -252,7 +253,9 @@ TEST_F(LeakageTest, ARedemptionObservedAfterTheCutoffChangesNothingTrained) {
   }
   ASSERT_LT(pick, platform.size());
   const Exposure& e = platform[pick];
-  auto redemption = [&e](int32_t day) { return absl::StrFormat("u%02d,c%02d,%d", e.user, e.coupon, day); };
+  auto redemption = [&e](int32_t day) {
+    return absl::StrFormat("u%02d,c%02d,%d", e.user, e.coupon, day);
+  };
   const PipelineResult original = Run("original", platform);
   const PipelineResult late = Run("late", platform, {redemption(kTestCutoffDay)});
   EXPECT_EQ(late.censored_train_positives, original.censored_train_positives + 1);
