@@ -138,6 +138,7 @@ inline absl::StatusOr<SyntheticTrainingSet> GenerateSyntheticTrainingSet(
     }
     const double prob = 1.0 / (1.0 + std::exp(-z));
     e.label = u01(rng) < prob ? 1.0f : 0.0f;
+    e.label_day = e.day;
     s.true_p.push_back(static_cast<float>(prob));
     t.examples.push_back(e);
   }

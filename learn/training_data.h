@@ -28,6 +28,12 @@ struct Example {
   int32_t day = 0;        // the dataset's day number of the exposure (for time splits)
   float label = 0.0f;     // 1 redeemed, 0 not
   float order_value = 0.0f;  // value of the redeeming order, 0 when unknown or not redeemed
+  // The day the label was observed: for a positive, the day of its first redemption (which
+  // may be long after `day`: campaigns run for weeks). Time splits censor on it: as of day
+  // D, a positive whose label_day >= D has not been seen yet (pipeline/ingest.h,
+  // CensorLabelsAt). 0 (the default) where the producer does not know it: such a label
+  // counts as observed on every day. Not read for negatives.
+  int32_t label_day = 0;
 };
 
 // Sparse categorical features in CSR form: row i holds the feature indices

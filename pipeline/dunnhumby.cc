@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
@@ -101,6 +102,45 @@ uint32_t InternName(const std::string& name, absl::flat_hash_map<std::string, ui
 
 }  // namespace
 
+learn::SparseFeatures DunnhumbyCouponFeatures(const DunnhumbyData& d,
+                                              std::optional<int32_t> before_day,
+                                              const DunnhumbyOptions& options) {
+  const size_t coupons = d.data.coupon_ids.size();
+  // Per coupon, the last start day whose rows count: the day before `before_day` when the
+  // coupon has a row before it, else its first campaign's start day.
+  std::vector<int32_t> first(coupons, std::numeric_limits<int32_t>::max());
+  std::vector<char> has_early(coupons, 0);
+  for (const DunnhumbyCouponRow& r : d.coupon_rows) {
+    const int32_t start = d.campaign_start_day[r.campaign];
+    first[r.coupon] = std::min(first[r.coupon], start);
+    if (before_day.has_value() && start < *before_day) has_early[r.coupon] = 1;
+  }
+  learn::SparseFeatures out;
+  std::vector<std::vector<uint32_t>> rows(coupons);
+  absl::flat_hash_map<std::string, uint32_t> index;
+  for (const DunnhumbyCouponRow& r : d.coupon_rows) {
+    const int32_t start = d.campaign_start_day[r.campaign];
+    if (before_day.has_value() &&
+        (has_early[r.coupon] ? start >= *before_day : start > first[r.coupon])) {
+      continue;
+    }
+    std::vector<uint32_t>& f = rows[r.coupon];
+    if (options.product_features) {
+      f.push_back(InternName(absl::StrCat("product=", r.product), &index, &out.names));
+    }
+    if (options.campaign_type_features) {
+      f.push_back(InternName(absl::StrCat("campaign_type=", d.campaign_type[r.campaign]), &index,
+                             &out.names));
+    }
+  }
+  for (auto& f : rows) {
+    std::sort(f.begin(), f.end());
+    f.erase(std::unique(f.begin(), f.end()), f.end());
+    out.AddRow(f);
+  }
+  return out;
+}
+
 absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                                             const DunnhumbyOptions& options) {
   DunnhumbyData out;
@@ -171,30 +211,16 @@ absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
   coupon_ids.Freeze(&data.coupon_ids);
   // Per campaign, its coupons (ascending index, unique).
   std::vector<std::vector<uint32_t>> campaign_coupons(data.campaign_ids.size());
-  std::vector<std::vector<uint32_t>> coupon_rows_features(data.coupon_ids.size());
-  absl::flat_hash_map<std::string, uint32_t> coupon_feature_index;
   for (const CouponRow& r : coupon_rows) {
     const uint32_t coupon = *coupon_ids.Find(r.upc);
     campaign_coupons[r.campaign].push_back(coupon);
-    std::vector<uint32_t>& f = coupon_rows_features[coupon];
-    if (options.product_features) {
-      f.push_back(InternName(absl::StrCat("product=", r.product), &coupon_feature_index,
-                             &data.coupon_features.names));
-    }
-    if (options.campaign_type_features) {
-      f.push_back(InternName(absl::StrCat("campaign_type=", out.campaign_type[r.campaign]),
-                             &coupon_feature_index, &data.coupon_features.names));
-    }
+    out.coupon_rows.push_back({coupon, r.product, r.campaign});
   }
   for (auto& list : campaign_coupons) {
     std::sort(list.begin(), list.end());
     list.erase(std::unique(list.begin(), list.end()), list.end());
   }
-  for (auto& f : coupon_rows_features) {
-    std::sort(f.begin(), f.end());
-    f.erase(std::unique(f.begin(), f.end()), f.end());
-    data.coupon_features.AddRow(f);
-  }
+  data.coupon_features = DunnhumbyCouponFeatures(out, std::nullopt, options);
   data.coupon_attributes.assign(data.coupon_ids.size(), core::CouponAttributes{});
 
   // Exposures (household, campaign) and demographics; households are indexed after both.
@@ -283,6 +309,9 @@ absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                   ++stats.redemption_rows;
                   COUPOND_ASSIGN_OR_RETURN(int64_t h, row.Int(0, "household_key"));
                   COUPOND_ASSIGN_OR_RETURN(int64_t day, row.Int(1, "DAY"));
+                  if (day < 0 || day > std::numeric_limits<int32_t>::max()) {
+                    return row.Error(absl::StrCat("column 'DAY': ", day, " out of range"));
+                  }
                   COUPOND_ASSIGN_OR_RETURN(int64_t upc, row.Int(2, "COUPON_UPC"));
                   COUPOND_ASSIGN_OR_RETURN(int64_t number, row.Int(3, "CAMPAIGN"));
                   COUPOND_ASSIGN_OR_RETURN(uint32_t c, find_campaign(row, number));
@@ -303,7 +332,12 @@ absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                     return absl::OkStatus();
                   }
                   learn::Example& e = data.examples[first->second + (pos - list.begin())];
-                  if (e.label == 1.0f) ++stats.repeat_redemptions;
+                  if (e.label == 1.0f) {
+                    ++stats.repeat_redemptions;
+                    e.label_day = std::min(e.label_day, static_cast<int32_t>(day));
+                  } else {
+                    e.label_day = static_cast<int32_t>(day);
+                  }
                   e.label = 1.0f;
                   return absl::OkStatus();
                 }));

@@ -30,6 +30,7 @@
 // silently.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,8 +58,17 @@ struct DunnhumbyStats {
   uint64_t input_checksum = 0;         // XXH3-64 over the five files' XXH3-64s
 };
 
+// One row of coupon.csv: the coupon (index), a product it covers, the campaign (index)
+// that carried it.
+struct DunnhumbyCouponRow {
+  uint32_t coupon = 0;
+  int64_t product = 0;
+  uint32_t campaign = 0;
+};
+
 struct DunnhumbyData {
   learn::TrainingData data;
+  std::vector<DunnhumbyCouponRow> coupon_rows;  // coupon.csv order
   std::vector<int32_t> campaign_start_day;  // per campaign index
   std::vector<int32_t> campaign_end_day;    // per campaign index
   std::vector<std::string> campaign_type;   // per campaign index ("TypeA", ...)
@@ -68,6 +78,18 @@ struct DunnhumbyData {
 // Reads the five files from `dir`. NotFound when a file is missing.
 absl::StatusOr<DunnhumbyData> LoadDunnhumby(const std::string& dir,
                                             const DunnhumbyOptions& options = {});
+
+// The coupon features as known on `before_day` (one row per coupon of d.data), for a model
+// fitted on the campaigns before that day: a coupon's "product=" and "campaign_type="
+// features come only from the coupon.csv rows of campaigns starting before it, so that a
+// coupon's later campaigns (their types, their product lists) do not reach what is fitted
+// on the earlier ones. A coupon without such a row (first offered on or after the day) gets
+// those of the campaigns of its first start day: what a coupon is, is known when it is first
+// offered (that is how a cold coupon is scored), but not its later campaigns.
+// before_day nullopt: every row (what LoadDunnhumby puts in d.data.coupon_features).
+learn::SparseFeatures DunnhumbyCouponFeatures(const DunnhumbyData& d,
+                                              std::optional<int32_t> before_day,
+                                              const DunnhumbyOptions& options = {});
 
 }  // namespace coupond::pipeline
 

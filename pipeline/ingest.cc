@@ -655,7 +655,12 @@ class Ingester {
                                                 std::make_pair(exposure_day, uint32_t{0}))
                                    ->second;
       learn::Example& e = data.examples[example];
-      if (e.label == 1.0f) ++result_.report.redemptions_merged;
+      if (e.label == 1.0f) {
+        ++result_.report.redemptions_merged;
+        e.label_day = std::min(e.label_day, day);
+      } else {
+        e.label_day = day;
+      }
       e.label = 1.0f;
       e.order_value += static_cast<float>(order_value);
       return Verdict::Kept();
@@ -697,6 +702,55 @@ absl::StatusOr<IngestResult> IngestLogs(const LogPaths& paths, const IngestOptio
   return ingester.Run(paths);
 }
 
+namespace {
+
+// Campaign start days (smallest Example::day in `subset`) and example counts, for the splits.
+struct CampaignStarts {
+  std::vector<int32_t> start;
+  std::vector<size_t> count;
+};
+
+absl::StatusOr<CampaignStarts> StartsOf(const learn::TrainingData& data,
+                                        absl::Span<const uint32_t> subset) {
+  const size_t campaigns = std::max<size_t>(data.campaign_ids.size(), 1);
+  CampaignStarts s;
+  s.start.assign(campaigns, std::numeric_limits<int32_t>::max());
+  s.count.assign(campaigns, 0);
+  for (uint32_t i : subset) {
+    if (i >= data.examples.size() || data.examples[i].campaign >= campaigns) {
+      return absl::InvalidArgumentError(absl::StrCat("subset: example ", i, " out of range"));
+    }
+    const learn::Example& e = data.examples[i];
+    s.start[e.campaign] = std::min(s.start[e.campaign], e.day);
+    ++s.count[e.campaign];
+  }
+  return s;
+}
+
+std::vector<uint32_t> AllExamples(const learn::TrainingData& data) {
+  std::vector<uint32_t> all(data.examples.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint32_t>(i);
+  return all;
+}
+
+// Fills split's campaigns and example lists for split->cutoff_day.
+void AssignByCutoff(const learn::TrainingData& data, absl::Span<const uint32_t> subset,
+                    const CampaignStarts& s, TimeSplit* split) {
+  for (size_t c = 0; c < s.start.size(); ++c) {
+    if (s.count[c] > 0 && s.start[c] >= split->cutoff_day) {
+      split->test_campaigns.push_back(static_cast<uint32_t>(c));
+    }
+  }
+  for (uint32_t i : subset) {
+    (s.start[data.examples[i].campaign] >= split->cutoff_day ? split->test : split->train)
+        .push_back(i);
+  }
+  std::sort(split->train.begin(), split->train.end());
+  std::sort(split->test.begin(), split->test.end());
+}
+
+}  // namespace
+
 absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
                                                double test_fraction,
                                                absl::Span<const uint32_t> subset) {
@@ -706,25 +760,14 @@ absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
   }
   std::vector<uint32_t> all;
   if (subset.empty()) {
-    all.reserve(data.examples.size());
-    for (size_t i = 0; i < data.examples.size(); ++i) all.push_back(static_cast<uint32_t>(i));
+    all = AllExamples(data);
     subset = all;
   }
-  const size_t campaigns = std::max<size_t>(data.campaign_ids.size(), 1);
-  std::vector<int32_t> start(campaigns, std::numeric_limits<int32_t>::max());
-  std::vector<size_t> count(campaigns, 0);
-  for (uint32_t i : subset) {
-    if (i >= data.examples.size() || data.examples[i].campaign >= campaigns) {
-      return absl::InvalidArgumentError(absl::StrCat("subset: example ", i, " out of range"));
-    }
-    const learn::Example& e = data.examples[i];
-    start[e.campaign] = std::min(start[e.campaign], e.day);
-    ++count[e.campaign];
-  }
+  COUPOND_ASSIGN_OR_RETURN(const CampaignStarts s, StartsOf(data, subset));
   // Start days, latest first; take whole days until the fraction is reached.
   std::vector<int32_t> days;
-  for (size_t c = 0; c < campaigns; ++c) {
-    if (count[c] > 0) days.push_back(start[c]);
+  for (size_t c = 0; c < s.start.size(); ++c) {
+    if (s.count[c] > 0) days.push_back(s.start[c]);
   }
   std::sort(days.begin(), days.end(), std::greater<>());
   days.erase(std::unique(days.begin(), days.end()), days.end());
@@ -732,8 +775,8 @@ absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
   TimeSplit split;
   size_t held = 0;
   for (int32_t day : days) {
-    for (size_t c = 0; c < campaigns; ++c) {
-      if (count[c] > 0 && start[c] == day) held += count[c];
+    for (size_t c = 0; c < s.start.size(); ++c) {
+      if (s.count[c] > 0 && s.start[c] == day) held += s.count[c];
     }
     split.cutoff_day = day;
     if (static_cast<double>(held) >= target) break;
@@ -743,17 +786,41 @@ absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
         "a test fraction of ", test_fraction, " would hold out every campaign (",
         days.size(), " start days)"));
   }
-  for (size_t c = 0; c < campaigns; ++c) {
-    if (count[c] > 0 && start[c] >= split.cutoff_day) {
-      split.test_campaigns.push_back(static_cast<uint32_t>(c));
+  AssignByCutoff(data, subset, s, &split);
+  return split;
+}
+
+absl::StatusOr<TimeSplit> SplitAtDay(const learn::TrainingData& data, int32_t cutoff_day,
+                                     absl::Span<const uint32_t> subset) {
+  std::vector<uint32_t> all;
+  if (subset.empty()) {
+    all = AllExamples(data);
+    subset = all;
+  }
+  COUPOND_ASSIGN_OR_RETURN(const CampaignStarts s, StartsOf(data, subset));
+  TimeSplit split;
+  split.cutoff_day = cutoff_day;
+  AssignByCutoff(data, subset, s, &split);
+  if (split.train.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "test_cutoff_day: ", cutoff_day, " leaves no campaign starting before it (",
+        subset.size(), " examples)"));
+  }
+  return split;
+}
+
+int64_t CensorLabelsAt(int32_t cutoff_day, absl::Span<const uint32_t> examples,
+                       learn::TrainingData* data) {
+  int64_t censored = 0;
+  for (uint32_t i : examples) {
+    learn::Example& e = data->examples[i];
+    if (e.label == 1.0f && e.label_day >= cutoff_day) {
+      e.label = 0.0f;
+      e.order_value = 0.0f;
+      ++censored;
     }
   }
-  for (uint32_t i : subset) {
-    (start[data.examples[i].campaign] >= split.cutoff_day ? split.test : split.train).push_back(i);
-  }
-  std::sort(split.train.begin(), split.train.end());
-  std::sort(split.test.begin(), split.test.end());
-  return split;
+  return censored;
 }
 
 }  // namespace coupond::pipeline

@@ -175,6 +175,20 @@ absl::StatusOr<TimeSplit> SplitByCampaignStart(const learn::TrainingData& data,
                                                double test_fraction,
                                                absl::Span<const uint32_t> subset = {});
 
+// The same split with the cutoff given: the test campaigns are those starting on or after
+// `cutoff_day` (a locked hold-out: adding later data does not move it). The test set may be
+// empty; InvalidArgument when no example of `subset` starts before the cutoff or an index is
+// out of range.
+absl::StatusOr<TimeSplit> SplitAtDay(const learn::TrainingData& data, int32_t cutoff_day,
+                                     absl::Span<const uint32_t> subset = {});
+
+// What was known on `cutoff_day`, for a model fitted before it: every example of `examples`
+// whose label is positive with label_day >= cutoff_day (redeemed on or after the cutoff)
+// becomes a negative, order_value 0. Returns how many were censored. Labels of examples not
+// listed are left as they are.
+int64_t CensorLabelsAt(int32_t cutoff_day, absl::Span<const uint32_t> examples,
+                       learn::TrainingData* data);
+
 }  // namespace coupond::pipeline
 
 #endif  // COUPOND_PIPELINE_INGEST_H_

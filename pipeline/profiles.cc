@@ -57,7 +57,8 @@ absl::StatusOr<Profiles> BuildProfiles(const learn::TrainingData& data,
     ++counted;
     earliest = std::min(earliest, e.day);
     last_exposure[e.user] = std::max(last_exposure[e.user], e.day);
-    if (e.label == 1.0f) {
+    // A redemption on or after as_of_day was not yet seen then (Example::label_day).
+    if (e.label == 1.0f && e.label_day < out.as_of_day) {
       ++p.redemptions;
       ++positives;
       last_redemption[e.user] = std::max(last_redemption[e.user], e.day);
@@ -109,9 +110,23 @@ absl::StatusOr<Segmentation> SegmentUsers(const learn::TrainingData& data,
   seg.attribute_weight = options.attribute_weight;
   seg.column_names = {"log_exposures", "log_redemptions", "redemption_rate",
                       "days_since_redemption", "days_since_exposure"};
-  // One-hot columns for features common enough.
+  // Only the users with a counted example (before as_of_day) shape the segments: they are
+  // standardised and clustered; every other user (e.g. one first seen in the test period)
+  // is placed afterwards in the nearest segment, as a new user would be (Assign).
+  std::vector<uint32_t> fitted;
+  for (uint32_t u = 0; u < n; ++u) {
+    if (seg.profiles.users[u].exposures > 0) fitted.push_back(u);
+  }
+  if (fitted.empty()) {
+    return absl::InvalidArgumentError(
+        "SegmentUsers: no user has an example before as_of_day; nothing to cluster");
+  }
+  const size_t m = fitted.size();
+  // One-hot columns for features common enough among those users.
   std::vector<int64_t> holders(data.user_features.num_features(), 0);
-  for (uint32_t f : data.user_features.features) ++holders[f];
+  for (uint32_t u : fitted) {
+    for (uint32_t f : data.user_features.row(u)) ++holders[f];
+  }
   for (uint32_t f = 0; f < holders.size(); ++f) {
     if (holders[f] >= options.min_attribute_users) {
       seg.attribute_feature.push_back(f);
@@ -120,34 +135,42 @@ absl::StatusOr<Segmentation> SegmentUsers(const learn::TrainingData& data,
   }
   // Standardise the numeric columns (scale 1 when constant).
   const size_t dim = seg.column_names.size();
-  std::vector<float> raw(n * kNumeric);
-  for (size_t u = 0; u < n; ++u) {
+  std::vector<float> raw(m * kNumeric);
+  for (size_t k = 0; k < m; ++k) {
     float numeric[kNumeric];
-    NumericRow(seg.profiles.users[u], numeric);
-    std::copy(numeric, numeric + kNumeric, raw.begin() + static_cast<ptrdiff_t>(u * kNumeric));
+    NumericRow(seg.profiles.users[fitted[k]], numeric);
+    std::copy(numeric, numeric + kNumeric, raw.begin() + static_cast<ptrdiff_t>(k * kNumeric));
   }
   seg.mean.assign(kNumeric, 0.0f);
   seg.scale.assign(kNumeric, 1.0f);
-  for (int j = 0; j < kNumeric && n > 0; ++j) {
+  for (int j = 0; j < kNumeric; ++j) {
     double sum = 0, sq = 0;
-    for (size_t u = 0; u < n; ++u) sum += raw[u * kNumeric + j];
-    const double mean = sum / n;
-    for (size_t u = 0; u < n; ++u) {
-      const double d = raw[u * kNumeric + j] - mean;
+    for (size_t k = 0; k < m; ++k) sum += raw[k * kNumeric + j];
+    const double mean = sum / m;
+    for (size_t k = 0; k < m; ++k) {
+      const double d = raw[k * kNumeric + j] - mean;
       sq += d * d;
     }
-    const double sd = std::sqrt(sq / n);
+    const double sd = std::sqrt(sq / m);
     seg.mean[j] = static_cast<float>(mean);
     seg.scale[j] = sd > 1e-12 ? static_cast<float>(sd) : 1.0f;
   }
   std::vector<float> matrix;
-  matrix.reserve(n * dim);
-  for (size_t u = 0; u < n; ++u) {
+  matrix.reserve(m * dim);
+  for (uint32_t u : fitted) {
     const std::vector<float> row = seg.Encode(seg.profiles.users[u], data.user_features.row(u));
     matrix.insert(matrix.end(), row.begin(), row.end());
   }
   COUPOND_ASSIGN_OR_RETURN(seg.clusters, learn::KMeans(matrix, dim, options.kmeans));
-  seg.user_segment = seg.clusters.assignment;
+  seg.user_segment.assign(n, 0);
+  for (size_t k = 0; k < m; ++k) seg.user_segment[fitted[k]] = seg.clusters.assignment[k];
+  for (uint32_t u = 0, k = 0; u < n; ++u) {
+    if (k < m && fitted[k] == u) {
+      ++k;
+      continue;
+    }
+    seg.user_segment[u] = seg.Assign(seg.profiles.users[u], data.user_features.row(u));
+  }
   seg.segments.assign(seg.clusters.k, SegmentStats{});
   for (size_t u = 0; u < n; ++u) {
     SegmentStats& s = seg.segments[seg.user_segment[u]];

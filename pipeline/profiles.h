@@ -20,7 +20,7 @@ namespace coupond::pipeline {
 
 struct UserProfile {
   int64_t exposures = 0;    // examples of the user seen
-  int64_t redemptions = 0;  // of those, positives
+  int64_t redemptions = 0;  // of those, positives redeemed before as_of_day
   // (redemptions + s * global_rate) / (exposures + s), s = ProfileOptions::rate_prior_strength:
   // shrunk towards the global rate, so that a user with 1 exposure is not "100%".
   double redemption_rate = 0.0;
@@ -30,8 +30,10 @@ struct UserProfile {
 };
 
 struct ProfileOptions {
-  // Only examples with day < as_of_day count (keeps the test period out of profiles).
-  // Default nullopt: every example, as_of_day = the largest day + 1.
+  // Only examples with day < as_of_day count, and only redemptions with label_day <
+  // as_of_day (keeps the test period out of profiles: neither its exposures nor the labels
+  // of earlier exposures that arrive in it). Default nullopt: every example, as_of_day = the
+  // largest day + 1.
   std::optional<int32_t> as_of_day;
   // Pseudo-exposures at the global rate in redemption_rate. Default 10.
   double rate_prior_strength = 10.0;
@@ -90,8 +92,12 @@ struct Segmentation {
   }
 };
 
-// Profiles every user of `data` (from `examples`, all when empty) and clusters them.
-// Errors: those of BuildProfiles and learn::KMeans (e.g. k > number of users).
+// Profiles every user of `data` (from `examples`, all when empty) and clusters them. Only
+// users with a counted example (day < as_of_day) are standardised and clustered, and only
+// they decide which attributes become columns; the others (users with no history before
+// as_of_day) are then placed in their nearest segment by Assign, as a new user is.
+// Errors: those of BuildProfiles and learn::KMeans (e.g. k > number of such users);
+// InvalidArgument when no user has a counted example.
 absl::StatusOr<Segmentation> SegmentUsers(const learn::TrainingData& data,
                                           absl::Span<const uint32_t> examples = {},
                                           const SegmentOptions& options = {});

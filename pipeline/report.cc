@@ -380,6 +380,18 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.T(t);
     doc.P("Periods are whole campaigns by start day, so their shares of the rows can differ from "
           "the requested fractions.");
+    doc.P(absl::StrFormat(
+        "Which choice was made on which period: the test period is a locked final hold-out, "
+        "read once, after every choice. Chosen on the validation period: the grid point and "
+        "its epochs, the feature-logistic L2, and which model is published. Fitted on the "
+        "training period as known on day %d (the test cutoff): profiles, segments and their "
+        "priors, the baselines, coupon cold start and the final model. What the cutoffs hid: "
+        "%d training-period redemptions on or after day %d and %d fit-period ones on or after "
+        "day %d (negatives where fitted before them); %d training-campaign exposures dated on or "
+        "after the test cutoff, and %d on or after the validation cutoff, left out.",
+        r.test_cutoff_day, r.censored_train_positives, r.test_cutoff_day,
+        r.censored_fit_positives, r.validation_cutoff_day, r.late_train_exposures,
+        r.late_fit_exposures));
     doc.P(absl::StrCat(r.users, " users, ", r.coupons, " coupons, ", r.campaigns,
                        " campaigns. Test examples whose coupon never occurs in the training "
                        "period: ", Pct(r.test_examples_unseen_coupon, r.test_examples),

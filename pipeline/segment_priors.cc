@@ -47,18 +47,35 @@ absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& 
     }
     m->segment_features.push_back(std::move(f));
   }
-  // Prior vectors: means over the members, in double. A segment without members (k-means
-  // refills empty clusters, so only defensively) gets zeros: the global bias alone.
+  // Prior vectors: means over the members with a training exposure, in double (a member
+  // without one, e.g. first seen after the cutoff, has no trained vector to learn from). A
+  // segment without such members falls back to all its members; without members (k-means
+  // refills empty clusters, so only defensively) it gets zeros: the global bias alone.
+  std::vector<char> trained(n, 0);
+  for (uint32_t i : train) {
+    if (i < data.examples.size() && data.examples[i].user < n) trained[data.examples[i].user] = 1;
+  }
   std::vector<double> bias_sum(k, 0.0), factor_sum(k * d, 0.0);
-  std::vector<uint64_t> members(k, 0);
+  std::vector<double> all_bias_sum(k, 0.0), all_factor_sum(k * d, 0.0);
+  std::vector<uint64_t> members(k, 0), trained_members(k, 0);
   m->user_segment.assign(n, -1);
   for (size_t u = 0; u < n; ++u) {
     const uint32_t c = seg.user_segment[u];
     if (c >= k) continue;  // none (KMeans assigns every point; kept defensive)
     m->user_segment[u] = static_cast<int32_t>(c);
     ++members[c];
+    all_bias_sum[c] += m->user_bias[u];
+    for (size_t x = 0; x < d; ++x) all_factor_sum[c * d + x] += m->user_factors[u * d + x];
+    if (!trained[u]) continue;
+    ++trained_members[c];
     bias_sum[c] += m->user_bias[u];
     for (size_t x = 0; x < d; ++x) factor_sum[c * d + x] += m->user_factors[u * d + x];
+  }
+  for (size_t c = 0; c < k; ++c) {
+    if (trained_members[c] > 0) continue;
+    trained_members[c] = members[c];
+    bias_sum[c] = all_bias_sum[c];
+    for (size_t x = 0; x < d; ++x) factor_sum[c * d + x] = all_factor_sum[c * d + x];
   }
   m->segments.clear();
   for (size_t c = 0; c < k; ++c) {
@@ -66,7 +83,7 @@ absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& 
     s.name = absl::StrCat("segment-", c);
     s.centroid.assign(seg.clusters.centroids.begin() + static_cast<ptrdiff_t>(c * features),
                       seg.clusters.centroids.begin() + static_cast<ptrdiff_t>((c + 1) * features));
-    const double count = static_cast<double>(std::max<uint64_t>(members[c], 1));
+    const double count = static_cast<double>(std::max<uint64_t>(trained_members[c], 1));
     s.prior_bias = static_cast<float>(bias_sum[c] / count);
     s.prior_factors.resize(d);
     for (size_t x = 0; x < d; ++x) {

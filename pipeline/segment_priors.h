@@ -19,7 +19,8 @@ namespace coupond::pipeline {
 
 // Puts `seg` (computed over the users of `data`) into `m`, materialised over the same users
 // in the same order: the centroids with the encoding of their space, each user's segment,
-// and per segment the prior cold start uses: the mean factors of its members, and a bias
+// and per segment the prior cold start uses: the mean factors of its members that have a
+// training exposure (in `train`; all members when none has), and a bias
 // calibrated so that the prior's mean probability over the members' training exposures
 // (examples `train` of `data`) is their (shrunk) redemption rate there (CalibratedPriorBias;
 // the mean bias when the segment has no training exposures or the period no positive).

@@ -140,6 +140,15 @@ std::string ColdCouponLine(const ColdCouponSummary& cold) {
   return line;
 }
 
+// Removes from `examples` those dated on or after `day`; returns how many.
+int64_t DropFromDay(const learn::TrainingData& data, int32_t day, std::vector<uint32_t>* examples) {
+  const size_t before = examples->size();
+  examples->erase(std::remove_if(examples->begin(), examples->end(),
+                                 [&](uint32_t i) { return data.examples[i].day >= day; }),
+                  examples->end());
+  return static_cast<int64_t>(before - examples->size());
+}
+
 struct Splits {
   TimeSplit test;        // train = the training period
   TimeSplit validation;  // over test.train: train = fit period, test = validation period
@@ -148,9 +157,22 @@ struct Splits {
 absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const PipelineOptions& o,
                                   PipelineResult* r) {
   Splits s;
-  COUPOND_ASSIGN_OR_RETURN(s.test, SplitByCampaignStart(data, o.test_fraction));
+  if (o.test_cutoff_day.has_value()) {
+    COUPOND_ASSIGN_OR_RETURN(s.test, SplitAtDay(data, *o.test_cutoff_day));
+  } else {
+    COUPOND_ASSIGN_OR_RETURN(s.test, SplitByCampaignStart(data, o.test_fraction));
+  }
+  // An exposure of a training campaign dated on or after the cutoff was not seen before it
+  // (canonical logs date exposures; dunnhumby dates them at their campaign's start).
+  r->late_train_exposures = DropFromDay(data, s.test.cutoff_day, &s.test.train);
+  if (s.test.train.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training period (campaigns before day ", s.test.cutoff_day,
+        "): no exposure dated before the cutoff"));
+  }
   COUPOND_ASSIGN_OR_RETURN(s.validation,
                            SplitByCampaignStart(data, o.validation_fraction, s.test.train));
+  r->late_fit_exposures = DropFromDay(data, s.validation.cutoff_day, &s.validation.train);
   r->train_examples = static_cast<int64_t>(s.test.train.size());
   r->train_positives = CountPositives(data, s.test.train);
   r->test_examples = static_cast<int64_t>(s.test.test.size());
@@ -179,7 +201,8 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
       r->ingest.has_value() && !QuarantineByReason(*r->ingest).empty()
           ? absl::StrCat(" (quarantined rows: ", QuarantineByReason(*r->ingest), ")")
           : std::string();
-  if (r->test_positives == 0 || r->test_positives == r->test_examples) {
+  const bool empty_locked_test = o.test_cutoff_day.has_value() && r->test_examples == 0;
+  if (!empty_locked_test && (r->test_positives == 0 || r->test_positives == r->test_examples)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "test period (campaigns from day ", r->test_cutoff_day, "): a single class (",
         r->test_positives, " positives of ", r->test_examples, "); metrics are undefined",
@@ -193,16 +216,55 @@ absl::StatusOr<Splits> MakeSplits(const learn::TrainingData& data, const Pipelin
   return s;
 }
 
+// The data as known at each cutoff: nothing observed on or after a cutoff reaches what is
+// fitted before it. `data` itself keeps every label; only the test evaluation reads it.
+struct Views {
+  // As of the test cutoff: training-period labels censored at it (CensorLabelsAt), coupon
+  // features as of it, step 2b's neighbours from the training period. Everything fitted for
+  // publication (profiles, segments and priors, baselines, the final LMF, cold start) reads
+  // this.
+  learn::TrainingData train;
+  // As of the validation cutoff for selection: the fit period's labels censored at it (the
+  // validation period's at the test cutoff), coupon features as of it, neighbours from the
+  // fit period. Grid points and the feature-logistic L2 are fitted and compared on this.
+  learn::TrainingData select;
+};
+
+Views MakeViews(const learn::TrainingData& data, const LoadedData& loaded, const Splits& s,
+                const PipelineOptions& o, PipelineResult* r) {
+  Views v;
+  v.train = data;
+  r->censored_train_positives = CensorLabelsAt(s.test.cutoff_day, s.test.train, &v.train);
+  if (loaded.coupon_features_as_of) {
+    v.train.coupon_features = loaded.coupon_features_as_of(s.test.cutoff_day);
+  }
+  v.select = v.train;
+  r->censored_fit_positives =
+      CensorLabelsAt(s.validation.cutoff_day, s.validation.train, &v.select);
+  if (loaded.coupon_features_as_of) {
+    v.select.coupon_features = loaded.coupon_features_as_of(s.validation.cutoff_day);
+  }
+  PipelineResult ignored;
+  ReplaceListsByNeighbours(&v.select, s.validation.train, o.neighbour_list_prefixes, &ignored);
+  ReplaceListsByNeighbours(&v.train, s.test.train, o.neighbour_list_prefixes, r);
+  return v;
+}
+
 // Steps 6: evaluations of the baselines (and truth) on the test period, appended to r.
 // The feature-logistic baseline chooses its L2 on select_data (fit -> validation period) and
 // is refitted on final_data's `final_train` examples, as the LMF is; returned for step 7.
+// The baselines are fitted on train_data's training period; `data` only gives the test
+// labels. Without test examples (a locked, empty test period) nothing is evaluated.
 absl::StatusOr<FeatureLogisticModel> EvaluateReferences(
-    const learn::TrainingData& data, const learn::TrainingData& select_data,
-    const learn::TrainingData& final_data, absl::Span<const uint32_t> final_train,
-    const Splits& s, const PipelineOptions& o, const PipelineProgress& progress,
-    PipelineResult* r) {
-  COUPOND_ASSIGN_OR_RETURN(Baselines baselines, FitBaselines(data, s.test.train, o.baselines));
+    const learn::TrainingData& data, const learn::TrainingData& train_data,
+    const learn::TrainingData& select_data, const learn::TrainingData& final_data,
+    absl::Span<const uint32_t> final_train, const Splits& s, const PipelineOptions& o,
+    const PipelineProgress& progress, PipelineResult* r) {
+  const bool have_test = !s.test.test.empty();
+  COUPOND_ASSIGN_OR_RETURN(Baselines baselines,
+                           FitBaselines(train_data, s.test.train, o.baselines));
   for (BaselineKind kind : kAllBaselines) {
+    if (!have_test) break;
     std::vector<float> p = baselines.Predict(kind, data, s.test.test);
     COUPOND_ASSIGN_OR_RETURN(Evaluation e, Evaluate(BaselineName(kind), p, data, s.test.test,
                                                     o.calibration_bins));
@@ -223,7 +285,7 @@ absl::StatusOr<FeatureLogisticModel> EvaluateReferences(
                            FitFeatureLogistic(final_data, final_train, fl.l2, o.feature_logistic));
   fl.active_features = model.active_features;
   fl.newton_iterations = model.newton_iterations;
-  {
+  if (have_test) {
     const std::vector<float> p = model.Predict(final_data, s.test.test);
     COUPOND_ASSIGN_OR_RETURN(Evaluation e, Evaluate(kFeatureLogisticName, p, data, s.test.test,
                                                     o.calibration_bins));
@@ -231,7 +293,7 @@ absl::StatusOr<FeatureLogisticModel> EvaluateReferences(
     r->evaluations.push_back(std::move(e));
   }
   r->feature_logistic = std::move(fl);
-  if (!o.truth_factors.empty()) {
+  if (have_test && !o.truth_factors.empty()) {
     COUPOND_ASSIGN_OR_RETURN(core::ModelData truth, ReadFactorFiles(o.truth_factors));
     if (o.user_keyer != nullptr) COUPOND_RETURN_IF_ERROR(core::PseudonymiseUsers(*o.user_keyer, &truth));
     std::vector<float> p = PredictWithModel(truth, data, s.test.test);
@@ -290,7 +352,8 @@ void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelD
   }
   if (!r.evaluations.empty()) {
     // eval.* are the figures of the model published (the LMF's are evaluations[0]).
-    const Evaluation& e = r.published_model == PublishedModel::kFeatureLogistic
+    const Evaluation& e = r.published_model == PublishedModel::kFeatureLogistic &&
+                                  r.feature_logistic->evaluation < r.evaluations.size()
                               ? r.evaluations[r.feature_logistic->evaluation]
                               : r.evaluations[0];
     md["eval.auc"] = Fmt(e.auc);
@@ -397,6 +460,16 @@ absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& o) {
         s.redemptions_outside_campaign, s.households_with_demographics,
         s.exposed_households_with_demographics, s.input_checksum);
     out.checksum = s.input_checksum;
+    // Coupon features come from the campaigns that carried each coupon: a cutoff keeps
+    // only those of earlier campaigns (DunnhumbyCouponFeatures).
+    auto meta = std::make_shared<DunnhumbyData>();
+    meta->data.coupon_ids = d.data.coupon_ids;
+    meta->coupon_rows = std::move(d.coupon_rows);
+    meta->campaign_start_day = std::move(d.campaign_start_day);
+    meta->campaign_type = std::move(d.campaign_type);
+    out.coupon_features_as_of = [meta, options = o.dunnhumby](int32_t before_day) {
+      return DunnhumbyCouponFeatures(*meta, before_day, options);
+    };
     out.data = std::move(d.data);
   } else {
     COUPOND_ASSIGN_OR_RETURN(IngestResult ingested, IngestLogs(o.logs, o.ingest));
@@ -437,18 +510,27 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
   COUPOND_RETURN_IF_ERROR(CheckSomethingToTrainOn(r));
 
-  // 2. split
+  // 2. split, and the data as known at each cutoff (Views): selection sees the fit period
+  // as its "training period" (labels, coupon features and neighbours as of the validation
+  // cutoff), the final fits the training period as of the test cutoff.
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
-  // Selection sees the fit period as its "training period": its neighbours come from the
-  // fit period only, as the final model's come from the whole training period.
-  learn::TrainingData select_data;
-  {
-    PipelineResult ignored;
-    select_data = data;
-    ReplaceListsByNeighbours(&select_data, s.validation.train, o.neighbour_list_prefixes,
-                             &ignored);
+  Views views = MakeViews(data, loaded, s, o, &r);
+  const learn::TrainingData& train_data = views.train;
+  const learn::TrainingData& select_data = views.select;
+  const bool have_test = !s.test.test.empty();
+  if (CountPositives(select_data, s.validation.test) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "validation period (campaigns from day ", r.validation_cutoff_day,
+        "): no positive redeemed before the test cutoff (day ", r.test_cutoff_day, "; ",
+        r.validation_positives, " redeemed on or after it, unseen at the cutoff); early "
+        "stopping and selection need some"));
   }
-  ReplaceListsByNeighbours(&data, s.test.train, o.neighbour_list_prefixes, &r);
+  Say(progress, absl::StrFormat(
+                    "cutoffs: %d training-period redemptions on or after day %d and %d fit-period "
+                    "ones on or after day %d are unseen (negatives) where fitted before them; "
+                    "%d (%d) training-campaign exposures dated after them left out",
+                    r.censored_train_positives, r.test_cutoff_day, r.censored_fit_positives,
+                    r.validation_cutoff_day, r.late_train_exposures, r.late_fit_exposures));
   if (r.neighbour_coupons > 0) {
     Say(progress, absl::StrFormat("neighbours: %d coupons' lists replaced; %d of %d coupons "
                                   "unseen in training matched a seen one",
@@ -469,7 +551,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     SegmentOptions so = o.segments;
     so.profile.as_of_day = s.test.cutoff_day;
     so.kmeans.seed = o.seed;
-    COUPOND_ASSIGN_OR_RETURN(Segmentation seg, SegmentUsers(data, s.test.train, so));
+    COUPOND_ASSIGN_OR_RETURN(Segmentation seg, SegmentUsers(train_data, s.test.train, so));
     SegmentSummary summary;
     summary.k = seg.clusters.k;
     summary.segments = seg.segments;
@@ -570,7 +652,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   learn::LmfModel model;
   const bool refit = o.refit_on_training_period || o.selection == SelectionMethod::kPairFolds;
   // Without the refit the final model is the fit-period one, with fit-period neighbours.
-  const learn::TrainingData& final_data = refit ? data : select_data;
+  const learn::TrainingData& final_data = refit ? train_data : select_data;
   {
     learn::LmfTrainerOptions t = r.chosen_options;
     absl::Span<const uint32_t> train = s.validation.train;
@@ -624,8 +706,8 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     Say(progress, ColdCouponLine(cold));
     r.cold_coupons = cold;
   }
-  Say(progress, "evaluating on the test period");
-  {
+  if (have_test) {
+    Say(progress, "evaluating on the test period (read once, after every choice)");
     const std::vector<float> p = PredictWithModel(r.model, final_data, s.test.test);
     COUPOND_ASSIGN_OR_RETURN(Evaluation e,
                              Evaluate("model", p, data, s.test.test, o.calibration_bins));
@@ -634,7 +716,8 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   const absl::Span<const uint32_t> final_train = refit ? s.test.train : s.validation.train;
   COUPOND_ASSIGN_OR_RETURN(
       FeatureLogisticModel feature_logistic,
-      EvaluateReferences(data, select_data, final_data, final_train, s, o, progress, &r));
+      EvaluateReferences(data, train_data, select_data, final_data, final_train, s, o,
+                         progress, &r));
   r.evaluate_seconds = SecondsSince(start);
 
   // 7. publish (the LMF or the feature-logistic baseline, by validation log loss)
@@ -646,21 +729,26 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
     r.model.description =
         o.description.empty()
             ? absl::StrFormat("feature-logistic baseline (l2 %g) trained on %s (%d examples, "
-                              "test AUC %.4f; chosen over the LMF on validation log loss)",
+                              "%s; chosen over the LMF on validation log loss)",
                               r.feature_logistic->l2, r.source, r.train_examples,
-                              r.evaluations[r.feature_logistic->evaluation].auc)
+                              have_test ? absl::StrFormat(
+                                              "test AUC %.4f",
+                                              r.evaluations[r.feature_logistic->evaluation].auc)
+                                        : std::string("no test period"))
             : o.description;
   } else {
     r.model.description =
         o.description.empty()
-            ? absl::StrFormat("LMF d=%d trained on %s (%d examples, test AUC %.4f)",
+            ? absl::StrFormat("LMF d=%d trained on %s (%d examples, %s)",
                               r.chosen_options.dimension, r.source, r.train_examples,
-                              r.evaluations[0].auc)
+                              have_test ? absl::StrFormat("test AUC %.4f", r.evaluations[0].auc)
+                                        : std::string("no test period"))
             : o.description;
   }
   AddMetadata(o, r, &r.model);
   if (segmentation.has_value()) {
-    COUPOND_RETURN_IF_ERROR(AttachSegments(*segmentation, data, s.test.train, &r.model));
+    COUPOND_RETURN_IF_ERROR(
+        AttachSegments(*segmentation, train_data, s.test.train, &r.model));
   }
   if (!o.store_path.empty()) {
     Say(progress, absl::StrCat("publishing into ", o.store_path));
@@ -690,6 +778,11 @@ absl::StatusOr<PipelineResult> EvaluateStoredModel(const PipelineOptions& o,
   for (const learn::Example& e : data.examples) r.positives += e.label == 1.0f ? 1 : 0;
   COUPOND_RETURN_IF_ERROR(CheckSomethingToTrainOn(r));
   COUPOND_ASSIGN_OR_RETURN(Splits s, MakeSplits(data, o, &r));
+  if (s.test.test.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "test_cutoff_day: ", r.test_cutoff_day, " leaves no test example to evaluate on"));
+  }
+  const Views views = MakeViews(data, loaded, s, o, &r);
   COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> store,
                            storage::ModelStore::OpenForRead(store_path));
   if (version == 0) {
@@ -703,10 +796,11 @@ absl::StatusOr<PipelineResult> EvaluateStoredModel(const PipelineOptions& o,
       Evaluation e, Evaluate(absl::StrCat("model v", version), p, data, s.test.test,
                              o.calibration_bins));
   r.evaluations.push_back(std::move(e));
-  // The stored version is not replaced: the baseline is only evaluated (on the loaded
-  // features, without step 2b's neighbours).
-  COUPOND_RETURN_IF_ERROR(
-      EvaluateReferences(data, data, data, s.test.train, s, o, progress, &r).status());
+  // The stored version is not replaced: the baselines are only evaluated, fitted as a
+  // pipeline run fits them (on the data as known at the cutoffs).
+  COUPOND_RETURN_IF_ERROR(EvaluateReferences(data, views.train, views.select, views.train,
+                                             s.test.train, s, o, progress, &r)
+                              .status());
   r.publish_reason = "nothing (evaluation of a stored version)";
   return r;
 }

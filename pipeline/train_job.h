@@ -5,22 +5,38 @@
 //
 //   1. load      canonical CSV logs (pipeline/ingest.h, with quarantine and report) or the
 //                dunnhumby adapter (pipeline/dunnhumby.h);
-//   2. split     by time: the latest campaigns (test_fraction of the examples) are the TEST
-//                period; the latest campaigns of the rest (validation_fraction of it) are
-//                the VALIDATION period; the rest is the FIT period (SplitByCampaignStart,
-//                twice). The test period is read only in step 6.
+//   2. split     by time: the latest campaigns (test_fraction of the examples, or those
+//                starting on or after test_cutoff_day) are the TEST period; the latest
+//                campaigns of the rest (validation_fraction of it) are the VALIDATION
+//                period; the rest is the FIT period (SplitByCampaignStart, twice). The test
+//                period is read only in step 6, once, after every choice.
+//                Nothing observed on or after a cutoff reaches what is fitted before it:
+//                everything fitted for publication (steps 3, 5, 6's baselines, 6b, 7's
+//                priors) sees the training period AS KNOWN AT THE TEST CUTOFF: a positive
+//                whose first redemption (Example::label_day) is on or after the cutoff is a
+//                negative there (CensorLabelsAt), an exposure of a training campaign dated
+//                on or after it is left out, and coupon features that come from campaigns
+//                (dunnhumby's campaign_type and product lists; LoadedData::
+//                coupon_features_as_of) come from earlier campaigns only. Selection (step
+//                4, the feature-logistic L2, step 7's choice) sees the fit period as known at
+//                the VALIDATION cutoff and the validation period as known at the test
+//                cutoff. PipelineResult::censored_* and late_* count what was hidden;
 //   2b. neighbours  coupons described by long attribute lists (dunnhumby's product lists,
 //                a "products" column of coupons.csv) get one compact feature instead:
 //                "like=<id>" of the coupon SEEN IN THE TRAINING PERIOD whose list overlaps
 //                theirs most (Jaccard; a seen coupon is its own neighbour), and the long
 //                lists are dropped. Why: the trainer sums a coupon's feature embeddings, so
-//                ~90 product rows per coupon swamp everything else (measured on dunnhumby:
-//                test AUC 0.79 with them, 0.83 without), while a coupon never offered
-//                before (79% of dunnhumby's test examples) still resembles, through its
-//                products, one that was. Uses coupon metadata and training-period
-//                exposures only (pipeline/neighbour_features.h);
+//                ~90 product rows per coupon swamp everything else, while a coupon never
+//                offered before (79% of dunnhumby's test examples) still resembles, through
+//                its products, one that was. To be chosen on the VALIDATION period
+//                (dunnhumby's campaigns 13-17, fitted on the campaigns before them); where
+//                that stands: docs/pipeline.md, "Which choice was made on which period".
+//                Uses coupon metadata and training-period exposures only
+//                (pipeline/neighbour_features.h);
 //   3. profile   user profiles and k-means segments from the training period (fit +
-//                validation) only, as of the test cutoff day;
+//                validation) only, as of the test cutoff day: only users with training
+//                examples are standardised and clustered; the others are placed in their
+//                nearest segment as a new user would be;
 //   4. select    every point of the hyperparameter grid is trained on the fit period with
 //                early stopping on the validation period; the point with the lowest
 //                validation log loss wins (log loss, as the trainer's early stopping:
@@ -57,10 +73,12 @@
 // Users named in PipelineOptions::exclude_users are removed right after step 1, with their
 // examples: no step sees them and the published model does not know them (a hold-out of
 // whole users, e.g. to evaluate user cold start on them).
-// Every choice (hyperparameters, epochs, segments, baselines) uses training-period data
-// only. Deterministic: equal inputs and options give the same model, report figures and
-// published bytes on every run and for every `threads` (the trainer's fixed shards,
-// learn/lmf_trainer.h; k-means and every other step are single-threaded and seeded).
+// Every choice (hyperparameters, epochs, the feature-logistic L2, LMF or baseline) is made
+// on the validation period; segments, baselines and priors are fitted on the training
+// period as known at the test cutoff. Deterministic: equal inputs and options give the same
+// model, report figures and published bytes on every run and for every `threads` (the
+// trainer's fixed shards, learn/lmf_trainer.h; k-means and every other step are
+// single-threaded and seeded).
 //
 // Thread-compatible; the trainer uses `threads` threads (0 = all cores).
 
@@ -113,6 +131,11 @@ struct PipelineOptions {
 
   // Share of examples in the test period (latest campaigns), in (0, 1). Default 0.2.
   double test_fraction = 0.2;
+  // When set, the test period is locked to the campaigns starting on or after this day
+  // (test_fraction is then not used): adding or removing later rows does not move it, and it
+  // may be empty (the model is then trained and published without test figures).
+  // Default nullopt: by test_fraction.
+  std::optional<int32_t> test_cutoff_day;
   // Share of the training period held out as the validation period, in (0, 1). Default 0.2.
   double validation_fraction = 0.2;
 
@@ -234,6 +257,14 @@ struct PipelineResult {
   int64_t fit_examples = 0, validation_examples = 0, validation_positives = 0;
   int64_t test_examples = 0, test_positives = 0;
   int32_t test_cutoff_day = 0, validation_cutoff_day = 0;
+  // What the cutoffs hid (nothing from after a cutoff reaches what is fitted before it):
+  // training-period positives redeemed on or after the test cutoff (negatives for every
+  // fit: profiles, segments, baselines, priors, the LMF), fit-period positives redeemed on
+  // or after the validation cutoff (negatives for selection), and training-campaign
+  // exposures dated on or after the test (validation) cutoff, left out of training
+  // (of selection's fit).
+  int64_t censored_train_positives = 0, censored_fit_positives = 0;
+  int64_t late_train_exposures = 0, late_fit_exposures = 0;
   // PipelineOptions::test_fraction and validation_fraction: the shares asked for. Periods
   // are whole campaigns, so the real shares differ (pipeline/periods.h).
   double requested_test_fraction = 0, requested_validation_fraction = 0;
@@ -308,6 +339,10 @@ struct LoadedData {
   std::string load_summary;
   std::optional<IngestReport> ingest;
   uint64_t checksum = 0;
+  // Coupon features as known on a day (a row per coupon of `data`), for sources whose
+  // features come from campaigns (dunnhumby: DunnhumbyCouponFeatures). Null when they are
+  // static coupon metadata (coupons.csv).
+  std::function<learn::SparseFeatures(int32_t before_day)> coupon_features_as_of;
 };
 absl::StatusOr<LoadedData> LoadPipelineData(const PipelineOptions& options);
 

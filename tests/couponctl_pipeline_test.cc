@@ -188,13 +188,13 @@ TEST_F(CouponctlPipelineTest, RedemptionWindowDaysFlag) {
       << out;
 }
 
-// Positives lost to a short window in the later periods only: the pipeline's period error
+// Positives lost to a short window in the test period only: the pipeline's period error
 // names the quarantine counts too, and a wider window brings the run back.
 TEST_F(CouponctlPipelineTest, APeriodWithoutPositivesNamesTheQuarantineCounts) {
   Logs logs = CampaignLogs(SteadyRate);
   int64_t delayed = 0;
   for (Redemption& r : logs.redemptions) {
-    if (r.day >= 19021) r.day += 40, ++delayed;  // campaigns 7-9: redeemed 41 days later
+    if (r.day >= 19027) r.day += 40, ++delayed;  // campaign 9: redeemed 41 days later
   }
   ASSERT_GT(delayed, 0);
   WriteLogs(logs, dir_.Sub("late"), "day_number");
@@ -210,6 +210,30 @@ TEST_F(CouponctlPipelineTest, APeriodWithoutPositivesNamesTheQuarantineCounts) {
                       &out),
             0)
       << out;
+}
+
+// Redemptions of the validation campaigns (7-8) that come only after the test cutoff (day
+// 19027) were not seen when the choices were made: the run stops, saying so, however wide
+// the window.
+TEST_F(CouponctlPipelineTest, ValidationRedemptionsAfterTheTestCutoffAreNotSeen) {
+  Logs logs = CampaignLogs(SteadyRate);
+  int64_t delayed = 0;
+  for (Redemption& r : logs.redemptions) {
+    if (r.day >= 19021 && r.day < 19027) r.day += 40, ++delayed;  // campaigns 7-8
+  }
+  ASSERT_GT(delayed, 0);
+  WriteLogs(logs, dir_.Sub("late_validation"), "day_number");
+  std::string out;
+  EXPECT_EQ(Couponctl({"train", "--logs=" + dir_.Sub("late_validation"), "--threads=1",
+                       "--redemption_window_days=45"},
+                      &out),
+            1)
+      << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrFormat(
+                       "couponctl: INVALID_ARGUMENT: validation period (campaigns from day "
+                       "19021): no positive redeemed before the test cutoff (day 19027; %d "
+                       "redeemed on or after it, unseen at the cutoff)",
+                       delayed)));
 }
 
 // --multi_value_columns splits the named users.csv/coupons.csv columns on ';' (one feature

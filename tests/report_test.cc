@@ -78,6 +78,11 @@ TEST_F(ReportTest, MarkdownHasBothPlotsTheMetricsAndTheChoices) {
   EXPECT_THAT(md, HasSubstr("missing_value"));
   EXPECT_THAT(md, HasSubstr("Chosen: dimension 2, L2 (factors) 0.01, learning rate 0.01"));
   EXPECT_THAT(md, HasSubstr("| test | "));
+  // Which choice on which period, and what the cutoffs hid.
+  EXPECT_THAT(md, HasSubstr("the test period is a locked final hold-out"));
+  EXPECT_THAT(md, HasSubstr(absl::StrFormat("What the cutoffs hid: %d training-period "
+                                            "redemptions on or after day %d",
+                                            r.censored_train_positives, r.test_cutoff_day)));
   // The LMF beside the feature-logistic baseline, validation and test, and the one published.
   ASSERT_TRUE(r.feature_logistic.has_value());
   const FeatureLogisticSummary& fl = *r.feature_logistic;

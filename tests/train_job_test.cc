@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <set>
 #include <string>
@@ -301,18 +302,31 @@ TEST(TrainJobTest, DeterministicByDefault) {
   EXPECT_EQ(b.published->checksum, c.published->checksum) << "the same data bytes";
 }
 
+// The default pipeline (its whole grid) on simulated logs comes within 0.03 AUC of the true
+// probabilities, and beats every baseline. Sized to train in ~6 CPU-s (500 users, 120k
+// exposures, 1 thread; the demo's 2,000 users took 40 s). The bar is one the baselines miss
+// (checked), so a model that learnt no user-coupon interaction fails it.
 TEST(TrainJobTest, TrainedAucIsCloseToTheTruthsAuc) {
-  if (kSanitizedBuild) GTEST_SKIP() << "trains on 480k simulated exposures: minutes under ASan";
+  if (kSanitizedBuild) GTEST_SKIP() << "trains the default grid: a minute under ASan";
   coupond::testing::TempDir dir;
-  SimulationOptions s;  // the demo's defaults, with more exposures per user
+  SimulationOptions s;  // the demo's platform with fewer users, more exposures per user
+  s.platform.num_users = 500;
   s.coupons_per_exposure = 16;
   ASSERT_OK_AND_ASSIGN(SimulationResult sim, SimulateLogs(s, dir.Sub("logs")));
   PipelineOptions o = OptionsFor(sim);
-  o.threads = 2;
   ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
   ASSERT_EQ(r.evaluations.back().name, "truth");
   const double model = r.evaluations[0].auc, truth = r.evaluations.back().auc;
+  std::cout << absl::StrFormat("%d exposures, %d test examples (%d positives): model AUC %.4f, "
+                               "truth %.4f\n",
+                               sim.exposures, r.test_examples, r.test_positives, model, truth);
   EXPECT_GT(model, truth - 0.03) << "model " << model << " truth " << truth;
+  // The bar discriminates: the best baseline (no user-coupon interaction) is below it.
+  double best_baseline = 0;
+  for (size_t k = 1; k + 1 < r.evaluations.size(); ++k) {
+    best_baseline = std::max(best_baseline, r.evaluations[k].auc);
+  }
+  EXPECT_LT(best_baseline, truth - 0.03) << "the bar no longer tells a model from a baseline";
   RecordProperty("model_auc", absl::StrFormat("%.4f", model));
   RecordProperty("truth_auc", absl::StrFormat("%.4f", truth));
   for (size_t k = 1; k + 1 < r.evaluations.size(); ++k) {
@@ -449,45 +463,6 @@ TEST(TrainJobTest, BadOptionsNameTheField) {
   o.logs.exposures = "/nonexistent/exposures.csv";
   o.logs.redemptions = "/nonexistent/redemptions.csv";
   EXPECT_THAT(RunPipeline(o), StatusIs(absl::StatusCode::kNotFound));
-}
-
-// The issue's targets on the real data: campaigns 18-25 held out, every choice made on
-// the training period's validation campaigns (13-17).
-TEST(TrainJobDunnhumbyTest, MeetsTheIssueTargetsOnTheTimeSplit) {
-  const std::optional<std::string> shared = coupond::testing::SharedDataDir();
-  if (!shared.has_value()) COUPOND_SKIP_WITHOUT_SHARED_DATA("shared data (COUPOND_SHARED_DATA) not available");
-  if (kSanitizedBuild) {
-    GTEST_SKIP() << "the full dunnhumby pipeline (8 grid points over 600k candidates) takes "
-                    "minutes under ASan; it runs in the Release suite";
-  }
-  PipelineOptions o;
-  o.source = PipelineSource::kDunnhumby;
-  o.dunnhumby_dir = *shared + "/dunnhumby_coupons";
-  o.threads = 1;
-  ASSERT_OK_AND_ASSIGN(PipelineResult r, RunPipeline(o));
-  EXPECT_EQ(r.train_examples, 606078);
-  EXPECT_EQ(r.test_examples, 257592);
-  EXPECT_EQ(r.test_positives, 886);
-  EXPECT_THAT(r.test_campaigns, ElementsAre("18", "19", "20", "21", "22", "23", "24", "25"));
-  EXPECT_THAT(r.validation_campaigns, ElementsAre("13", "14", "15", "16", "17"));
-  // Step 2b: every coupon's product list became a neighbour feature; of the 234 coupons never
-  // offered in the training period, 163 share a product with one that was.
-  EXPECT_EQ(r.neighbour_coupons, 1135);
-  EXPECT_EQ(r.neighbour_cold_coupons, 234);
-  EXPECT_EQ(r.neighbour_cold_matched, 163);
-  // The choice is the validation rule's (lowest log loss, near-ties to the best AUC).
-  double lowest = r.grid[0].validation_log_loss;
-  for (const GridPointRun& g : r.grid) lowest = std::min(lowest, g.validation_log_loss);
-  EXPECT_LE(r.grid[r.chosen].validation_log_loss, lowest * (1 + o.selection_tie_tolerance));
-  EXPECT_EQ(r.final_epochs, r.grid[r.chosen].best_epoch);
-
-  const Evaluation& m = r.evaluations[0];
-  EXPECT_GE(m.auc, 0.822);
-  EXPECT_LE(m.log_loss, 0.0212);
-  for (size_t k = 1; k < r.evaluations.size(); ++k) {
-    EXPECT_GT(m.auc, r.evaluations[k].auc) << r.evaluations[k].name;
-    EXPECT_LT(m.log_loss, r.evaluations[k].log_loss) << r.evaluations[k].name;
-  }
 }
 
 }  // namespace
