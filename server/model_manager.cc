@@ -53,23 +53,35 @@ class StoreModelSource final : public ModelSource {
   // The open store, reopened first when the store changed since it was opened. The token
   // is read before the open, so a change racing with the open costs one spare reopen at
   // the next call, never a missed change.
+  //
+  // A writer that publishes and prunes while the open reads the MANIFEST can delete a table
+  // file the MANIFEST just named ("Can't access 000088.sst"): the store changed under the
+  // open, which the token then shows, so the open is tried again (kOpenAttempts in all)
+  // instead of failing the poll. Seen with 500 publish-and-prune rounds in 3 s.
   absl::StatusOr<const storage::ModelStore*> Fresh() {
-    absl::StatusOr<std::string> token = storage::ModelStore::ChangeToken(path_);
-    // No store (any more): a handle already open stays (its versions stay readable) and
-    // the error is reported; without one, OpenForRead below says why in its own words.
-    if (!token.ok() && store_ != nullptr) return token.status();
-    if (store_ == nullptr || !token.ok() || *token != token_) {
-      COUPOND_ASSIGN_OR_RETURN(std::unique_ptr<storage::ModelStore> reopened,
-                               storage::ModelStore::OpenForRead(path_));
-      store_ = std::move(reopened);  // closes the previous handle and its files
+    constexpr int kOpenAttempts = 5;
+    for (int attempt = 1;; ++attempt) {
+      absl::StatusOr<std::string> token = storage::ModelStore::ChangeToken(path_);
+      // No store (any more): a handle already open stays (its versions stay readable) and
+      // the error is reported; without one, OpenForRead below says why in its own words.
+      if (!token.ok() && store_ != nullptr) return token.status();
+      if (store_ != nullptr && token.ok() && *token == token_) return store_.get();
+      absl::StatusOr<std::unique_ptr<storage::ModelStore>> reopened =
+          storage::ModelStore::OpenForRead(path_);
+      if (!reopened.ok()) {
+        absl::StatusOr<std::string> after = storage::ModelStore::ChangeToken(path_);
+        if (attempt < kOpenAttempts && token.ok() && after.ok() && *after != *token) continue;
+        return reopened.status();
+      }
+      store_ = *std::move(reopened);  // closes the previous handle and its files
       // A store that appeared after the token was read gets one spare reopen next time.
       token_ = token.ok() ? *std::move(token) : std::string();
       const storage::StoreFiles files = store_->LiveFiles();
       ++stats_.opens;
       stats_.store_files = files.files;
       stats_.store_bytes = files.bytes;
+      return store_.get();
     }
-    return store_.get();
   }
 
   const std::string path_;
