@@ -48,20 +48,9 @@ constexpr char kWrongToken[] = "not-the-collector-token-but-long";
 
 class CollectorAuthTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    suite_dir_ = new TempDir();
-    pki_ = new TestPki();
-    pki_error_ = new std::string(::coupond::testing::MakeTestPki(suite_dir_->path(), pki_));
-  }
-  static void TearDownTestSuite() {
-    delete pki_error_;
-    delete pki_;
-    delete suite_dir_;
-  }
-  void SetUp() override {
-    ASSERT_EQ(*pki_error_, "") << "cannot make test certificates with openssl "
-                                  "(scripts/install-deps.sh installs it)";
-  }
+  static void SetUpTestSuite() { suite_pki_.Make(); }
+  static void TearDownTestSuite() { suite_pki_.Reset(); }
+  void SetUp() override { ASSERT_TRUE(suite_pki_.Ready()); }
 
   // A token file (mode 0600) in this test's directory holding `token`.
   std::string TokenFile(const std::string& name, const std::string& token) {
@@ -221,13 +210,9 @@ class CollectorAuthTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> coupond_;
   std::unique_ptr<ChildProcess> other_coupond_;
   bool published_ = false;
-  static TempDir* suite_dir_;
-  static TestPki* pki_;
-  static std::string* pki_error_;
+  static inline ::coupond::testing::SuitePki suite_pki_;
+  static inline const TestPki* const pki_ = &suite_pki_.pki();
 };
-TempDir* CollectorAuthTest::suite_dir_ = nullptr;
-TestPki* CollectorAuthTest::pki_ = nullptr;
-std::string* CollectorAuthTest::pki_error_ = nullptr;
 
 TEST_F(CollectorAuthTest, CollectordTakesWritesOnlyWithTheTokenOverTls) {
   std::vector<std::string> flags = ServerTlsFlags();

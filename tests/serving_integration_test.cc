@@ -489,20 +489,9 @@ using Pki = ::coupond::testing::TestPki;
 
 class TlsTest : public ServingTest {
  protected:
-  static void SetUpTestSuite() {
-    dir_for_suite_ = new TempDir();
-    pki_ = new Pki();
-    setup_error_ = new std::string(::coupond::testing::MakeTestPki(dir_for_suite_->path(), pki_));
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete setup_error_;
-    delete dir_for_suite_;
-  }
-  void SetUp() override {
-    ASSERT_EQ(*setup_error_, "") << "cannot make test certificates with openssl "
-                                    "(scripts/install-deps.sh installs it)";
-  }
+  static void SetUpTestSuite() { suite_pki_.Make(); }
+  static void TearDownTestSuite() { suite_pki_.Reset(); }
+  void SetUp() override { ASSERT_TRUE(suite_pki_.Ready()); }
 
   // A TLS client trusting `ca`, optionally with a client certificate.
   std::unique_ptr<client::CoupondClient> TlsClient(const std::string& ca,
@@ -521,13 +510,9 @@ class TlsTest : public ServingTest {
     return {"--tls_cert=" + pki_->server_cert, "--tls_key=" + pki_->server_key};
   }
 
-  static TempDir* dir_for_suite_;
-  static Pki* pki_;
-  static std::string* setup_error_;
+  static inline ::coupond::testing::SuitePki suite_pki_;
+  static inline const Pki* const pki_ = &suite_pki_.pki();
 };
-TempDir* TlsTest::dir_for_suite_ = nullptr;
-Pki* TlsTest::pki_ = nullptr;
-std::string* TlsTest::setup_error_ = nullptr;
 
 TEST_F(TlsTest, ATlsServerRefusesPlaintextAndServesClientsThatTrustItsCa) {
   Publish(TinyModel(40, 30, 8));

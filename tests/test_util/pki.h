@@ -7,11 +7,14 @@
 // CA with a client certificate of its own. EC P-256 keys, valid for two days.
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "tests/test_util/process.h"
+#include "tests/test_util/temp_dir.h"
 
 namespace coupond::testing {
 
@@ -79,6 +82,36 @@ inline std::string MakeTestPki(const std::string& dir, TestPki* pki) {
   pki->other_client_key = dir + "/other-client.key";
   return "";
 }
+
+// One TestPki per test suite, in a directory of its own: Make() from SetUpTestSuite,
+// Reset() from TearDownTestSuite, and ASSERT_TRUE(Ready()) in SetUp, which fails each test
+// with openssl's reason when the certificates could not be made. Not thread-safe (gtest
+// calls the three from one thread).
+class SuitePki {
+ public:
+  void Make() {
+    dir_ = std::make_unique<TempDir>();
+    error_ = MakeTestPki(dir_->path(), &pki_);
+  }
+  void Reset() {
+    pki_ = TestPki();
+    error_.clear();
+    dir_.reset();
+  }
+  const TestPki& pki() const { return pki_; }
+  ::testing::AssertionResult Ready() const {
+    if (dir_ != nullptr && error_.empty()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "cannot make test certificates with openssl (scripts/install-deps.sh installs "
+              "it): "
+           << (dir_ == nullptr ? "SuitePki::Make was not called" : error_);
+  }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  TestPki pki_;
+  std::string error_;
+};
 
 }  // namespace coupond::testing
 
