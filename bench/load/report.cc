@@ -10,16 +10,16 @@
 
 namespace coupond::load_bench {
 
-std::string Cell(double v, const char* fmt) {
-  return std::isnan(v) ? std::string("-") : absl::StrFormat(fmt, v);
+std::string Cell(double v, int decimals) {
+  return std::isnan(v) ? std::string("-") : absl::StrFormat("%.*f", decimals, v);
 }
 
 void PrintRow(const std::string& name, double qps, double p50, double p99, double p999,
               double errors, double server_cpu_us, double client_cpu_us, const std::string& note) {
-  std::printf("  %-9s %9s %8s %8s %8s %6s %8s %8s  %s\n", name.c_str(), Cell(qps, "%.0f").c_str(),
-              Cell(p50, "%.0f").c_str(), Cell(p99, "%.0f").c_str(), Cell(p999, "%.0f").c_str(),
-              Cell(errors, "%.0f").c_str(), Cell(server_cpu_us, "%.1f").c_str(),
-              Cell(client_cpu_us, "%.1f").c_str(), note.c_str());
+  std::printf("  %-9s %9s %8s %8s %8s %6s %8s %8s  %s\n", name.c_str(), Cell(qps, 0).c_str(),
+              Cell(p50, 0).c_str(), Cell(p99, 0).c_str(), Cell(p999, 0).c_str(),
+              Cell(errors, 0).c_str(), Cell(server_cpu_us, 1).c_str(),
+              Cell(client_cpu_us, 1).c_str(), note.c_str());
 }
 
 void PrintHeader() {
@@ -133,7 +133,7 @@ void PrintTargets(std::vector<RepResult>& results, double open_fraction, uint64_
     std::printf(
         "  reload work: %.0f ms wall per publish in this process; server ≈ %s ms CPU "
         "per version loaded (extra server CPU over the steady open loop)\n",
-        Median(publish_ms), Cell(Median(load_cpu_ms), "%.0f").c_str());
+        Median(publish_ms), Cell(Median(load_cpu_ms), 0).c_str());
   }
   std::printf("  failed calls                   %llu       target 0         %s\n",
               static_cast<unsigned long long>(total_errors), verdict(total_errors == 0));

@@ -14,8 +14,8 @@
 
 namespace coupond::load_bench {
 
-// `v` formatted with `fmt`, or "-" when NaN.
-std::string Cell(double v, const char* fmt);
+// `v` with `decimals` digits after the point ("%.*f"), or "-" when NaN.
+std::string Cell(double v, int decimals);
 
 // The table's header and one row.
 void PrintHeader();
