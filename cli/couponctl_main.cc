@@ -55,6 +55,11 @@ ABSL_FLAG(uint64_t, seed, 42, "Random seed of generate and simulate (the platfor
 ABSL_FLAG(std::string, logs, "", "ingest, train, evaluate, pipeline: directory of canonical CSV logs (exposures.csv, redemptions.csv[, users.csv, coupons.csv]).");
 ABSL_FLAG(std::string, dunnhumby, "", "ingest, train, evaluate, pipeline: directory of the dunnhumby coupon tables (instead of --logs).");
 ABSL_FLAG(bool, dunnhumby_products, true, "dunnhumby: use the coupons' product lists (turned into a nearest-training-coupon feature; see pipeline/train_job.h).");
+ABSL_FLAG(bool, like_neighbours, true, "train, evaluate, pipeline: replace each coupon's product list by one like=<id> feature, the training coupon whose list overlaps it most (step 2b of pipeline/train_job.h); false keeps every product as a feature (on dunnhumby about 90 per coupon, so training is tens of times slower).");
+ABSL_FLAG(std::string, prior_bias, "auto", "train, pipeline: the bias of the segment priors user cold start serves: auto (the lower log loss on the validation period, its users scored as new ones), calibrated (to the members' training redemption rate) or mean (the members' mean bias); see docs/cold-start.md.");
+ABSL_FLAG(std::vector<std::string>, grid_dimensions, {}, "train, pipeline: comma-separated latent dimensions searched on the validation period (default 1,4).");
+ABSL_FLAG(std::vector<std::string>, grid_l2, {}, "train, pipeline: comma-separated L2 factors searched on the validation period (default 0.001,0.01).");
+ABSL_FLAG(std::vector<std::string>, grid_learning_rates, {}, "train, pipeline: comma-separated Adam learning rates searched on the validation period (default 0.001,0.003).");
 ABSL_FLAG(std::string, quarantine, "", "ingest, train, evaluate, pipeline (--logs): write quarantined log rows (CSV) here.");
 ABSL_FLAG(std::string, time_format, "day_number",
           "ingest, train, evaluate, pipeline (--logs): what the time columns hold: day_number "
@@ -177,7 +182,9 @@ constexpr char kUsage[] =
     "  pipeline    (--logs DIR | --dunnhumby DIR) --store DIR --report R.md [--seed S] [--threads T] [--cv_folds K]\n"
     "              all of it: ingest, train, evaluate, publish, and a report with plots\n"
     "  (with --logs: [--time_format day_number|iso_date|unix_seconds] [--redemption_window_days N]\n"
-    "   [--multi_value_columns a,b]; train, evaluate, pipeline: [--test_fraction F] [--validation_fraction F])\n"
+    "   [--multi_value_columns a,b]; train, evaluate, pipeline: [--test_fraction F] [--validation_fraction F]\n"
+    "   [--like_neighbours=false]; train, pipeline: [--grid_dimensions 1,4] [--grid_l2 0.001,0.01]\n"
+    "   [--grid_learning_rates 0.001,0.003] [--prior_bias auto|calibrated|mean])\n"
     "  simulate    --out DIR [--num_users N] [--num_coupons M] [--dimension D] [--days K] [--coupons_per_day C]\n"
     "              [--seed S] [--dirty_rows R]\n"
     "              behaviour logs simulated from a synthetic platform (truth in DIR/truth)\n"
@@ -304,6 +311,11 @@ int main(int argc, char** argv) {
     f.logs = absl::GetFlag(FLAGS_logs);
     f.dunnhumby = absl::GetFlag(FLAGS_dunnhumby);
     f.dunnhumby_products = absl::GetFlag(FLAGS_dunnhumby_products);
+    f.like_neighbours = absl::GetFlag(FLAGS_like_neighbours);
+    f.prior_bias = absl::GetFlag(FLAGS_prior_bias);
+    f.grid_dimensions = absl::GetFlag(FLAGS_grid_dimensions);
+    f.grid_l2 = absl::GetFlag(FLAGS_grid_l2);
+    f.grid_learning_rates = absl::GetFlag(FLAGS_grid_learning_rates);
     f.quarantine = absl::GetFlag(FLAGS_quarantine);
     f.store = absl::GetFlag(FLAGS_store);
     f.report = absl::GetFlag(FLAGS_report);

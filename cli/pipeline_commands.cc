@@ -12,10 +12,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "cli/cli_util.h"
+#include "core/model.h"
 #include "pipeline/ingest.h"
 #include "pipeline/periods.h"
 #include "pipeline/report.h"
@@ -37,6 +39,47 @@ bool BadFlag(const char* flag, const std::string& why) {
 
 bool InOpenUnitInterval(double v) { return v > 0 && v < 1; }  // false for NaN
 
+// A grid flag's values (pipeline::HyperparameterGrid) into `out`, left as is when `values`
+// is empty. Each must parse and be in range; a value given twice is refused (its point would
+// be trained twice). Returns false after printing which value is wrong.
+bool ParseDimensions(const std::vector<std::string>& values, std::vector<uint32_t>* out) {
+  if (values.empty()) return true;
+  std::vector<uint32_t> parsed;
+  for (const std::string& text : values) {
+    uint32_t d = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &d) || d < 1 ||
+        d > core::kMaxDimension) {
+      return BadFlag("grid_dimensions",
+                     absl::StrCat("'", text, "' is not a dimension in 1..", core::kMaxDimension));
+    }
+    if (std::find(parsed.begin(), parsed.end(), d) != parsed.end()) {
+      return BadFlag("grid_dimensions", absl::StrCat("'", text, "' is given twice"));
+    }
+    parsed.push_back(d);
+  }
+  *out = std::move(parsed);
+  return true;
+}
+
+bool ParsePositiveFloats(const char* flag, const std::vector<std::string>& values,
+                         std::vector<float>* out) {
+  if (values.empty()) return true;
+  std::vector<float> parsed;
+  for (const std::string& text : values) {
+    float v = 0;
+    if (!absl::SimpleAtof(absl::StripAsciiWhitespace(text), &v) || !std::isfinite(v) ||
+        v <= 0) {
+      return BadFlag(flag, absl::StrCat("'", text, "' is not a finite number above 0"));
+    }
+    if (std::find(parsed.begin(), parsed.end(), v) != parsed.end()) {
+      return BadFlag(flag, absl::StrCat("'", text, "' is given twice"));
+    }
+    parsed.push_back(v);
+  }
+  *out = std::move(parsed);
+  return true;
+}
+
 // Flags -> PipelineOptions. Returns false (after printing why) on a usage error.
 bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
   if (f.logs.empty() == f.dunnhumby.empty()) {
@@ -52,6 +95,21 @@ bool MakeOptions(const PipelineFlags& f, pipeline::PipelineOptions* o) {
   }
   o->test_fraction = f.test_fraction;
   o->validation_fraction = f.validation_fraction;
+  if (!ParseDimensions(f.grid_dimensions, &o->grid.dimensions) ||
+      !ParsePositiveFloats("grid_l2", f.grid_l2, &o->grid.l2_factors) ||
+      !ParsePositiveFloats("grid_learning_rates", f.grid_learning_rates,
+                           &o->grid.learning_rates)) {
+    return false;
+  }
+  if (!f.like_neighbours) o->neighbour_list_prefixes.clear();
+  if (f.prior_bias == "calibrated") {
+    o->prior_bias = pipeline::PriorBias::kCalibrated;
+  } else if (f.prior_bias == "mean") {
+    o->prior_bias = pipeline::PriorBias::kMean;
+  } else if (f.prior_bias != "auto") {
+    return BadFlag("prior_bias",
+                   absl::StrCat("'", f.prior_bias, "' is not auto, calibrated or mean"));
+  }
   const absl::StatusOr<pipeline::TimeFormat> time_format =
       pipeline::ParseTimeFormat(f.time_format);
   if (!time_format.ok()) return BadFlag("time_format", std::string(time_format.status().message()));

@@ -19,6 +19,14 @@ struct PipelineFlags {
   std::string logs;        // directory with exposures.csv, redemptions.csv[, users.csv, coupons.csv]
   std::string dunnhumby;   // or: directory of the dunnhumby coupon tables
   bool dunnhumby_products = true;  // dunnhumby: product lists (-> neighbour features)
+  // Step 2b (pipeline/train_job.h): long product lists become one like=<coupon> feature.
+  // false keeps every product as a feature (PipelineOptions::neighbour_list_prefixes empty).
+  bool like_neighbours = true;
+  // Step 4b: "auto" (chosen on the validation period), "calibrated" or "mean".
+  std::string prior_bias = "auto";
+  // Step 4's grid (pipeline::HyperparameterGrid); an empty list keeps the default. Values as
+  // given on the command line, checked by MakeOptions.
+  std::vector<std::string> grid_dimensions, grid_l2, grid_learning_rates;
   std::string quarantine;  // ingest: write quarantined rows here
   std::string store;       // publish into / evaluate from this model store
   std::string report;      // pipeline: write the report here (.md, or .html)

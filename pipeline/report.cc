@@ -181,6 +181,25 @@ std::string Pct(int64_t part, int64_t whole) {
                                                           static_cast<double>(whole));
 }
 
+// Which bias the published segment priors carry, and what it was chosen on.
+std::string PriorBiasLine(const PipelineResult& r) {
+  if (!r.prior_bias_choice.has_value()) {
+    return absl::StrCat("segment priors (user cold start): ", PriorBiasName(r.prior_bias),
+                        " bias, as configured (not chosen on validation)");
+  }
+  const PriorBiasChoice& c = *r.prior_bias_choice;
+  if (c.examples == 0) {
+    return absl::StrCat("segment priors (user cold start): ", PriorBiasName(c.rule),
+                        " bias, the default: no validation example's user could be placed in "
+                        "a segment by attributes alone, so there was nothing to choose on");
+  }
+  return absl::StrFormat(
+      "segment priors (user cold start): %s bias, chosen on the validation period (%d of its "
+      "examples, each user placed in a segment by attributes alone and scored with its "
+      "prior, as a new user: log loss calibrated %.5f, mean %.5f)",
+      PriorBiasName(c.rule), c.examples, c.calibrated_log_loss, c.mean_log_loss);
+}
+
 }  // namespace
 
 std::string SummaryLines(const PipelineResult& r) {
@@ -213,6 +232,7 @@ std::string ModelVsBaselineLines(const PipelineResult& r) {
                         flv.validation_log_loss, flv.validation_auc, flt.log_loss, flt.auc, fl.l2,
                         fl.active_features);
   if (!r.publish_reason.empty()) absl::StrAppend(&s, "published: ", r.publish_reason, "\n");
+  if (r.segments.has_value()) absl::StrAppend(&s, PriorBiasLine(r), "\n");
   return s;
 }
 
@@ -383,7 +403,8 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.P(absl::StrFormat(
         "Which choice was made on which period: the test period is a locked final hold-out, "
         "read once, after every choice. Chosen on the validation period: the grid point and "
-        "its epochs, the feature-logistic L2, and which model is published. Fitted on the "
+        "its epochs, the feature-logistic L2, the segment priors' bias rule, and which model "
+        "is published. Fitted on the "
         "training period as known on day %d (the test cutoff): profiles, segments and their "
         "priors, the baselines, coupon cold start and the final model. What the cutoffs hid: "
         "%d training-period redemptions on or after day %d and %d fit-period ones on or after "
@@ -417,6 +438,7 @@ std::string RenderReport(const PipelineResult& r, ReportFormat format) {
     doc.P(absl::StrCat("k-means, k = ", r.segments->k, ", over ", r.segments->column_names.size(),
                        " profile columns."));
     doc.T(t);
+    doc.P(PriorBiasLine(r));
   }
   if (!r.grid.empty()) {
     doc.H(2, r.selection == SelectionMethod::kPairFolds

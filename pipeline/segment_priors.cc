@@ -3,15 +3,24 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "core/scorer.h"
+#include "core/snapshot.h"
+#include "core/user_resolution.h"
 
 namespace coupond::pipeline {
 
+const char* PriorBiasName(PriorBias rule) {
+  return rule == PriorBias::kMean ? "mean" : "calibrated";
+}
+
 absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& data,
-                            absl::Span<const uint32_t> train, core::ModelData* m) {
+                            absl::Span<const uint32_t> train, core::ModelData* m,
+                            PriorBias rule) {
   const size_t n = m->user_ids.size();
   if (seg.user_segment.size() != n || data.user_ids.size() != n ||
       !std::equal(data.user_ids.begin(), data.user_ids.end(), m->user_ids.begin())) {
@@ -93,6 +102,9 @@ absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& 
     s.members = members[c];
     m->segments.push_back(std::move(s));
   }
+  m->metadata["segments.k"] = absl::StrCat(k);
+  m->metadata["segments.prior_bias"] = PriorBiasName(rule);
+  if (rule == PriorBias::kMean) return core::ValidateModelData(*m);
   // Calibrate each prior's bias to its members' redemption rate in the training period,
   // over their training exposures (every one up to kCalibrationExposures per segment, else
   // an even stride through them). The rate is shrunk toward the overall training rate by
@@ -128,8 +140,79 @@ absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& 
         CalibratedPriorBias(*m, m->segments[c].prior_factors, sample[c], rate);
     if (calibrated.has_value()) m->segments[c].prior_bias = *calibrated;
   }
-  m->metadata["segments.k"] = absl::StrCat(k);
   return core::ValidateModelData(*m);
+}
+
+absl::StatusOr<std::vector<int32_t>> PlaceAsNewUsers(const core::ModelData& m,
+                                                     const learn::TrainingData& data) {
+  core::ModelVersionInfo info;
+  info.version = 1;
+  info.dimension = m.dimension;
+  info.num_users = m.num_users();
+  info.num_coupons = m.num_coupons();
+  info.num_segments = m.num_segments();
+  info.num_segment_features = static_cast<uint32_t>(m.segment_features.size());
+  COUPOND_ASSIGN_OR_RETURN(std::shared_ptr<const core::ModelSnapshot> snapshot,
+                           core::ModelSnapshot::Create(m, info));
+  std::vector<int32_t> placed(data.user_ids.size(), -1);
+  std::vector<core::UserAttribute> attributes;
+  for (size_t u = 0; u < data.user_ids.size(); ++u) {
+    if (u + 1 >= data.user_features.offsets.size()) break;  // no feature rows (none kept)
+    attributes.clear();
+    for (uint32_t f : data.user_features.row(u)) {
+      const absl::string_view feature = data.user_features.names[f];
+      const size_t eq = feature.find('=');
+      if (eq == absl::string_view::npos) continue;
+      attributes.push_back({feature.substr(0, eq), feature.substr(eq + 1)});
+    }
+    placed[u] = core::NearestSegment(*snapshot, attributes);
+  }
+  return placed;
+}
+
+double PriorLogLoss(const core::ModelData& m, absl::Span<const int32_t> segment_of_user,
+                    const learn::TrainingData& data, absl::Span<const uint32_t> examples,
+                    int64_t* scored_out) {
+  const size_t d = m.dimension;
+  double loss = 0;
+  int64_t scored = 0;
+  for (uint32_t i : examples) {
+    if (i >= data.examples.size()) continue;
+    const learn::Example& e = data.examples[i];
+    if (e.user >= segment_of_user.size() || e.coupon >= m.num_coupons()) continue;
+    const int32_t c = segment_of_user[e.user];
+    if (c < 0 || static_cast<size_t>(c) >= m.segments.size()) continue;
+    const core::SegmentData& prior = m.segments[static_cast<size_t>(c)];
+    const float* y = &m.coupon_factors[size_t{e.coupon} * d];
+    double logit =
+        double{m.global_bias} + double{prior.prior_bias} + double{m.coupon_bias[e.coupon]};
+    for (size_t x = 0; x < d; ++x) logit += double{prior.prior_factors[x]} * double{y[x]};
+    const double p = std::clamp(core::Sigmoid(logit), 1e-7, 1.0 - 1e-7);
+    loss -= e.label == 1.0f ? std::log(p) : std::log1p(-p);
+    ++scored;
+  }
+  if (scored_out != nullptr) *scored_out = scored;
+  return scored > 0 ? loss / static_cast<double>(scored) : std::nan("");
+}
+
+absl::StatusOr<PriorBiasChoice> ChoosePriorBias(const Segmentation& seg,
+                                                const learn::TrainingData& data,
+                                                absl::Span<const uint32_t> fit,
+                                                absl::Span<const uint32_t> validation,
+                                                const core::ModelData& fit_model) {
+  PriorBiasChoice choice;
+  core::ModelData calibrated = fit_model;
+  COUPOND_RETURN_IF_ERROR(AttachSegments(seg, data, fit, &calibrated, PriorBias::kCalibrated));
+  core::ModelData mean = fit_model;
+  COUPOND_RETURN_IF_ERROR(AttachSegments(seg, data, fit, &mean, PriorBias::kMean));
+  // The two rules share the segments' centroids, so one placement serves both.
+  COUPOND_ASSIGN_OR_RETURN(std::vector<int32_t> placed, PlaceAsNewUsers(calibrated, data));
+  choice.calibrated_log_loss =
+      PriorLogLoss(calibrated, placed, data, validation, &choice.examples);
+  choice.mean_log_loss = PriorLogLoss(mean, placed, data, validation);
+  // NaN (nothing scored) compares false: kCalibrated stays.
+  if (choice.mean_log_loss < choice.calibrated_log_loss) choice.rule = PriorBias::kMean;
+  return choice;
 }
 
 std::optional<float> CalibratedPriorBias(const core::ModelData& model,

@@ -563,6 +563,10 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   }
 
   // 4. select
+  // The fit-period models of the grid, kept for step 4b's chosen one.
+  std::vector<learn::LmfModel> grid_models;
+  const bool choose_prior = segmentation.has_value() && !o.prior_bias.has_value() &&
+                            o.selection == SelectionMethod::kTimeValidation;
   if (o.selection == SelectionMethod::kTimeValidation) {
     for (uint32_t dim : o.grid.dimensions) {
       for (float l2 : o.grid.l2_factors) {
@@ -586,6 +590,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
           g.validation_log_loss = best.validation_log_loss;
           g.validation_auc = best.validation_auc;
           g.history = std::move(tr.history);
+          if (choose_prior) grid_models.push_back(std::move(tr.model));
           Say(progress, absl::StrFormat("%s: best epoch %d, validation log loss %.5f, AUC %.4f",
                                         run, g.best_epoch, g.validation_log_loss,
                                         g.validation_auc));
@@ -646,6 +651,32 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   Say(progress, absl::StrFormat("chosen: d=%d l2=%g lr=%g (validation log loss %.5f), %d epochs",
                                 chosen.dimension, chosen.l2_factors, chosen.learning_rate,
                                 chosen.validation_log_loss, chosen.best_epoch));
+
+  // 4b. the segment priors' bias rule, on the validation period
+  r.prior_bias = o.prior_bias.value_or(PriorBias::kCalibrated);
+  if (choose_prior) {
+    SegmentOptions so = o.segments;
+    so.profile.as_of_day = s.validation.cutoff_day;
+    so.kmeans.seed = o.seed;
+    COUPOND_ASSIGN_OR_RETURN(Segmentation fit_segments,
+                             SegmentUsers(select_data, s.validation.train, so));
+    COUPOND_ASSIGN_OR_RETURN(core::ModelData fit_model,
+                             learn::MaterializeLmfModel(grid_models[r.chosen], select_data));
+    COUPOND_ASSIGN_OR_RETURN(PriorBiasChoice choice,
+                             ChoosePriorBias(fit_segments, select_data, s.validation.train,
+                                             s.validation.test, fit_model));
+    r.prior_bias = choice.rule;
+    r.prior_bias_choice = choice;
+    Say(progress, choice.examples == 0
+                      ? std::string("segment priors: calibrated bias (no validation user could "
+                                    "be placed by attributes alone)")
+                      : absl::StrFormat("segment priors: %s bias (validation log loss as new "
+                                        "users: calibrated %.5f, mean %.5f, %d examples)",
+                                        PriorBiasName(choice.rule), choice.calibrated_log_loss,
+                                        choice.mean_log_loss, choice.examples));
+  }
+  grid_models.clear();
+  r.select_seconds = SecondsSince(start);  // selection and 4b
 
   // 5. train
   start = absl::Now();
@@ -748,7 +779,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
   AddMetadata(o, r, &r.model);
   if (segmentation.has_value()) {
     COUPOND_RETURN_IF_ERROR(
-        AttachSegments(*segmentation, train_data, s.test.train, &r.model));
+        AttachSegments(*segmentation, train_data, s.test.train, &r.model, r.prior_bias));
   }
   if (!o.store_path.empty()) {
     Say(progress, absl::StrCat("publishing into ", o.store_path));

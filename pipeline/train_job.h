@@ -45,6 +45,11 @@
 //                the highest validation AUC).
 //                Alternatively (SelectionMethod::kPairFolds) learn::CrossValidateLmf over
 //                the training period, folds by (user, coupon) pair.
+//   4b. prior    the segment priors' bias rule (calibrated or mean; pipeline/
+//                segment_priors.h): the chosen point's fit-period model gets segments
+//                fitted on the fit period as of the validation cutoff, each validation
+//                example is scored with its user's segment prior, as a new user would be,
+//                and the rule with the lower log loss is published (ChoosePriorBias);
 //   5. train     the chosen point is retrained on the WHOLE training period (fit +
 //                validation) for the number of epochs early stopping chose in step 4
 //                (refit_on_training_period, default), because the latest campaigns before
@@ -103,6 +108,7 @@
 #include "pipeline/feature_logistic.h"
 #include "pipeline/ingest.h"
 #include "pipeline/profiles.h"
+#include "pipeline/segment_priors.h"
 
 namespace coupond::pipeline {
 
@@ -163,6 +169,10 @@ struct PipelineOptions {
 
   bool segment_users = true;     // step 3. Default true.
   SegmentOptions segments;       // its profile.as_of_day is set to the test cutoff
+  // Step 4b: how the segment priors' bias is set (pipeline/segment_priors.h). Default
+  // nullopt: chosen on the validation period (ChoosePriorBias; kCalibrated with kPairFolds
+  // selection, which has no validation period). Set, the choice is skipped.
+  std::optional<PriorBias> prior_bias;
   BaselineOptions baselines;
   // The feature-logistic baseline (pipeline/feature_logistic.h), fitted in every run; its
   // L2 grid is searched on the validation period.
@@ -277,6 +287,11 @@ struct PipelineResult {
   int64_t neighbour_coupons = 0, neighbour_cold_coupons = 0, neighbour_cold_matched = 0;
 
   std::optional<SegmentSummary> segments;
+  // Step 4b: the segment priors' bias rule published, and the validation figures it was
+  // chosen on (prior_bias_choice: unset when the rule was given or there was no validation
+  // period to choose on).
+  PriorBias prior_bias = PriorBias::kCalibrated;
+  std::optional<PriorBiasChoice> prior_bias_choice;
   // Users of options.exclude_users found (and removed) in the data.
   int64_t excluded_users = 0;
   // Step 6b, when it ran.

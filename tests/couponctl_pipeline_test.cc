@@ -277,12 +277,47 @@ TEST_F(CouponctlPipelineTest, BadValuesAreUsageErrorsNamingTheFlag) {
        "couponctl: --time_format: applies to --logs only, not --dunnhumby"},
       {{"ingest", "--dunnhumby=" + dir_.Sub("none"), "--redemption_window_days=60"},
        "couponctl: --redemption_window_days: applies to --logs only, not --dunnhumby"},
+      {{"train", logs, "--grid_dimensions=0"},
+       "couponctl: --grid_dimensions: '0' is not a dimension in 1..4096"},
+      {{"train", logs, "--grid_dimensions=2,x"},
+       "couponctl: --grid_dimensions: 'x' is not a dimension in 1..4096"},
+      {{"train", logs, "--grid_dimensions=2,2"}, "couponctl: --grid_dimensions: '2' is given twice"},
+      {{"train", logs, "--grid_l2=nan"}, "couponctl: --grid_l2: 'nan' is not a finite number above 0"},
+      {{"train", logs, "--grid_learning_rates=-0.1"},
+       "couponctl: --grid_learning_rates: '-0.1' is not a finite number above 0"},
+      {{"train", logs, "--prior_bias=median"},
+       "couponctl: --prior_bias: 'median' is not auto, calibrated or mean"},
   };
   for (const auto& [args, message] : cases) {
     std::string out;
     EXPECT_EQ(Couponctl(args, &out), 2) << absl::StrJoin(args, " ") << "\n" << out;
     EXPECT_THAT(out, HasSubstr(message)) << absl::StrJoin(args, " ");
   }
+}
+
+// The grid and the segment priors' bias rule come from the flags: one grid point trained,
+// the rule as given. Without --prior_bias the rule is chosen on the validation period, where
+// it can be: these logs have no users.csv, so no user can be placed in a segment as a new
+// user and the report says the default was kept.
+TEST_F(CouponctlPipelineTest, GridAndPriorBiasFlags) {
+  WriteLogs(CampaignLogs(SteadyRate), dir_.Sub("logs"), "day_number");
+  const std::string logs = "--logs=" + dir_.Sub("logs");
+  std::string out;
+  ASSERT_EQ(Couponctl({"train", logs, "--threads=1", "--grid_dimensions=3", "--grid_l2=0.05",
+                       "--grid_learning_rates=0.02", "--prior_bias=mean", "--like_neighbours=false"},
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("select d=3 l2=0.05 lr=0.02"));
+  EXPECT_THAT(out, Not(HasSubstr("select d=1 ")));
+  EXPECT_THAT(out, HasSubstr("segment priors (user cold start): mean bias, as configured"));
+  ASSERT_EQ(Couponctl({"train", logs, "--threads=1", "--grid_dimensions=2",
+                       "--grid_learning_rates=0.02"},
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("calibrated bias, the default: no validation example's user could "
+                             "be placed in a segment by attributes alone"));
 }
 
 // A whole pipeline run on logs whose base rate jumps in the last campaign, without
@@ -356,7 +391,9 @@ TEST_F(CouponctlPipelineTest, HelpTextsAreTrue) {
                               "pipeline (trainer initialisation, k-means).)"));
   EXPECT_THAT(text, HasSubstr("counted from 1970-01-01 (UTC), day 0"));
   for (const char* flag : {"--time_format (", "--redemption_window_days (", "--multi_value_columns (",
-                           "--test_fraction (", "--validation_fraction ("}) {
+                           "--test_fraction (", "--validation_fraction (", "--like_neighbours (",
+                           "--grid_dimensions (", "--grid_l2 (", "--grid_learning_rates (",
+                           "--prior_bias ("}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
 }

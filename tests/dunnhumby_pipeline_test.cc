@@ -12,9 +12,9 @@
 //   1. households that have demographics (hh_demographic.csv) are split by a seeded hash;
 //      one third is HELD OUT: removed from the data before the pipeline sees it (no
 //      examples, no profile, no segment, not in the published model);
-//   2. the pipeline trains on the rest, with the hyperparameters (grid point, feature-
-//      logistic L2) the FULL run chose on validation: one grid point instead of eight, which
-//      keeps the suite at about one full training;
+//   2. the pipeline trains on the rest, with the choices (grid point, feature-logistic L2,
+//      the segment priors' bias rule) the FULL run made on validation: one grid point
+//      instead of eight, which keeps the suite at about one full training;
 //   3. every candidate (household, campaign, coupon) of a held-out household in the test
 //      period is scored the way the server scores a new user (ScoreCoupons with the
 //      household's demographics as user attributes, nothing else);
@@ -146,6 +146,7 @@ class DunnhumbyPipelineTest : public ::testing::Test {
     s.cold_options.grid.l2_factors = {chosen.l2_factors};
     s.cold_options.grid.learning_rates = {chosen.learning_rate};
     s.cold_options.feature_logistic.l2_grid = {s.full->feature_logistic->l2};
+    s.cold_options.prior_bias = s.full->prior_bias;
     s.cold = RunPipeline(s.cold_options);
   }
   static void TearDownTestSuite() {
@@ -224,6 +225,16 @@ TEST_F(DunnhumbyPipelineTest, EveryChoiceIsMadeOnTheValidationCampaigns) {
   EXPECT_EQ(r.published_model == PublishedModel::kFeatureLogistic,
             fl < r.grid[r.chosen].validation_log_loss);
   EXPECT_THAT(r.publish_reason, HasSubstr("validation log loss"));
+  // Step 4b: the segment priors' bias rule, the lower validation log loss.
+  ASSERT_TRUE(r.prior_bias_choice.has_value());
+  const PriorBiasChoice& prior = *r.prior_bias_choice;
+  std::cout << absl::StrFormat(
+      "segment priors: %s bias chosen on validation (%d examples as new users: log loss "
+      "calibrated %.5f, mean %.5f)\n",
+      PriorBiasName(prior.rule), prior.examples, prior.calibrated_log_loss, prior.mean_log_loss);
+  EXPECT_GT(prior.examples, 0);
+  EXPECT_EQ(r.prior_bias, prior.mean_log_loss < prior.calibrated_log_loss ? PriorBias::kMean
+                                                                          : PriorBias::kCalibrated);
 }
 
 // The targets on the test campaigns 18-25.
@@ -415,13 +426,12 @@ TEST_F(DunnhumbyPipelineTest, SegmentPriorBeatsCouponPopularityForHeldOutHouseho
   // interval of the difference lies above 0.
   EXPECT_GT(auc_cold, auc_popularity);
   EXPECT_GT(pop_lo, 0.0);
-  // Calibration: the segment prior's bias is fitted to its members' training redemption
-  // rate (AttachSegments), so a new user's probabilities are on the training period's
-  // scale: better log loss than popularity's, and a mean within 2x of popularity's (which is
-  // the training rate of each coupon; the test period itself redeems ~2x more).
-  EXPECT_LT(log_loss(cold), log_loss(popularity));
-  EXPECT_GT(mean(cold), 0.5 * mean(popularity));
-  EXPECT_LT(mean(cold), 2.0 * mean(popularity));
+  // The priors' bias is the FULL run's choice on the validation campaigns (step 4b), not a
+  // claim about these test figures: on dunnhumby validation chose the members' mean bias,
+  // which ranks as well but under-predicts new households' level here (log loss and mean p
+  // above; docs/cold-start.md has both rules' figures). So only the ranking is asserted.
+  EXPECT_EQ(runs().cold->prior_bias, runs().full->prior_bias);
+  EXPECT_FALSE(runs().cold->prior_bias_choice.has_value()) << "given, not chosen again";
 }
 
 }  // namespace

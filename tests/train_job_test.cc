@@ -144,6 +144,14 @@ TEST(TrainJobTest, PublishedVersionCarriesSegmentsAndTheirPriors) {
   EXPECT_EQ(back.segment_features, r.model.segment_features);
   EXPECT_EQ(back.metadata.at("segments.k"), "3");
   ASSERT_EQ(back.segments.size(), 3u);
+  // The priors' bias rule was chosen on the validation period (step 4b), the lower of the
+  // two log losses, and the published model carries it.
+  ASSERT_TRUE(r.prior_bias_choice.has_value());
+  EXPECT_GT(r.prior_bias_choice->examples, 0);
+  EXPECT_EQ(r.prior_bias, r.prior_bias_choice->mean_log_loss < r.prior_bias_choice->calibrated_log_loss
+                              ? PriorBias::kMean
+                              : PriorBias::kCalibrated);
+  EXPECT_EQ(back.metadata.at("segments.prior_bias"), PriorBiasName(r.prior_bias));
 
   // The encoding: the segmentation's columns, numeric ones standardised, one-hot ones
   // scaled so that a centroid holds weight x (share of members with the attribute).
