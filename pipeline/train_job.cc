@@ -18,6 +18,7 @@
 #include "learn/cross_validation.h"
 #include "pipeline/factor_files.h"
 #include "pipeline/neighbour_features.h"
+#include "pipeline/model_metadata.h"
 #include "pipeline/segment_priors.h"
 #include "storage/model_store.h"
 
@@ -103,7 +104,6 @@ learn::LmfTrainerOptions TrainerFor(const PipelineOptions& o, uint32_t dimension
   return t;
 }
 
-std::string Fmt(double v) { return absl::StrFormat("%.6g", v); }
 
 // FailedPrecondition when the loaded data holds no example or no positive (after
 // exclude_users too); for logs, with the quarantine counts by reason (CheckTrainable).
@@ -302,77 +302,6 @@ absl::StatusOr<FeatureLogisticModel> EvaluateReferences(
     r->evaluations.push_back(std::move(e));
   }
   return model;
-}
-
-void AddMetadata(const PipelineOptions& o, const PipelineResult& r, core::ModelData* m) {
-  auto& md = m->metadata;
-  md["data.source"] = r.source;
-  md["data.xxh3"] = absl::StrFormat("%016x", r.data_checksum);
-  md["data.examples"] = absl::StrCat(r.examples);
-  md["data.positives"] = absl::StrCat(r.positives);
-  md["split.test_cutoff_day"] = absl::StrCat(r.test_cutoff_day);
-  md["split.validation_cutoff_day"] = absl::StrCat(r.validation_cutoff_day);
-  md["split.train_examples"] = absl::StrCat(r.train_examples);
-  md["split.test_examples"] = absl::StrCat(r.test_examples);
-  const learn::LmfTrainerOptions& t = r.chosen_options;
-  md["train.dimension"] = absl::StrCat(t.dimension);
-  md["train.learning_rate"] = Fmt(t.learning_rate);
-  md["train.l2_factors"] = Fmt(t.l2_id_factors);
-  md["train.l2_biases"] = Fmt(t.l2_biases);
-  md["train.epochs"] = absl::StrCat(r.final_epochs);
-  md["train.seed"] = absl::StrCat(o.seed);
-  md["train.shards"] = absl::StrCat(t.shards);
-  md["train.selection"] =
-      o.selection == SelectionMethod::kTimeValidation ? "time_validation" : "pair_folds";
-  md["train.refit_on_training_period"] = o.refit_on_training_period ? "true" : "false";
-  md["train.grid_points"] = absl::StrCat(r.grid.size());
-  md["features.neighbour_coupons"] = absl::StrCat(r.neighbour_coupons);
-  md["features.neighbour_cold_matched"] =
-      absl::StrCat(r.neighbour_cold_matched, "/", r.neighbour_cold_coupons);
-  if (r.excluded_users > 0) md["data.excluded_users"] = absl::StrCat(r.excluded_users);
-  // The baseline's coupon biases come from its own attribute weights, not from step 6b.
-  if (r.cold_coupons.has_value() && r.published_model == PublishedModel::kLmf) {
-    md["cold_start.predicted_coupons"] = absl::StrCat(r.cold_coupons->fit.predicted_coupons);
-    md["cold_start.l2"] = Fmt(o.cold_coupons.l2);
-  }
-  if (!r.grid.empty()) {
-    md["select.validation_log_loss"] = Fmt(r.grid[r.chosen].validation_log_loss);
-    md["select.validation_auc"] = Fmt(r.grid[r.chosen].validation_auc);
-  }
-  md["publish.model"] =
-      r.published_model == PublishedModel::kFeatureLogistic ? "feature_logistic" : "lmf";
-  md["publish.reason"] = r.publish_reason;
-  if (r.feature_logistic.has_value()) {
-    const FeatureLogisticSummary& fl = *r.feature_logistic;
-    md["feature_logistic.l2"] = Fmt(fl.l2);
-    md["feature_logistic.validation_log_loss"] =
-        Fmt(fl.selection.grid[fl.selection.chosen].validation_log_loss);
-    md["feature_logistic.validation_auc"] =
-        Fmt(fl.selection.grid[fl.selection.chosen].validation_auc);
-  }
-  if (!r.evaluations.empty()) {
-    // eval.* are the figures of the model published (the LMF's are evaluations[0]).
-    const Evaluation& e = r.published_model == PublishedModel::kFeatureLogistic &&
-                                  r.feature_logistic->evaluation < r.evaluations.size()
-                              ? r.evaluations[r.feature_logistic->evaluation]
-                              : r.evaluations[0];
-    md["eval.auc"] = Fmt(e.auc);
-    md["eval.log_loss"] = Fmt(e.log_loss);
-    md["eval.ece"] = Fmt(e.calibration.expected_calibration_error);
-    for (size_t k = 1; k < r.evaluations.size(); ++k) {
-      std::string key;
-      for (char c : r.evaluations[k].name) {
-        if (std::isalnum(static_cast<unsigned char>(c))) {
-          key.push_back(c);
-        } else if (!key.empty() && key.back() != '_') {
-          key.push_back('_');
-        }
-      }
-      while (!key.empty() && key.back() == '_') key.pop_back();
-      md[absl::StrCat("eval.", key, ".auc")] = Fmt(r.evaluations[k].auc);
-      md[absl::StrCat("eval.", key, ".log_loss")] = Fmt(r.evaluations[k].log_loss);
-    }
-  }
 }
 
 }  // namespace
@@ -776,7 +705,7 @@ absl::StatusOr<PipelineResult> RunPipeline(const PipelineOptions& o,
                                         : std::string("no test period"))
             : o.description;
   }
-  AddMetadata(o, r, &r.model);
+  AddPipelineMetadata(o, r, &r.model);
   if (segmentation.has_value()) {
     COUPOND_RETURN_IF_ERROR(
         AttachSegments(*segmentation, train_data, s.test.train, &r.model, r.prior_bias));
