@@ -104,7 +104,6 @@ learn::LmfTrainerOptions TrainerFor(const PipelineOptions& o, uint32_t dimension
   return t;
 }
 
-
 // FailedPrecondition when the loaded data holds no example or no positive (after
 // exclude_users too); for logs, with the quarantine counts by reason (CheckTrainable).
 absl::Status CheckSomethingToTrainOn(const PipelineResult& r) {
