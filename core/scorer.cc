@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "core/kernel.h"
 
 namespace coupond::core {
@@ -15,14 +17,31 @@ ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
   resolved.model_version = model.info().version;
   resolved.rows.reserve(coupon_ids.size());
   resolved.positions.reserve(coupon_ids.size());
+  resolved.bias.reserve(coupon_ids.size());
+  // The intersection of the known coupons' validity windows (0: open on that side).
+  int64_t from = std::numeric_limits<int64_t>::min();
+  int64_t until = std::numeric_limits<int64_t>::max();
   for (uint32_t i = 0; i < coupon_ids.size(); ++i) {
     const std::optional<uint32_t> row = model.FindCoupon(coupon_ids[i]);
     if (row.has_value()) {
       resolved.rows.push_back(*row);
       resolved.positions.push_back(i);
+      resolved.bias.push_back(model.coupon_bias(*row));
+      const CouponAttributes& a = model.coupon_attributes(*row);
+      if (a.stock == 0) {
+        from = std::numeric_limits<int64_t>::max();  // never active: no such interval
+        until = std::numeric_limits<int64_t>::min();
+      } else {
+        if (a.valid_from_unix_seconds != 0) from = std::max(from, a.valid_from_unix_seconds);
+        if (a.valid_until_unix_seconds != 0) until = std::min(until, a.valid_until_unix_seconds);
+      }
     } else {
       resolved.unknown.push_back(i);
     }
+  }
+  if (from < until) {
+    resolved.all_active_from = from;
+    resolved.all_active_until = until;
   }
   return resolved;
 }
@@ -58,6 +77,11 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   // expose its bias array, and this loop touches every candidate anyway.
   std::vector<uint32_t> rows;
   std::vector<float> bias;
+  // What is scored: `rows` and `bias`, or (a resolved list whose candidates are all active)
+  // the resolved list's own, without a copy. Set below the branches when still empty.
+  absl::Span<const uint32_t> row_span;
+  absl::Span<const float> bias_span;
+  bool in_place = false;
   if (query.resolved != nullptr) {
     const ResolvedCoupons& resolved = *query.resolved;
     if (resolved.model_version != model.info().version) {
@@ -66,6 +90,14 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
       result.unknown_coupons.insert(result.unknown_coupons.end(), resolved.positions.begin(),
                                     resolved.positions.end());
       std::sort(result.unknown_coupons.begin(), result.unknown_coupons.end());
+    } else if (query.as_of_unix_seconds >= resolved.all_active_from &&
+               query.as_of_unix_seconds < resolved.all_active_until &&
+               resolved.bias.size() == resolved.rows.size()) {
+      // Every known candidate is active now: score the resolved rows and biases in place.
+      result.unknown_coupons = resolved.unknown;
+      row_span = resolved.rows;
+      bias_span = resolved.bias;
+      in_place = true;
     } else {
       result.unknown_coupons = resolved.unknown;
       rows.reserve(resolved.rows.size());
@@ -104,21 +136,25 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
       }
     }
   }
-  result.candidates_scored = rows.size();
+  if (!in_place) {
+    row_span = rows;
+    bias_span = bias;
+  }
+  result.candidates_scored = row_span.size();
 
   const ResolvedUser user = ResolveUser(model, query.user_id, query.user_attributes);
   result.user_source = user.source;
   result.known_user = user.source == UserSource::kKnownUser;
   result.segment = user.segment;
   result.ignored_attributes = user.ignored_attributes;
-  if (rows.empty()) return result;
+  if (row_span.empty()) return result;
 
   // When every coupon is active and none was named, rows is exactly 0..n-1, and bias is
   // then indexed by row as well.
   const bool all_rows = query.resolved == nullptr && query.coupon_ids.empty() &&
                         rows.size() == model.num_coupons();
   const CandidateRows candidates =
-      all_rows ? CandidateRows::All() : CandidateRows::List(rows, bias);
+      all_rows ? CandidateRows::All() : CandidateRows::List(row_span, bias_span);
   ScoreUserRows(model, user, candidates, all_rows ? bias.data() : nullptr, query.top_k,
                 &result.scores);
   return result;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include "absl/strings/string_view.h"
 #include <vector>
 
@@ -29,6 +30,16 @@ struct ResolvedCoupons {
   std::vector<uint32_t> positions;
   // Positions of the ids the snapshot does not know, in list order.
   std::vector<uint32_t> unknown;
+  // Each known coupon's bias (bias[i] for rows[i]), and the half-open interval of times
+  // [all_active_from, all_active_until) in which every known coupon is active
+  // (CouponAttributes::IsActiveAt): within it ScoreCoupons scores `rows` and `bias` as they
+  // are, without checking and copying each candidate per call (a stored campaign's 1,000
+  // candidates are resolved once per version and scored on every call). Empty (from >= until,
+  // the default) when some coupon is never active, or when the struct was not made by
+  // ResolveCoupons: each coupon is then checked per call.
+  std::vector<float> bias;
+  int64_t all_active_from = std::numeric_limits<int64_t>::max();
+  int64_t all_active_until = std::numeric_limits<int64_t>::min();
 };
 
 // Looks `coupon_ids` up in `model`. REQUIRES: no duplicates (the caller validates).

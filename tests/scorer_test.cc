@@ -216,6 +216,66 @@ TEST(ScoreCouponsTest, ResolvedCandidatesScoreLikeTheListedIds) {
   }
 }
 
+// ResolveCoupons records the interval in which every known candidate is active (the
+// intersection of their windows; none when one is out of stock). Inside it ScoreCoupons
+// scores the resolved rows in place; at its edges and outside it each coupon is checked.
+// Either way the result is that of the listed ids.
+TEST(ScoreCouponsTest, ResolvedCandidatesAllActiveIntervalScoresLikeTheListedIds) {
+  ModelData m = TinyModel(2, 12, 17);
+  m.coupon_attributes[1].valid_from_unix_seconds = 100;
+  m.coupon_attributes[1].valid_until_unix_seconds = 200;
+  m.coupon_attributes[5].valid_from_unix_seconds = 150;
+  m.coupon_attributes[9].valid_until_unix_seconds = 300;
+  m.coupon_attributes[10].stock = 0;  // a candidate only in the last check below
+  const auto snap = Snapshot(m);
+  const std::vector<absl::string_view> ids = {"c1", "c5", "nope", "c9", "c0"};
+  const ResolvedCoupons resolved = ResolveCoupons(*snap, ids);
+  EXPECT_EQ(resolved.all_active_from, 150);
+  EXPECT_EQ(resolved.all_active_until, 200);
+  ASSERT_EQ(resolved.bias.size(), resolved.rows.size());
+  for (size_t i = 0; i < resolved.rows.size(); ++i) {
+    EXPECT_EQ(resolved.bias[i], m.coupon_bias[resolved.rows[i]]);
+  }
+  for (const int64_t t : {149, 150, 199, 200, 250}) {
+    ScoreQuery listed;
+    listed.user_id = "u0";
+    listed.coupon_ids = ids;
+    listed.as_of_unix_seconds = t;
+    ScoreQuery by_rows = listed;
+    by_rows.coupon_ids = {};
+    by_rows.resolved = &resolved;
+    const ScoreResult a = ScoreCoupons(*snap, listed);
+    const ScoreResult b = ScoreCoupons(*snap, by_rows);
+    EXPECT_EQ(b.unknown_coupons, std::vector<uint32_t>{2u}) << t;
+    EXPECT_EQ(a.inactive_coupons, b.inactive_coupons) << t;
+    EXPECT_EQ(b.inactive_coupons.empty(), t >= 150 && t < 200) << t;
+    EXPECT_EQ(a.candidates_scored, b.candidates_scored) << t;
+    ASSERT_EQ(a.scores.size(), b.scores.size()) << t;
+    for (size_t i = 0; i < a.scores.size(); ++i) {
+      EXPECT_EQ(a.scores[i].coupon_row, b.scores[i].coupon_row) << t;
+      EXPECT_EQ(a.scores[i].logit, b.scores[i].logit) << t;
+    }
+  }
+  // One candidate out of stock: no interval; each coupon is checked on every call.
+  const std::vector<absl::string_view> with_empty = {"c0", "c10"};
+  const ResolvedCoupons never = ResolveCoupons(*snap, with_empty);
+  EXPECT_GE(never.all_active_from, never.all_active_until);
+  ScoreQuery q;
+  q.user_id = "u0";
+  q.resolved = &never;
+  q.as_of_unix_seconds = 160;
+  const ScoreResult r = ScoreCoupons(*snap, q);
+  EXPECT_THAT(r.inactive_coupons, ElementsAre(1u));
+  EXPECT_EQ(r.candidates_scored, 1u);
+  // A ResolvedCoupons not made by ResolveCoupons has no interval and no biases: checked.
+  ResolvedCoupons by_hand;
+  by_hand.model_version = 7;
+  by_hand.rows = {0, 10};
+  by_hand.positions = {0, 1};
+  q.resolved = &by_hand;
+  EXPECT_EQ(ScoreCoupons(*snap, q).candidates_scored, 1u);
+}
+
 // Rows looked up in another version would name other coupons: nothing is scored and every
 // candidate is reported unknown, in list order.
 TEST(ScoreCouponsTest, ResolvedCandidatesOfAnotherVersionAreNotScored) {
