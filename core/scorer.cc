@@ -77,11 +77,10 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   // expose its bias array, and this loop touches every candidate anyway.
   std::vector<uint32_t> rows;
   std::vector<float> bias;
-  // What is scored: `rows` and `bias`, or (a resolved list whose candidates are all active)
-  // the resolved list's own, without a copy. Set below the branches when still empty.
+  // What is scored: the resolved list's own rows and biases, without a copy, when all its
+  // candidates are active; else `rows` and `bias` (set after the branches).
   absl::Span<const uint32_t> row_span;
   absl::Span<const float> bias_span;
-  bool in_place = false;
   if (query.resolved != nullptr) {
     const ResolvedCoupons& resolved = *query.resolved;
     if (resolved.model_version != model.info().version) {
@@ -97,7 +96,6 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
       result.unknown_coupons = resolved.unknown;
       row_span = resolved.rows;
       bias_span = resolved.bias;
-      in_place = true;
     } else {
       result.unknown_coupons = resolved.unknown;
       rows.reserve(resolved.rows.size());
@@ -136,7 +134,7 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
       }
     }
   }
-  if (!in_place) {
+  if (row_span.empty()) {
     row_span = rows;
     bias_span = bias;
   }

@@ -1,5 +1,6 @@
 #include "core/snapshot.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +8,21 @@
 #include "common/status_macros.h"
 
 namespace coupond::core {
+
+ModelVersionInfo DescribeModel(const ModelData& model, uint64_t version) {
+  ModelVersionInfo info;
+  info.version = version;
+  info.dimension = model.dimension;
+  info.num_users = model.num_users();
+  info.num_coupons = model.num_coupons();
+  info.num_segments = model.num_segments();
+  info.num_segment_features = static_cast<uint32_t>(model.segment_features.size());
+  info.num_predicted_coupons = static_cast<uint64_t>(
+      std::count(model.coupon_predicted_from_attributes.begin(),
+                 model.coupon_predicted_from_attributes.end(), uint8_t{1}));
+  info.global_bias = model.global_bias;
+  return info;
+}
 
 absl::StatusOr<std::shared_ptr<const ModelSnapshot>> ModelSnapshot::Create(
     ModelData model, ModelVersionInfo info) {

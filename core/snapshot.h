@@ -45,6 +45,12 @@ struct ModelVersionInfo {
   std::map<std::string, std::string> metadata;
 };
 
+// The manifest fields `model` itself determines, for version `version`: dimension, the user,
+// coupon, segment, segment-feature and predicted-coupon counts, and the global bias (what
+// ModelSnapshot::Create checks against the model, and what ModelStore::Publish records).
+// created_unix_seconds, checksum, description and metadata are left for the caller.
+ModelVersionInfo DescribeModel(const ModelData& model, uint64_t version);
+
 // Thread-safe: all methods are const and the object never changes after Create.
 class ModelSnapshot {
  public:

@@ -84,14 +84,7 @@ struct Env {
 // Built once per process; never destroyed (the fuzzer exits from inside its loop).
 Env* MakeEnv() {
   core::ModelData data = FuzzModel(FuzzModelShape{});
-  core::ModelVersionInfo info;
-  info.version = kModelVersion;
-  info.dimension = data.dimension;
-  info.num_users = data.num_users();
-  info.num_coupons = data.num_coupons();
-  info.num_segments = data.num_segments();
-  info.num_segment_features = static_cast<uint32_t>(data.segment_features.size());
-  info.global_bias = data.global_bias;
+  core::ModelVersionInfo info = core::DescribeModel(data, kModelVersion);
   info.created_unix_seconds = kFuzzModelNow;
   info.description = data.description;
   info.metadata = data.metadata;

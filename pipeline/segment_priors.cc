@@ -145,15 +145,8 @@ absl::Status AttachSegments(const Segmentation& seg, const learn::TrainingData& 
 
 absl::StatusOr<std::vector<int32_t>> PlaceAsNewUsers(const core::ModelData& m,
                                                      const learn::TrainingData& data) {
-  core::ModelVersionInfo info;
-  info.version = 1;
-  info.dimension = m.dimension;
-  info.num_users = m.num_users();
-  info.num_coupons = m.num_coupons();
-  info.num_segments = m.num_segments();
-  info.num_segment_features = static_cast<uint32_t>(m.segment_features.size());
   COUPOND_ASSIGN_OR_RETURN(std::shared_ptr<const core::ModelSnapshot> snapshot,
-                           core::ModelSnapshot::Create(m, info));
+                           core::ModelSnapshot::Create(m, core::DescribeModel(m, 1)));
   std::vector<int32_t> placed(data.user_ids.size(), -1);
   std::vector<core::UserAttribute> attributes;
   for (size_t u = 0; u < data.user_ids.size(); ++u) {

@@ -196,21 +196,12 @@ absl::StatusOr<StagedVersion> ModelStore::Stage(const core::ModelData& model,
     COUPOND_ASSIGN_OR_RETURN(std::vector<core::ModelVersionInfo> versions, ListVersions());
     if (!versions.empty()) newest = versions.back().version;
   }
-  core::ModelVersionInfo info;
-  info.version = options.version == 0 ? newest + 1 : options.version;
+  core::ModelVersionInfo info =
+      core::DescribeModel(model, options.version == 0 ? newest + 1 : options.version);
   if (info.version <= newest) {
     return absl::FailedPreconditionError(absl::StrCat(
         "version ", info.version, " is not newer than the newest stored version ", newest));
   }
-  info.dimension = model.dimension;
-  info.num_users = model.num_users();
-  info.num_coupons = model.num_coupons();
-  info.num_segments = model.num_segments();
-  info.num_segment_features = static_cast<uint32_t>(model.segment_features.size());
-  info.num_predicted_coupons = static_cast<uint64_t>(
-      std::count(model.coupon_predicted_from_attributes.begin(),
-                 model.coupon_predicted_from_attributes.end(), uint8_t{1}));
-  info.global_bias = model.global_bias;
   info.created_unix_seconds =
       options.created_unix_seconds != 0 ? options.created_unix_seconds : std::time(nullptr);
   info.description = model.description;

@@ -82,14 +82,7 @@ double WeightedAuc(const std::vector<std::vector<uint32_t>>& by_household,
 }
 
 absl::StatusOr<std::shared_ptr<const core::ModelSnapshot>> Snapshot(const core::ModelData& m) {
-  core::ModelVersionInfo info;
-  info.version = 1;
-  info.dimension = m.dimension;
-  info.num_users = m.num_users();
-  info.num_coupons = m.num_coupons();
-  info.num_segments = m.num_segments();
-  info.num_segment_features = static_cast<uint32_t>(m.segment_features.size());
-  return core::ModelSnapshot::Create(m, info);
+  return core::ModelSnapshot::Create(m, core::DescribeModel(m, 1));
 }
 
 // The two training runs of the suite and what every test reads.

@@ -162,16 +162,7 @@ TEST(CheckNextSnapshotFitsTest, FitsUpToTheLimitExactlyAndNotOneByteMore) {
   EXPECT_OK(CheckNextSnapshotFits(1, 0, 0, budget));
 }
 
-core::ModelVersionInfo InfoOf(const core::ModelData& m) {
-  core::ModelVersionInfo info;
-  info.version = 1;
-  info.dimension = m.dimension;
-  info.num_users = m.num_users();
-  info.num_coupons = m.num_coupons();
-  info.num_segments = m.num_segments();
-  info.num_segment_features = m.segment_features.size();
-  return info;
-}
+core::ModelVersionInfo InfoOf(const core::ModelData& m) { return core::DescribeModel(m, 1); }
 
 // Vectors built by push_back hold spare capacity that memory_bytes() counts; the store's
 // reader sizes them exactly. Trim them so the comparison is with what a loaded version holds.

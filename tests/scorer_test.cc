@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,22 @@ std::vector<std::string> Ids(const ModelSnapshot& s, const ScoreResult& r) {
   std::vector<std::string> ids;
   for (const ScoredCoupon& c : r.scores) ids.push_back(s.coupon_id(c.coupon_row));
   return ids;
+}
+
+// The same user and time scored twice: by `ids` listed in the query, and by `resolved`
+// (ResolveCoupons of the same ids). Returns {listed, resolved}.
+std::pair<ScoreResult, ScoreResult> ScoreListedAndResolved(
+    const ModelSnapshot& snap, absl::Span<const absl::string_view> ids,
+    const ResolvedCoupons& resolved, absl::string_view user, int64_t t, uint32_t top_k) {
+  ScoreQuery listed;
+  listed.user_id = user;
+  listed.coupon_ids = ids;
+  listed.as_of_unix_seconds = t;
+  listed.top_k = top_k;
+  ScoreQuery by_rows = listed;
+  by_rows.coupon_ids = {};
+  by_rows.resolved = &resolved;
+  return {ScoreCoupons(snap, listed), ScoreCoupons(snap, by_rows)};
 }
 
 // Every known user, every coupon, over dimensions that exercise vector tails.
@@ -192,16 +209,7 @@ TEST(ScoreCouponsTest, ResolvedCandidatesScoreLikeTheListedIds) {
   EXPECT_THAT(resolved.unknown, ElementsAre(1u, 6u));
   EXPECT_THAT(resolved.positions, ElementsAre(0u, 2u, 3u, 4u, 5u, 7u));
   for (uint32_t top_k : {0u, 2u}) {
-    ScoreQuery listed;
-    listed.user_id = "u1";
-    listed.coupon_ids = ids;
-    listed.as_of_unix_seconds = 100;
-    listed.top_k = top_k;
-    ScoreQuery by_rows = listed;
-    by_rows.coupon_ids = {};
-    by_rows.resolved = &resolved;
-    const ScoreResult a = ScoreCoupons(*snap, listed);
-    const ScoreResult b = ScoreCoupons(*snap, by_rows);
+    const auto [a, b] = ScoreListedAndResolved(*snap, ids, resolved, "u1", 100, top_k);
     EXPECT_THAT(b.unknown_coupons, ElementsAre(1u, 6u));
     EXPECT_THAT(b.inactive_coupons, ElementsAre(0u, 3u));
     EXPECT_EQ(a.unknown_coupons, b.unknown_coupons);
@@ -237,15 +245,7 @@ TEST(ScoreCouponsTest, ResolvedCandidatesAllActiveIntervalScoresLikeTheListedIds
     EXPECT_EQ(resolved.bias[i], m.coupon_bias[resolved.rows[i]]);
   }
   for (const int64_t t : {149, 150, 199, 200, 250}) {
-    ScoreQuery listed;
-    listed.user_id = "u0";
-    listed.coupon_ids = ids;
-    listed.as_of_unix_seconds = t;
-    ScoreQuery by_rows = listed;
-    by_rows.coupon_ids = {};
-    by_rows.resolved = &resolved;
-    const ScoreResult a = ScoreCoupons(*snap, listed);
-    const ScoreResult b = ScoreCoupons(*snap, by_rows);
+    const auto [a, b] = ScoreListedAndResolved(*snap, ids, resolved, "u0", t, 0);
     EXPECT_EQ(b.unknown_coupons, std::vector<uint32_t>{2u}) << t;
     EXPECT_EQ(a.inactive_coupons, b.inactive_coupons) << t;
     EXPECT_EQ(b.inactive_coupons.empty(), t >= 150 && t < 200) << t;

@@ -30,14 +30,7 @@ using ::coupond::testing::TinyModel;
 using ::testing::HasSubstr;
 
 std::shared_ptr<const ModelSnapshot> ResolutionSnapshot(const ModelData& m) {
-  ModelVersionInfo info;
-  info.version = 3;
-  info.dimension = m.dimension;
-  info.num_users = m.num_users();
-  info.num_coupons = m.num_coupons();
-  info.num_segments = m.num_segments();
-  info.num_segment_features = static_cast<uint32_t>(m.segment_features.size());
-  auto s = ModelSnapshot::Create(m, info);
+  auto s = ModelSnapshot::Create(m, DescribeModel(m, 3));
   EXPECT_TRUE(s.ok()) << s.status();
   return *s;
 }
