@@ -242,18 +242,24 @@ TEST(StoreLifecycleTest, FiveHundredVersionsWithRetentionKeepFdsDiskAndPollTimeF
   ASSERT_GE(quarter, 10u) << "too few polls seen (" << poll_seconds.size() << ") to compare";
   const std::vector<double> first_polls(poll_seconds.begin(), poll_seconds.begin() + quarter);
   const std::vector<double> last_polls(poll_seconds.end() - quarter, poll_seconds.end());
-  const double first = Median(first_polls), last = Median(last_polls);
+  // Compared: the fastest poll of each quarter. A poll's wall time includes waiting for a
+  // core, and next to the other tests of a loaded CI run the medians moved with the load
+  // (ratios of 1.3 to 8 with nothing changed in the store: two CPU-bound tests beside this
+  // one on 2 cores). Waiting only adds time, so the fastest poll of a quarter is its cost
+  // with the least interference, while what history without retention does to a poll
+  // (9-14x, bench/RESULTS-store.md) raises every poll, the fastest included.
+  const double first = *std::min_element(first_polls.begin(), first_polls.end());
+  const double last = *std::min_element(last_polls.begin(), last_polls.end());
   std::printf("open fds: first 50 max %.0f, last 50 max %.0f; table bytes: first max %.0f, "
               "last max %.0f; other files: max %.0f (bound %.0f); %zu polls seen; poll median: "
-              "first %zu %.3f ms, last %zu %.3f ms (ratio %.2f)\n",
+              "first %zu %.3f ms, last %zu %.3f ms; fastest: %.3f ms, %.3f ms (ratio %.2f)\n",
               fds_first_max, fds_last_max, tables_first_max, tables_last_max, other_max,
-              other_bound, poll_seconds.size(), quarter, 1e3 * first, quarter, 1e3 * last,
-              first > 0 ? last / first : 0.0);
+              other_bound, poll_seconds.size(), quarter, 1e3 * Median(first_polls), quarter,
+              1e3 * Median(last_polls), 1e3 * first, 1e3 * last, first > 0 ? last / first : 0.0);
   EXPECT_GT(first, 0);
   // The 1.5x is shown by bench/store_poll_bench (medians and the ratio, measured
-  // quietly: bench/RESULTS-store.md). Here, next to the other tests of a loaded CI run, the
-  // bound only has to catch what history without retention does to a poll (9-14x there),
-  // not scheduling noise.
+  // quietly: bench/RESULTS-store.md). Here the bound only has to catch what history without
+  // retention does to a poll, not scheduling noise.
   EXPECT_LE(last, 3.0 * first) << "poll time grew with the store's history";
   EXPECT_EQ(server.StopWith(SIGTERM, absl::Seconds(10)), 0);
 }
