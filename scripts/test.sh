@@ -22,42 +22,21 @@ jobs=$(nproc)
 # One test more than there are cores: many tests spend part of their time waiting on a
 # server they started, and the longest ones (tests/test_costs.cmake) start first.
 test_jobs=$((jobs + 1))
-build_preset() {
-  echo "=== $1: configure, build ($(date -u +%T)) ==="
-  cmake --preset "$1" >/dev/null
-  cmake --build --preset "$1" -j "${jobs}"
-}
-test_preset() {
-  echo "=== $1: tests ($(date -u +%T)) ==="
-  ctest --preset "$1" -j "${test_jobs}"
+run_preset() {
+  local preset=$1
+  echo "=== ${preset}: configure, build, test ($(date -u +%T)) ==="
+  cmake --preset "${preset}" >/dev/null
+  cmake --build --preset "${preset}" -j "${jobs}"
+  echo "=== ${preset}: tests ($(date -u +%T)) ==="
+  ctest --preset "${preset}" -j "${test_jobs}"
 }
 
-build_preset ci-release
-if [[ "${1:-}" == "--release-only" ]]; then
-  test_preset ci-release
-else
-  # The Release tests leave about an eighth of the CPU idle (tests waiting on the servers
-  # they start). The sanitizer tree is compiled meanwhile at idle priority (SCHED_IDLE: it
-  # runs only on a core no test wants, so the tests' timing is as without it), and the
-  # compile picks up at full speed once they end. Its output is shown after the tests.
-  asan_log=$(mktemp)
-  echo "=== asan: configure, build at idle priority during the Release tests ($(date -u +%T)) ==="
-  cmake --preset asan >/dev/null
-  # setsid: the build (cmake, ninja, the compilers) is one process group, stopped whole if
-  # the Release tests fail.
-  chrt --idle 0 setsid cmake --build --preset asan -j "${jobs}" >"${asan_log}" 2>&1 &
-  asan_build=$!
-  trap 'kill -- "-${asan_build}" 2>/dev/null || true; rm -f "${asan_log}"' EXIT
-  test_preset ci-release
-  echo "=== asan: the rest of the build ($(date -u +%T)) ==="
-  asan_status=0
-  wait "${asan_build}" || asan_status=$?
-  cat "${asan_log}"
-  [[ ${asan_status} -eq 0 ]] || { echo "asan build failed (${asan_status})" >&2; exit 1; }
+run_preset ci-release
+if [[ "${1:-}" != "--release-only" ]]; then
   # halt_on_error: the first report fails the test; detect_leaks: LeakSanitizer is on.
   export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  test_preset asan
+  run_preset asan
   unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
   echo "=== fuzz ($(date -u +%T)) ==="
   scripts/fuzz.sh "${COUPOND_FUZZ_SECONDS:-20}"
