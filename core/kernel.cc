@@ -41,10 +41,9 @@ class TopKCollector {
       if (heap_) std::push_heap(out_->begin(), out_->end(), Better{tie_break_});
       return;
     }
-    if (!Better{tie_break_}(cand, out_->front())) return;
-    std::pop_heap(out_->begin(), out_->end(), Better{tie_break_});
-    out_->back() = cand;
-    std::push_heap(out_->begin(), out_->end(), Better{tie_break_});
+    const Better better{tie_break_};
+    if (!better(cand, out_->front())) return;
+    ReplaceWorst(cand, better);
   }
 
   // Sorts the survivors best first.
@@ -71,6 +70,24 @@ class TopKCollector {
       return tie_break(a.row, b.row);
     }
   };
+
+  // Puts `cand` in place of the worst kept element (the heap's top) and sifts it down: one
+  // pass, where std::pop_heap then std::push_heap take two. The heap is a max-heap under
+  // Better, so a parent is never better than its children.
+  void ReplaceWorst(const ScoredRow& cand, const Better& better) {
+    std::vector<ScoredRow>& h = *out_;
+    const size_t n = h.size();
+    size_t i = 0;
+    while (true) {
+      size_t child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && better(h[child], h[child + 1])) ++child;  // the worse child
+      if (!better(cand, h[child])) break;
+      h[i] = h[child];
+      i = child;
+    }
+    h[i] = cand;
+  }
 
   size_t capacity_;
   RowTieBreak tie_break_;

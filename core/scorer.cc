@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/kernel.h"
 
@@ -43,21 +44,37 @@ ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
     resolved.all_active_from = from;
     resolved.all_active_until = until;
   }
+  const FactorMatrix& all = model.coupon_factors();
+  if (!resolved.rows.empty()) {
+    std::vector<float> copy(resolved.rows.size() * all.dim());
+    for (size_t i = 0; i < resolved.rows.size(); ++i) {
+      for (size_t j = 0; j < all.dim(); ++j) copy[i * all.dim() + j] = all.at(resolved.rows[i], j);
+    }
+    absl::StatusOr<FactorMatrix> own = FactorMatrix::Create(copy, resolved.rows.size(), all.dim());
+    if (own.ok()) resolved.factors = *std::move(own);  // else gathered (see the header)
+  }
   return resolved;
 }
 
-void ScoreUserRows(const ModelSnapshot& model, const ResolvedUser& user,
-                   const CandidateRows& candidates, const float* coupon_bias, uint32_t top_k,
-                   std::vector<ScoredCoupon>* out) {
+namespace {
+
+// ScoreUserRows over the matrix `m`, whose row i is the snapshot's row row_of[i] (row_of
+// empty: m is the snapshot's own matrix). Results name snapshot rows.
+void ScoreRowsOf(const ModelSnapshot& model, const ResolvedUser& user, const FactorMatrix& m,
+                 absl::Span<const uint32_t> row_of, const CandidateRows& candidates,
+                 const float* coupon_bias, uint32_t top_k, std::vector<ScoredCoupon>* out) {
   // The fused kernel computes logit = offset + b_c + <x_u, y_c> in float and keeps the
   // top_k best, ordered by descending logit and, on exact ties (at the k-th place too), by
   // ascending coupon id. A new user takes its segment's prior vector, or the population
   // prior: b_u = 0 and x_u = 0 (x == nullptr). NaN logits (corrupt factors) rank last.
   const float offset = static_cast<float>(model.global_bias() + double{user.bias});
+  const auto snapshot_row = [row_of](uint32_t r) { return row_of.empty() ? r : row_of[r]; };
   std::vector<ScoredRow> top;
   ScoreTopK(
-      user.factors, offset, model.coupon_factors(), coupon_bias, candidates, top_k,
-      [&model](uint32_t a, uint32_t b) { return model.coupon_id(a) < model.coupon_id(b); },
+      user.factors, offset, m, coupon_bias, candidates, top_k,
+      [&model, &snapshot_row](uint32_t a, uint32_t b) {
+        return model.coupon_id(snapshot_row(a)) < model.coupon_id(snapshot_row(b));
+      },
       &top);
   // The probability is the header's double-precision Sigmoid of the reported logit, so
   // probability == Sigmoid(logit) exactly; it is computed for the <= top_k survivors only.
@@ -65,8 +82,16 @@ void ScoreUserRows(const ModelSnapshot& model, const ResolvedUser& user,
   out->reserve(top.size());
   for (const ScoredRow& s : top) {
     const double logit = s.logit;
-    out->push_back(ScoredCoupon{s.row, logit, Sigmoid(logit)});
+    out->push_back(ScoredCoupon{snapshot_row(s.row), logit, Sigmoid(logit)});
   }
+}
+
+}  // namespace
+
+void ScoreUserRows(const ModelSnapshot& model, const ResolvedUser& user,
+                   const CandidateRows& candidates, const float* coupon_bias, uint32_t top_k,
+                   std::vector<ScoredCoupon>* out) {
+  ScoreRowsOf(model, user, model.coupon_factors(), {}, candidates, coupon_bias, top_k, out);
 }
 
 ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
@@ -81,6 +106,8 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   // candidates are active; else `rows` and `bias` (set after the branches).
   absl::Span<const uint32_t> row_span;
   absl::Span<const float> bias_span;
+  // Set when the resolved list is scored through its own contiguous matrix.
+  const ResolvedCoupons* contiguous = nullptr;
   if (query.resolved != nullptr) {
     const ResolvedCoupons& resolved = *query.resolved;
     if (resolved.model_version != model.info().version) {
@@ -96,6 +123,7 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
       result.unknown_coupons = resolved.unknown;
       row_span = resolved.rows;
       bias_span = resolved.bias;
+      if (resolved.factors.has_value()) contiguous = &resolved;
     } else {
       result.unknown_coupons = resolved.unknown;
       rows.reserve(resolved.rows.size());
@@ -146,6 +174,11 @@ ScoreResult ScoreCoupons(const ModelSnapshot& model, const ScoreQuery& query) {
   result.segment = user.segment;
   result.ignored_attributes = user.ignored_attributes;
   if (row_span.empty()) return result;
+  if (contiguous != nullptr) {
+    ScoreRowsOf(model, user, *contiguous->factors, contiguous->rows, CandidateRows::All(),
+                contiguous->bias.data(), query.top_k, &result.scores);
+    return result;
+  }
 
   // When every coupon is active and none was named, rows is exactly 0..n-1, and bias is
   // then indexed by row as well.

@@ -4,7 +4,10 @@
 #include "core/scorer.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -220,6 +223,61 @@ TEST(ScoreCouponsTest, ResolvedCandidatesScoreLikeTheListedIds) {
     for (size_t i = 0; i < a.scores.size(); ++i) {
       EXPECT_EQ(a.scores[i].coupon_row, b.scores[i].coupon_row);
       EXPECT_EQ(a.scores[i].logit, b.scores[i].logit);
+    }
+  }
+}
+
+// A resolved list carries its own contiguous copy of the known coupons' rows (issue 17), and
+// scoring through it gives the listed ids' rows, logits (same bits), order and ties: over
+// several panels (200 of 300 coupons, shuffled), an odd dimension, coupons with identical
+// rows and biases (a tie broken by coupon id, at the top-k boundary too). (A snapshot holds
+// no NaN factors: ModelSnapshot::Create rejects them; the kernel's tests cover NaN rows.)
+TEST(ScoreCouponsTest, ResolvedCandidatesScoreFromTheirOwnContiguousRows) {
+  constexpr uint32_t kDim = 13;
+  ModelData m = TinyModel(3, 300, kDim);
+  for (uint32_t j = 0; j < kDim; ++j) {
+    m.coupon_factors[77 * kDim + j] = m.coupon_factors[5 * kDim + j];
+    m.coupon_factors[150 * kDim + j] = m.coupon_factors[5 * kDim + j];
+  }
+  m.coupon_bias[77] = m.coupon_bias[150] = m.coupon_bias[5] = 100.0f;  // the best, tied
+  const auto snap = Snapshot(m);
+  std::vector<std::string> owned;
+  for (uint32_t c = 0; c < 300; c += 3) owned.push_back(absl::StrCat("c", c));
+  for (uint32_t c = 1; c < 300; c += 3) owned.push_back(absl::StrCat("c", c));
+  owned.push_back("c77");
+  owned.push_back("c5");
+  owned.push_back("unknown");
+  std::shuffle(owned.begin(), owned.end(), std::mt19937(3));
+  const std::vector<absl::string_view> ids(owned.begin(), owned.end());
+  const ResolvedCoupons resolved = ResolveCoupons(*snap, ids);
+  ASSERT_EQ(resolved.rows.size(), 202u);
+  ASSERT_TRUE(resolved.factors.has_value());
+  ASSERT_EQ(resolved.factors->rows(), resolved.rows.size());
+  ASSERT_EQ(resolved.factors->dim(), kDim);
+  for (size_t i = 0; i < resolved.rows.size(); ++i) {
+    for (uint32_t j = 0; j < kDim; ++j) {
+      const float want = snap->coupon_factors().at(resolved.rows[i], j);
+      const float got = resolved.factors->at(i, j);
+      ASSERT_EQ(got, want) << i << " " << j;
+    }
+  }
+  for (const std::string user : {"u0", "u2", "new-user"}) {
+    for (const uint32_t top_k : {0u, 1u, 2u, 3u, 10u}) {
+      const auto [a, b] = ScoreListedAndResolved(*snap, ids, resolved, user, 100, top_k);
+      ASSERT_EQ(a.scores.size(), b.scores.size()) << user << " " << top_k;
+      for (size_t i = 0; i < a.scores.size(); ++i) {
+        EXPECT_EQ(a.scores[i].coupon_row, b.scores[i].coupon_row) << user << " " << i;
+        EXPECT_EQ(std::bit_cast<uint64_t>(a.scores[i].logit),
+                  std::bit_cast<uint64_t>(b.scores[i].logit)) << user << " " << i;
+      }
+      if (top_k == 3) {
+        // The three tied best rank by id as strings: c150 < c5 < c77 (with top_k 2 the
+        // boundary falls between two of them).
+        ASSERT_EQ(b.scores.size(), 3u);
+        EXPECT_EQ(snap->coupon_id(b.scores[0].coupon_row), "c150");
+        EXPECT_EQ(snap->coupon_id(b.scores[1].coupon_row), "c5");
+        EXPECT_EQ(snap->coupon_id(b.scores[2].coupon_row), "c77");
+      }
     }
   }
 }

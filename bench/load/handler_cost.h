@@ -26,6 +26,17 @@ struct HandlerCost {
   double arena_parse_us = 0;
   double arena_free_us = 0;
   size_t response_bytes = 0;
+  // The floor DoScore is compared with (issue 17), over the same calls: each call's user
+  // factors and candidate rows found beforehand (nothing looked up, checked or built), then
+  // only core::DotRows over those rows into a buffer, the biases added, and the top_k best
+  // selected and ordered (std::partial_sort of (logit, row) pairs; all of them when top_k is
+  // 0). NaN when no call had a known user and candidates to score.
+  double floor_us = 0;
+  // Over the same calls: the fused kernel alone (core::ScoreTopK: dot products, bias and
+  // top-k in one pass) over the candidates laid out as core::ResolveCoupons lays out a
+  // stored campaign's, with nothing looked up, checked or built around it.
+  double kernel_us = 0;
+  size_t floor_calls = 0;
 };
 
 // Loads the newest version of the store at `store_path` into a ModelManager and runs the

@@ -40,6 +40,14 @@ void PrintHandlerCost(const HandlerCost& cost) {
       "  (the same parse into an Arena-allocated request: %.1f us, arena release %.1f "
       "us)\n",
       cost.arena_parse_us, cost.arena_free_us);
+  std::printf(
+      "  floor, the same calls' DotRows + bias + top-k alone (users and rows found "
+      "beforehand; %zu calls): %.1f us; DoScore / floor = %.2f\n",
+      cost.floor_calls, cost.floor_us, cost.handle_us / cost.floor_us);
+  std::printf(
+      "  the fused kernel alone over the same calls' candidates, laid out as a stored "
+      "campaign's (ScoreTopK): %.1f us; DoScore / kernel = %.2f\n",
+      cost.kernel_us, cost.handle_us / cost.kernel_us);
 }
 
 void PrintMedians(std::vector<RepResult>& results, int reps) {
