@@ -29,6 +29,15 @@ run_preset() {
   cmake --build --preset "${preset}" -j "${jobs}"
   echo "=== ${preset}: tests ($(date -u +%T)) ==="
   ctest --preset "${preset}" -j "${test_jobs}"
+  # CTest runs one process per test suite and reports a suite skipped only when all of its
+  # tests skipped; so every skipped test is named here (the reasons are in the log).
+  local log="build/${preset/ci-release/release}/Testing/Temporary/LastTest.log"
+  local skipped
+  skipped=$(grep -E '^\[  SKIPPED \] [^ ]+\.[^ ]+' "${log}" | sed -E 's/^\[  SKIPPED \] //; s/ \([0-9]+ ms\)$//' | sort -u || true)
+  if [[ -n "${skipped}" ]]; then
+    echo "${preset}: $(wc -l <<<"${skipped}") tests skipped (reasons in ${log}):"
+    sed 's/^/  /' <<<"${skipped}"
+  fi
 }
 
 run_preset ci-release
