@@ -52,10 +52,10 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kScore[] = "/coupond.v1.CouponScoring/Score";
-constexpr char kDecide[] = "/coupond.v1.CouponScoring/Decide";
-constexpr char kAssign[] = "/coupond.v1.CouponScoring/Assign";
-constexpr char kToken[] = "hostile-admin-token-0123456789abcdef";
+constexpr char kScoreMethod[] = "/coupond.v1.CouponScoring/Score";
+constexpr char kDecideMethod[] = "/coupond.v1.CouponScoring/Decide";
+constexpr char kAssignMethod[] = "/coupond.v1.CouponScoring/Assign";
+constexpr char kAdminToken[] = "hostile-admin-token-0123456789abcdef";
 constexpr int kMaxMessageBytes = 64 << 10;
 
 // A length-delimited field: tag (number << 3 | 2), one-byte length, bytes. Short fields only.
@@ -81,7 +81,7 @@ class HostileClientTest : public ::testing::Test {
     }
     user_ = model.user_ids[0];
     const std::string token_file = dir_.Sub("admin.token");
-    std::ofstream(token_file, std::ios::trunc) << kToken << "\n";
+    std::ofstream(token_file, std::ios::trunc) << kAdminToken << "\n";
     chmod(token_file.c_str(), 0600);
     server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{
@@ -124,7 +124,7 @@ class HostileClientTest : public ::testing::Test {
     } else {
       context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     }
-    if (admin) context.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    if (admin) context.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
     grpc::CompletionQueue cq;
     grpc::Slice slice(bytes);
     const grpc::ByteBuffer request(&slice, 1);
@@ -158,7 +158,7 @@ class HostileClientTest : public ::testing::Test {
       grpc::ClientContext* context, grpc::CompletionQueue* cq) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
-        stub_->PrepareCall(context, kScore, cq);
+        stub_->PrepareCall(context, kScoreMethod, cq);
     call->StartCall(reinterpret_cast<void*>(1));
     void* tag = nullptr;
     bool ok = false;
@@ -199,10 +199,10 @@ TEST_F(HostileClientTest, GarbageIsInvalidArgumentNamingTheRequestTypeOnEveryMet
     bool admin;
   };
   const std::vector<Method> methods = {
-      {kScore, "coupond.v1.ScoreRequest", false},
+      {kScoreMethod, "coupond.v1.ScoreRequest", false},
       {"/coupond.v1.CouponScoring/GetModelInfo", "coupond.v1.GetModelInfoRequest", false},
-      {kAssign, "coupond.v1.AssignRequest", false},
-      {kDecide, "coupond.v1.DecideRequest", false},
+      {kAssignMethod, "coupond.v1.AssignRequest", false},
+      {kDecideMethod, "coupond.v1.DecideRequest", false},
       {"/coupond.v1.CouponScoring/ListCampaigns", "coupond.v1.ListCampaignsRequest", false},
       {"/coupond.v1.Admin/ReloadModel", "coupond.v1.ReloadModelRequest", true},
       {"/coupond.v1.Admin/GetServerStatus", "coupond.v1.GetServerStatusRequest", true},
@@ -233,7 +233,7 @@ TEST_F(HostileClientTest, GarbageIsInvalidArgumentNamingTheRequestTypeOnEveryMet
 
 TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingTheField) {
   // user_id (field 2) with a lone lead byte: proto3 strings must be UTF-8.
-  RawReply reply = Call(kScore, Field(2, "u\xC3\x28"));
+  RawReply reply = Call(kScoreMethod, Field(2, "u\xC3\x28"));
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(reply.status.error_message(),
               AllOf(HasSubstr("request body is not a valid coupond.v1.ScoreRequest"),
@@ -241,21 +241,21 @@ TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingT
   // The second coupon id (field 3) cut off by the end of the body.
   std::string truncated = Field(2, user_) + Field(3, "c1") + Field(3, "c22");
   truncated.resize(truncated.size() - 2);
-  reply = Call(kScore, truncated);
+  reply = Call(kScoreMethod, truncated);
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(reply.status.error_message(),
               AllOf(HasSubstr("coupond.v1.ScoreRequest"),
                     HasSubstr("coupon_ids[1]: length 3 runs past the end of the body")));
   // Nested: DecideRequest.campaign (3) -> Campaign.coupons[0] -> CampaignCoupon.coupon_id.
   const int coupons = v1::Campaign::descriptor()->FindFieldByName("coupons")->number();
-  reply = Call(kDecide, Field(2, user_) + Field(3, Field(coupons, Field(1, "c\xFF"))));
+  reply = Call(kDecideMethod, Field(2, user_) + Field(3, Field(coupons, Field(1, "c\xFF"))));
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(reply.status.error_message(),
               AllOf(HasSubstr("coupond.v1.DecideRequest"),
                     HasSubstr("campaign.coupons[0].coupon_id: not valid UTF-8")));
-  Scrape scrape = WaitForValue(Requests(kScore, "INVALID_ARGUMENT"), 2);
-  scrape = WaitForValue(Requests(kDecide, "INVALID_ARGUMENT"), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "UNIMPLEMENTED")), -1);
+  Scrape scrape = WaitForValue(Requests(kScoreMethod, "INVALID_ARGUMENT"), 2);
+  scrape = WaitForValue(Requests(kDecideMethod, "INVALID_ARGUMENT"), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "UNIMPLEMENTED")), -1);
   // protobuf logs each invalid UTF-8 string at ERROR; coupond keeps those at debug level (a
   // client could flood the log with them).
   EXPECT_THAT(coupond::testing::ReadFileOrEmpty(dir_.Sub("log")),
@@ -266,7 +266,7 @@ TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingT
   request.set_request_id("hostile-1");
   request.set_user_id(user_);
   request.set_top_k(5);  // the catalogue: top_k is required
-  reply = Call(kScore, request.SerializeAsString());
+  reply = Call(kScoreMethod, request.SerializeAsString());
   ASSERT_TRUE(reply.status.ok()) << reply.status.error_message();
   v1::ScoreResponse response;
   ASSERT_TRUE(response.ParseFromString(reply.body));
@@ -274,13 +274,13 @@ TEST_F(HostileClientTest, InvalidUtf8AndTruncatedFieldsAreInvalidArgumentNamingT
   EXPECT_EQ(response.model_version(), 1u);
   EXPECT_GT(response.scores_size(), 0);
   request.clear_user_id();
-  reply = Call(kScore, request.SerializeAsString());
+  reply = Call(kScoreMethod, request.SerializeAsString());
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(reply.status.error_message(), HasSubstr("user_id"));
   EXPECT_EQ(reply.trailers.count("coupond-request-id"), 1u);
   EXPECT_EQ(reply.trailers.find("coupond-request-id")->second, "hostile-1");
-  scrape = WaitForValue(Requests(kScore, "INVALID_ARGUMENT"), 3);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "OK")), 1);
+  scrape = WaitForValue(Requests(kScoreMethod, "INVALID_ARGUMENT"), 3);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "OK")), 1);
 }
 
 // A unary call whose client half-closes without sending a message.
@@ -300,8 +300,8 @@ TEST_F(HostileClientTest, ACallWithoutAMessageIsInvalidArgument) {
   EXPECT_THAT(status.error_message(),
               HasSubstr("request body missing: the call ended without a coupond.v1.ScoreRequest"));
   Drain(&cq);
-  const Scrape scrape = WaitForValue(Requests(kScore, "INVALID_ARGUMENT"), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "UNIMPLEMENTED")), -1);
+  const Scrape scrape = WaitForValue(Requests(kScoreMethod, "INVALID_ARGUMENT"), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "UNIMPLEMENTED")), -1);
 }
 
 // The client starts a call (its headers are on the wire once StartCall completes), then
@@ -320,16 +320,16 @@ TEST_F(HostileClientTest, AClientCancellationCountsAsCancelled) {
   ASSERT_TRUE(cq.Next(&tag, &ok));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
   Drain(&cq);
-  const Scrape scrape = WaitForValue(Requests(kScore, "CANCELLED"), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "UNIMPLEMENTED")), -1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "INVALID_ARGUMENT")), -1);
+  const Scrape scrape = WaitForValue(Requests(kScoreMethod, "CANCELLED"), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "UNIMPLEMENTED")), -1);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "INVALID_ARGUMENT")), -1);
 }
 
 // Over --max_message_bytes: RESOURCE_EXHAUSTED from coupond's own parse, so that it is
 // counted (gRPC's own refusal, before any interceptor, was counted nowhere). Far over it,
 // past gRPC's limit (edge::GrpcReceiveLimit: the limit + 1 MiB here), gRPC refuses it.
 TEST_F(HostileClientTest, AnOversizeMessageIsResourceExhaustedAndCounted) {
-  RawReply reply = Call(kScore, std::string(kMaxMessageBytes + 1, 'x'));
+  RawReply reply = Call(kScoreMethod, std::string(kMaxMessageBytes + 1, 'x'));
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(reply.status.error_message(),
               HasSubstr(absl::StrCat("request body of ", kMaxMessageBytes + 1,
@@ -339,10 +339,10 @@ TEST_F(HostileClientTest, AnOversizeMessageIsResourceExhaustedAndCounted) {
   reply = Call(log_decisions, std::string(2 * kMaxMessageBytes, 'x'));
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(reply.status.error_message(), HasSubstr("coupond.v1.LogDecisionsRequest"));
-  Scrape scrape = WaitForValue(Requests(kScore, "RESOURCE_EXHAUSTED"), 1);
+  Scrape scrape = WaitForValue(Requests(kScoreMethod, "RESOURCE_EXHAUSTED"), 1);
   scrape = WaitForValue(Requests(log_decisions, "RESOURCE_EXHAUSTED"), 1);
 
-  reply = Call(kScore, std::string(kMaxMessageBytes + (2 << 20), 'x'));
+  reply = Call(kScoreMethod, std::string(kMaxMessageBytes + (2 << 20), 'x'));
   EXPECT_EQ(reply.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // A valid request just under the limit is served.
   v1::ScoreRequest big;
@@ -351,7 +351,7 @@ TEST_F(HostileClientTest, AnOversizeMessageIsResourceExhaustedAndCounted) {
   big.set_request_id(std::string(100, 'r'));
   big.mutable_user_attributes()->insert({"note", std::string(kMaxMessageBytes - 300, 'n')});
   ASSERT_LE(big.ByteSizeLong(), static_cast<size_t>(kMaxMessageBytes));
-  reply = Call(kScore, big.SerializeAsString());
+  reply = Call(kScoreMethod, big.SerializeAsString());
   EXPECT_NE(reply.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << reply.status.error_message();
 }
@@ -363,14 +363,14 @@ TEST_F(HostileClientTest, GoNoDeadlineTimeoutIsServedAndCountedOk) {
   request.set_user_id(user_);
   request.set_top_k(5);  // the catalogue: top_k is required
   const RawReply reply =
-      Call(kScore, request.SerializeAsString(), /*admin=*/false,
+      Call(kScoreMethod, request.SerializeAsString(), /*admin=*/false,
            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_hours(2562047, GPR_TIMESPAN)));
   ASSERT_TRUE(reply.status.ok()) << reply.status.error_code() << " " << reply.status.error_message();
   v1::ScoreResponse response;
   ASSERT_TRUE(response.ParseFromString(reply.body));
   EXPECT_EQ(response.model_version(), 1u);
-  const Scrape scrape = WaitForValue(Requests(kScore, "OK"), 1);
-  EXPECT_EQ(Value(scrape, Requests(kScore, "DEADLINE_EXCEEDED")), -1);
+  const Scrape scrape = WaitForValue(Requests(kScoreMethod, "OK"), 1);
+  EXPECT_EQ(Value(scrape, Requests(kScoreMethod, "DEADLINE_EXCEEDED")), -1);
 }
 
 // An Assign with a 1 µs deadline: DEADLINE_EXCEEDED for the client, and counted as such
@@ -383,7 +383,7 @@ TEST_F(HostileClientTest, AnAssignWithAOneMicrosecondDeadlineCountsAsDeadlineExc
   request.mutable_campaign()->add_coupons()->set_coupon_id("c1");
   request.mutable_all_users();
   auto no_op = [](const v1::AssignResponse&) { return absl::OkStatus(); };
-  const std::string series = Requests(kAssign, "DEADLINE_EXCEEDED");
+  const std::string series = Requests(kAssignMethod, "DEADLINE_EXCEEDED");
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
   Scrape scrape;
   int calls = 0;
@@ -394,11 +394,11 @@ TEST_F(HostileClientTest, AnAssignWithAOneMicrosecondDeadlineCountsAsDeadlineExc
     scrape = ScrapeMetricsAt(metrics_port_);
   }
   EXPECT_GE(Value(scrape, series), 1) << "after " << calls << " calls";
-  EXPECT_EQ(Value(scrape, Requests(kAssign, "CANCELLED")), -1);
+  EXPECT_EQ(Value(scrape, Requests(kAssignMethod, "CANCELLED")), -1);
   // The server is unharmed: the same Assign with time to spare is served.
   EXPECT_OK(client_->Assign(request, absl::Seconds(30), no_op).status());
-  scrape = WaitForValue(Requests(kAssign, "OK"), 1);
-  EXPECT_EQ(Value(scrape, Requests(kAssign, "CANCELLED")), -1);
+  scrape = WaitForValue(Requests(kAssignMethod, "OK"), 1);
+  EXPECT_EQ(Value(scrape, Requests(kAssignMethod, "CANCELLED")), -1);
 }
 
 }  // namespace
