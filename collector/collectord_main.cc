@@ -12,7 +12,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/synchronization/mutex.h"
 #include "collector/collector_metrics.h"
 #include "collector/collector_service.h"
 #include "collector/collector_store.h"
@@ -54,11 +53,7 @@ ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error or off (debug: one access-log line per gRPC call).");
 
 int main(int argc, char** argv) {
-  // Debian's Abseil is built with absl::Mutex's deadlock detection on, and gRPC takes its
-  // locks through absl::Mutex, so every nested lock of every call updated a process-wide lock
-  // graph (absl GraphCycles and its mutex: 3-4% of coupond's CPU under Score load, perf in
-  // bench/RESULTS-load.md). Off in the servers; the tests keep it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  coupond::edge::DisableMutexDeadlockDetection();  // see edge/raw_call.h
   absl::SetProgramUsageMessage(
       "the coupond collector: durable decision log and outcomes.\n"
       "  collectord --db DIR [--listen 0.0.0.0:8981] [--sync=true] [--metrics_listen 0.0.0.0:9091]\n"

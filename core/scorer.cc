@@ -13,7 +13,8 @@
 namespace coupond::core {
 
 ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
-                               absl::Span<const absl::string_view> coupon_ids) {
+                               absl::Span<const absl::string_view> coupon_ids,
+                               ResolvedLayout layout) {
   ResolvedCoupons resolved;
   resolved.model_version = model.info().version;
   resolved.rows.reserve(coupon_ids.size());
@@ -45,7 +46,7 @@ ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
     resolved.all_active_until = until;
   }
   const FactorMatrix& all = model.coupon_factors();
-  if (!resolved.rows.empty()) {
+  if (layout == ResolvedLayout::kContiguousCopy && !resolved.rows.empty()) {
     std::vector<float> copy(resolved.rows.size() * all.dim());
     for (size_t i = 0; i < resolved.rows.size(); ++i) {
       for (size_t j = 0; j < all.dim(); ++j) copy[i * all.dim() + j] = all.at(resolved.rows[i], j);

@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-
 #include "absl/types/span.h"
 #include "core/kernel.h"
 #include "core/snapshot.h"
@@ -47,15 +46,26 @@ struct ResolvedCoupons {
   // streams whole panels, as a scan of the model does, instead of gathering each candidate
   // from the model's matrix (d cache lines a row). Same values, same summation order: the
   // same logit bits as either path over the model's matrix. Costs ceil(n / 64) * 64 * d
-  // floats (256 KiB for 1,000 coupons at d = 64) per resolved list. nullopt when the copy
-  // could not be allocated, when no coupon is known, or when the struct was not made by
-  // ResolveCoupons: the rows are then gathered.
+  // floats (256 KiB for 1,000 coupons at d = 64) per resolved list. Made only for
+  // ResolvedLayout::kContiguousCopy; nullopt otherwise, when the copy could not be allocated,
+  // or when no coupon is known: the rows are then gathered.
   std::optional<FactorMatrix> factors;
+};
+
+// Whether ResolveCoupons also copies the coupons' factor rows (ResolvedCoupons::factors).
+enum class ResolvedLayout {
+  // Rows only, scored by gathering from the model's matrix: for a list used once or a few
+  // times (e.g. resolved during one request), where a copy would cost more than it saves.
+  kGathered,
+  // Also the contiguous copy: for a list resolved once per model version and scored on
+  // every request (a stored campaign's).
+  kContiguousCopy,
 };
 
 // Looks `coupon_ids` up in `model`. REQUIRES: no duplicates (the caller validates).
 ResolvedCoupons ResolveCoupons(const ModelSnapshot& model,
-                               absl::Span<const absl::string_view> coupon_ids);
+                               absl::Span<const absl::string_view> coupon_ids,
+                               ResolvedLayout layout = ResolvedLayout::kGathered);
 
 struct ScoreQuery {
   absl::string_view user_id;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_reader.h"
@@ -316,6 +317,10 @@ void AttachRequestId(grpc::CallbackServerContext* context,
     if (c < 0x20 || c > 0x7E) return;
   }
   context->AddTrailingMetadata(kRequestIdTrailer, id);
+}
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 void RouteProtobufLogsToSpdlog() {

@@ -83,6 +83,13 @@ void AttachRequestId(grpc::CallbackServerContext* context, const google::protobu
 // the rest at warning level (critical for FATAL). Process-wide: call once from main.
 void RouteProtobufLogsToSpdlog();
 
+// Turns off absl::Mutex's deadlock detection for the process. Debian's Abseil is built with
+// it on, and gRPC takes its locks through absl::Mutex, so every nested lock of every call
+// updated a process-wide lock graph (absl GraphCycles and its mutex: 3.4% of coupond's CPU
+// under Score load; bench/RESULTS-load.md). For the servers; the tests keep it on.
+// Process-wide: call once, first thing in main.
+void DisableMutexDeadlockDetection();
+
 // Options of the arena one call's request and response live in: 16 KB first block,
 // growing to 256 KB blocks (a 1,000-candidate Score needs ~100 KB). One arena per call
 // frees the whole request and response, every string and sub-message, at once, instead of

@@ -8,7 +8,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "collector/decision_logger.h"
 #include "core/user_key.h"
@@ -203,11 +202,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian's Abseil is built with absl::Mutex's deadlock detection on, and gRPC takes its
-  // locks through absl::Mutex, so every nested lock of every call updated a process-wide lock
-  // graph (absl GraphCycles and its mutex: 3-4% of coupond's CPU under Score load, perf in
-  // bench/RESULTS-load.md). Off in the servers; the tests keep it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  coupond::edge::DisableMutexDeadlockDetection();  // see edge/raw_call.h
   absl::SetProgramUsageMessage(
       "the gRPC coupon scoring server.\n"
       "  coupond --store DIR [--listen 0.0.0.0:8980] [--poll_interval 5s]\n"

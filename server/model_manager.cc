@@ -252,7 +252,8 @@ absl::Status ModelManager::NextCampaignBook(std::shared_ptr<const CampaignBook>*
     std::shared_ptr<const core::ResolvedCoupons> resolved;
     if (model != nullptr) {
       resolved = std::make_shared<const core::ResolvedCoupons>(
-          core::ResolveCoupons(*model, CampaignCouponIds(campaign.stored.campaign())));
+          core::ResolveCoupons(*model, CampaignCouponIds(campaign.stored.campaign()),
+                               core::ResolvedLayout::kContiguousCopy));
     }
     return resolved;
   };

@@ -75,6 +75,7 @@ absl::Status ScoringService::DoScore(const v1::ScoreRequest& request,
         stored->candidates->model_version == model->info().version) {
       resolved = stored->candidates.get();
     } else {
+      // Gathered (no contiguous copy): this list serves one call.
       resolved_here = core::ResolveCoupons(*model, CampaignCouponIds(stored->stored.campaign()));
       resolved = &*resolved_here;
     }

@@ -249,9 +249,11 @@ TEST(ScoreCouponsTest, ResolvedCandidatesScoreFromTheirOwnContiguousRows) {
   owned.push_back("unknown");
   std::shuffle(owned.begin(), owned.end(), std::mt19937(3));
   const std::vector<absl::string_view> ids(owned.begin(), owned.end());
-  const ResolvedCoupons resolved = ResolveCoupons(*snap, ids);
+  const ResolvedCoupons resolved =
+      ResolveCoupons(*snap, ids, ResolvedLayout::kContiguousCopy);
   ASSERT_EQ(resolved.rows.size(), 202u);
   ASSERT_TRUE(resolved.factors.has_value());
+  EXPECT_FALSE(ResolveCoupons(*snap, ids).factors.has_value());  // the default: gathered
   ASSERT_EQ(resolved.factors->rows(), resolved.rows.size());
   ASSERT_EQ(resolved.factors->dim(), kDim);
   for (size_t i = 0; i < resolved.rows.size(); ++i) {

@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "bench/load/common.h"
 #include "bench/load/requests.h"
 #include "common/status_macros.h"
@@ -32,11 +33,17 @@ namespace {
 struct FloorCall {
   const float* user = nullptr;  // the known user's factors
   float offset = 0.0f;          // global bias + user bias, as the scorer forms it
-  std::vector<uint32_t> rows;   // the candidates' coupon rows
   uint32_t top_k = 0;
-  // A stored campaign's candidates as ResolveCoupons lays them out (contiguous rows and their
-  // biases), for the fused kernel alone; null for a request that lists its coupons.
+  // A stored campaign's candidates as the server's campaign book lays them out (contiguous
+  // rows and their biases), shared by the campaign's calls; null for a request that lists
+  // its coupons, whose rows are then `listed_rows`.
   std::shared_ptr<const core::ResolvedCoupons> resolved;
+  std::vector<uint32_t> listed_rows;
+  // The candidates' coupon rows.
+  absl::Span<const uint32_t> rows() const {
+    return resolved != nullptr ? absl::MakeConstSpan(resolved->rows)
+                               : absl::MakeConstSpan(listed_rows);
+  }
 };
 
 // HandlerCost::floor_us and kernel_us over `calls` calls cycling through the requests in
@@ -65,19 +72,18 @@ absl::Status MeasureFloors(const server::ModelManager& models,
     call.user = model->user_factors(*user);
     call.offset = static_cast<float>(model->global_bias() + double{model->user_bias(*user)});
     if (request.campaign_id().empty()) {
-      call.rows = core::ResolveCoupons(*model, ids).rows;
+      call.listed_rows = core::ResolveCoupons(*model, ids).rows;
     } else {
-      // One layout per campaign, shared by its calls, as the server's campaign book does.
       std::shared_ptr<const core::ResolvedCoupons>& shared = by_campaign[request.campaign_id()];
       if (shared == nullptr) {
-        shared = std::make_shared<const core::ResolvedCoupons>(core::ResolveCoupons(*model, ids));
+        shared = std::make_shared<const core::ResolvedCoupons>(
+            core::ResolveCoupons(*model, ids, core::ResolvedLayout::kContiguousCopy));
       }
       call.resolved = shared;
-      call.rows = shared->rows;
     }
     call.top_k = request.top_k();
-    if (call.rows.empty()) continue;
-    max_rows = std::max(max_rows, call.rows.size());
+    if (call.rows().empty()) continue;
+    max_rows = std::max(max_rows, call.rows().size());
     prepared.push_back(std::move(call));
   }
   cost->floor_us = cost->kernel_us = std::nan("");
@@ -92,12 +98,13 @@ absl::Status MeasureFloors(const server::ModelManager& models,
   // Two loops, so that neither measure runs on caches the other has just filled or evicted.
   for (size_t i = 0; i < calls; ++i) {
     const FloorCall& call = prepared[i % prepared.size()];
-    const size_t n = call.rows.size();
+    const size_t n = call.rows().size();
     const size_t k = call.top_k == 0 ? n : std::min<size_t>(call.top_k, n);
     const Clock::time_point t0 = Clock::now();
-    core::DotRows(call.user, factors, call.rows, dots.data());
+    const absl::Span<const uint32_t> rows = call.rows();
+    core::DotRows(call.user, factors, rows, dots.data());
     for (size_t r = 0; r < n; ++r) {
-      scored[r] = {-(call.offset + model->coupon_bias(call.rows[r]) + dots[r]), call.rows[r]};
+      scored[r] = {-(call.offset + model->coupon_bias(rows[r]) + dots[r]), rows[r]};
     }
     std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(k),
                       scored.begin() + static_cast<std::ptrdiff_t>(n));
@@ -109,7 +116,7 @@ absl::Status MeasureFloors(const server::ModelManager& models,
   for (size_t i = 0; i < calls; ++i) {
     const FloorCall& call = prepared[i % prepared.size()];
     if (call.resolved == nullptr || !call.resolved->factors.has_value()) continue;
-    const size_t n = call.rows.size();
+    const size_t n = call.rows().size();
     const size_t k = call.top_k == 0 ? n : std::min<size_t>(call.top_k, n);
     const Clock::time_point t0 = Clock::now();
     core::ScoreTopK(call.user, call.offset, *call.resolved->factors, call.resolved->bias.data(),

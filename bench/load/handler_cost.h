@@ -34,7 +34,8 @@ struct HandlerCost {
   double floor_us = 0;
   // Over the same calls: the fused kernel alone (core::ScoreTopK: dot products, bias and
   // top-k in one pass) over the candidates laid out as core::ResolveCoupons lays out a
-  // stored campaign's, with nothing looked up, checked or built around it.
+  // stored campaign's, with nothing looked up, checked or built around it. NaN when no call
+  // names a stored campaign.
   double kernel_us = 0;
   size_t floor_calls = 0;
 };

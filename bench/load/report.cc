@@ -44,10 +44,12 @@ void PrintHandlerCost(const HandlerCost& cost) {
       "  floor, the same calls' DotRows + bias + top-k alone (users and rows found "
       "beforehand; %zu calls): %.1f us; DoScore / floor = %.2f\n",
       cost.floor_calls, cost.floor_us, cost.handle_us / cost.floor_us);
-  std::printf(
-      "  the fused kernel alone over the same calls' candidates, laid out as a stored "
-      "campaign's (ScoreTopK): %.1f us; DoScore / kernel = %.2f\n",
-      cost.kernel_us, cost.handle_us / cost.kernel_us);
+  if (!std::isnan(cost.kernel_us)) {  // NaN: listed candidates, which have no such layout
+    std::printf(
+        "  the fused kernel alone over the same calls' candidates, laid out as a stored "
+        "campaign's (ScoreTopK): %.1f us; DoScore / kernel = %.2f\n",
+        cost.kernel_us, cost.handle_us / cost.kernel_us);
+  }
 }
 
 void PrintMedians(std::vector<RepResult>& results, int reps) {
